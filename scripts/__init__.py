@@ -1,0 +1,1 @@
+"""Command-line steps and shared plumbing of the StreamFlow feature platform."""
