@@ -1,0 +1,14 @@
+with labels as (
+    select * from {{ ref('stg_streamflow__labels') }}
+),
+
+final as (
+    select
+        user_id,
+        as_of,
+        feature_timestamp,
+        churn_label
+    from labels
+)
+
+select * from final

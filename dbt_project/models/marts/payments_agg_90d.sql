@@ -1,0 +1,14 @@
+with payments as (
+    select * from {{ ref('stg_streamflow__payments_agg_90d') }}
+),
+
+final as (
+    select
+        user_id,
+        as_of,
+        feature_timestamp,
+        failed_payments_90d
+    from payments
+)
+
+select * from final

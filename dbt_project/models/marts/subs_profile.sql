@@ -1,0 +1,20 @@
+with subscriptions as (
+    select * from {{ ref('stg_streamflow__subscriptions') }}
+),
+
+final as (
+    select
+        user_id,
+        as_of,
+        feature_timestamp,
+        months_active,
+        monthly_fee,
+        paperless_billing,
+        plan_stream_tv,
+        plan_stream_movies,
+        net_service,
+        contract_type
+    from subscriptions
+)
+
+select * from final

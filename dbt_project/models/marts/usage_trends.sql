@@ -1,0 +1,37 @@
+with usage as (
+    select * from {{ ref('stg_streamflow__usage_agg_30d') }}
+),
+
+with_previous_month as (
+    select
+        user_id,
+        as_of,
+        feature_timestamp,
+        watch_hours_30d,
+        rebuffer_events_7d,
+        lag(as_of) over by_user as previous_as_of,
+        lag(watch_hours_30d) over by_user as previous_watch_hours_30d,
+        lag(rebuffer_events_7d) over by_user as previous_rebuffer_events_7d
+    from usage
+    window by_user as (partition by user_id order by as_of)
+),
+
+final as (
+    -- A change is only month-over-month when the previous snapshot is the previous month end;
+    -- after a gap (or in a user's first month) it is unknown, not zero.
+    select
+        user_id,
+        as_of,
+        feature_timestamp,
+        case
+            when previous_as_of = (date_trunc('month', as_of) - interval '1 day')::date
+                then watch_hours_30d - previous_watch_hours_30d
+        end as watch_hours_30d_mom_change,
+        case
+            when previous_as_of = (date_trunc('month', as_of) - interval '1 day')::date
+                then rebuffer_events_7d - previous_rebuffer_events_7d
+        end as rebuffer_events_7d_mom_change
+    from with_previous_month
+)
+
+select * from final

@@ -1,0 +1,42 @@
+"""Run dbt in-process with the project's database settings: `python -m scripts.run_dbt build ...`.
+
+Fills the variables `dbt_project/profiles.yml` reads from the one settings source, points dbt at
+the project's own profiles, and keeps dbt from calling home.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from scripts import settings
+
+DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
+QUIET_ENV = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DBT_VERSION_CHECK": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def dbt_env() -> dict[str, str]:
+    return {**QUIET_ENV, **settings.admin_target().as_env(), "DBT_PROFILES_DIR": str(DBT_DIR),
+            "DBT_PROJECT_DIR": str(DBT_DIR)}
+
+
+def run(args: list[str]) -> bool:
+    """Run one dbt command; True when every node succeeded."""
+    os.environ.update(dbt_env())
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(args)
+    return bool(result.success)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv) or ["build"]
+    return 0 if run(args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
