@@ -56,7 +56,7 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return
         wheel = _wheel()
-        POSTGRES_BIN_PATH = wheel._commands.POSTGRES_BIN_PATH  # noqa: N806
+        POSTGRES_BIN_PATH = wheel._commands.POSTGRES_BIN_PATH
         ensure_folder_permissions = wheel.utils.ensure_folder_permissions
         ensure_prefix_permissions = wheel.utils.ensure_prefix_permissions
         ensure_user_exists = wheel.utils.ensure_user_exists
@@ -93,9 +93,16 @@ class EmbeddedPostgres:
                 entry = pwd.getpwnam(SYSTEM_USER)
                 os.chown(pw.name, entry.pw_uid, entry.pw_gid)
             self._run(
-                _bin("initdb"), "-D", str(self.data_dir), "-U", settings.EMBEDDED_SUPERUSER,
-                f"--pwfile={pw.name}", "--auth=scram-sha-256", "--encoding=UTF8",
-                "--locale=C", "--no-instructions",
+                _bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                settings.EMBEDDED_SUPERUSER,
+                f"--pwfile={pw.name}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
             )
         finally:
             os.unlink(pw.name)
@@ -117,8 +124,18 @@ class EmbeddedPostgres:
         self.log_file.touch(exist_ok=True)
         self._prepare_root_access()
         result = self._run(
-            _bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
-            "-w", "-t", "30", "start", check=False,
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+            check=False,
         )
         if result.returncode != 0:
             tail = self.log_file.read_text(errors="replace").splitlines()[-15:]
@@ -163,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "status", "url"])
     action = parser.parse_args(argv).action
     if not settings.uses_embedded():
-        print(f"DATABASE_URL/PGHOST is set: using {settings.admin_target().safe_url}, "
-              "the embedded server is not used.")
+        print(
+            f"DATABASE_URL/PGHOST is set: using {settings.admin_target().safe_url}, "
+            "the embedded server is not used."
+        )
         if action == "up":
             from scripts.database import ensure_database
 
@@ -183,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         print("embedded PostgreSQL stopped" if server.stop() else "embedded PostgreSQL was not running")
     elif action == "status":
         running = server.is_running()
-        print(f"embedded PostgreSQL {'running' if running else 'stopped'} "
-              f"(data {server.data_dir}, port {server.port})")
+        print(
+            f"embedded PostgreSQL {'running' if running else 'stopped'} "
+            f"(data {server.data_dir}, port {server.port})"
+        )
         return 0 if running else 3
     else:
         print(settings.admin_target().url)

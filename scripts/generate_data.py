@@ -57,8 +57,9 @@ def _base_block(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "months_active": rng.integers(0, 72, n),
         "plan_stream_tv": rng.random(n) < 0.38,
         "plan_stream_movies": rng.random(n) < 0.39,
-        "contract_type": rng.choice(np.array(["Month-to-month", "One year", "Two year"]), size=n,
-                                    p=[0.55, 0.21, 0.24]),
+        "contract_type": rng.choice(
+            np.array(["Month-to-month", "One year", "Two year"]), size=n, p=[0.55, 0.21, 0.24]
+        ),
         "paperless_billing": rng.random(n) < 0.59,
         "monthly_fee": fee,
         "net_service": net,
@@ -129,8 +130,7 @@ def generate(out_dir: Path, users: int, months: int, seed: int = 42) -> Path:
                 frames = _month_frames(base, ids, np.random.default_rng([seed, start, month + 1]), month)
                 for table in TABLES:
                     frame = pd.DataFrame({"user_id": ids, **frames[table.name]})
-                    frame.to_csv(handles[(month, table.name)], header=False, index=False,
-                                 lineterminator="\n")
+                    frame.to_csv(handles[(month, table.name)], header=False, index=False, lineterminator="\n")
     finally:
         for fh in handles.values():
             fh.close()

@@ -97,7 +97,10 @@ def _check_header(path: Path, table: RawTable) -> None:
         problems.append("columns out of order")
     column = (missing or extra or [None])[0]
     raise IngestError(
-        path, "; ".join(problems) + f" (expected header {','.join(table.header)})", line=1, column=column
+        path,
+        "; ".join(problems) + f" (expected header {','.join(table.header)})",
+        line=1,
+        column=column,
     )
 
 
@@ -113,8 +116,14 @@ def _locate_bad_utf8(path: Path) -> int:
 
 def _chunks(path: Path, table: RawTable) -> Iterable[pd.DataFrame]:
     reader = pd.read_csv(
-        path, dtype=str, keep_default_na=False, na_filter=False, chunksize=CHUNK_ROWS,
-        encoding="utf-8", engine="c", skip_blank_lines=False,
+        path,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        chunksize=CHUNK_ROWS,
+        encoding="utf-8",
+        engine="c",
+        skip_blank_lines=False,
     )
     try:
         yield from reader
@@ -143,32 +152,48 @@ def check_file(path: Path, table: RawTable, known_users: set[str] | None) -> tup
                 raise IngestError(path, "row has too few fields", line=at, column=column.name)
             blank = cells == ""
             if column.kind == "id" and blank.any():
-                raise IngestError(path, "empty user_id", line=int(lines[blank.to_numpy().argmax()]),
-                                  column=column.name)
+                raise IngestError(
+                    path,
+                    "empty user_id",
+                    line=int(lines[blank.to_numpy().argmax()]),
+                    column=column.name,
+                )
             bad = ~blank & ~cells.str.fullmatch(CELL_PATTERNS[column.kind])
             if bad.any():
                 i = bad.to_numpy().argmax()
                 raise IngestError(
-                    path, f"{cells.iloc[i]!r} is not {KIND_NAMES[column.kind]}",
-                    line=int(lines[i]), column=column.name,
+                    path,
+                    f"{cells.iloc[i]!r} is not {KIND_NAMES[column.kind]}",
+                    line=int(lines[i]),
+                    column=column.name,
                 )
             if column.kind == "date":
                 parsed = pd.to_datetime(cells[~blank], format="%Y-%m-%d", errors="coerce")
                 if parsed.isna().any():
                     i = chunk.index.get_loc(parsed.index[parsed.isna().to_numpy().argmax()])
-                    raise IngestError(path, f"{cells.iloc[i]!r} is not a calendar date",
-                                      line=int(lines[i]), column=column.name)
+                    raise IngestError(
+                        path,
+                        f"{cells.iloc[i]!r} is not a calendar date",
+                        line=int(lines[i]),
+                        column=column.name,
+                    )
         ids = chunk["user_id"]
         dup = ids.duplicated() | ids.isin(seen)
         if dup.any():
             i = dup.to_numpy().argmax()
-            raise IngestError(path, f"duplicate user_id {ids.iloc[i]!r}", line=int(lines[i]), column="user_id")
+            raise IngestError(
+                path, f"duplicate user_id {ids.iloc[i]!r}", line=int(lines[i]), column="user_id"
+            )
         if known_users is not None:
             unknown = ~ids.isin(known_users)
             if unknown.any():
                 i = unknown.to_numpy().argmax()
-                raise IngestError(path, f"user_id {ids.iloc[i]!r} is not in users.csv",
-                                  line=int(lines[i]), column="user_id")
+                raise IngestError(
+                    path,
+                    f"user_id {ids.iloc[i]!r} is not in users.csv",
+                    line=int(lines[i]),
+                    column="user_id",
+                )
         seen.update(ids)
         rows += len(chunk)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -198,14 +223,18 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
     conn.execute("create schema if not exists raw")
     for table in TABLES:
         columns = _columns_ddl(table)
-        conn.execute(sql.SQL(
-            "create table if not exists raw.{} ({}, as_of date not null, "
-            "loaded_at timestamptz not null, primary key (user_id))"
-        ).format(sql.Identifier(table.name), columns))
-        conn.execute(sql.SQL(
-            "create table if not exists raw.{} ({}, as_of date not null, "
-            "loaded_at timestamptz not null, primary key (user_id, as_of))"
-        ).format(sql.Identifier(table.snapshot_table), columns))
+        conn.execute(
+            sql.SQL(
+                "create table if not exists raw.{} ({}, as_of date not null, "
+                "loaded_at timestamptz not null, primary key (user_id))"
+            ).format(sql.Identifier(table.name), columns)
+        )
+        conn.execute(
+            sql.SQL(
+                "create table if not exists raw.{} ({}, as_of date not null, "
+                "loaded_at timestamptz not null, primary key (user_id, as_of))"
+            ).format(sql.Identifier(table.snapshot_table), columns)
+        )
     conn.execute(
         "create table if not exists raw.ingest_log ("
         " as_of date not null, table_name text not null, source_file text not null,"
@@ -220,31 +249,55 @@ def _load_table(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> 
     temp = sql.Identifier(f"incoming_{table.name}")
     conn.execute(sql.SQL("create temp table {} ({}) on commit drop").format(temp, _columns_ddl(table)))
     with conn.cursor() as cur:
-        with cur.copy(sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(temp, names)) as copy, \
-                checked.path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                copy.write(block)
-        cur.execute(sql.SQL("delete from raw.{} where as_of = %s").format(
-            sql.Identifier(table.snapshot_table)), (as_of,))
-        cur.execute(sql.SQL(
-            "insert into raw.{} ({}, as_of, loaded_at) select {}, %s, now() from {}"
-        ).format(sql.Identifier(table.snapshot_table), names, names, temp), (as_of,))
+        try:
+            copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(temp, names)
+            with cur.copy(copy_sql) as copy, checked.path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+        except psycopg.errors.DataError as exc:
+            raise _copy_error(checked.path, exc) from None
+        cur.execute(
+            sql.SQL("delete from raw.{} where as_of = %s").format(sql.Identifier(table.snapshot_table)),
+            (as_of,),
+        )
+        cur.execute(
+            sql.SQL("insert into raw.{} ({}, as_of, loaded_at) select {}, %s, now() from {}").format(
+                sql.Identifier(table.snapshot_table), names, names, temp
+            ),
+            (as_of,),
+        )
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
             for c in [*table.header[1:], "as_of", "loaded_at"]
         )
         # Live tables hold each user's latest month: reloading an older month never rolls them back.
-        cur.execute(sql.SQL(
-            "insert into raw.{live} as live ({names}, as_of, loaded_at) "
-            "select {names}, %s, now() from {temp} "
-            "on conflict (user_id) do update set {updates} where live.as_of <= excluded.as_of"
-        ).format(live=sql.Identifier(table.name), names=names, temp=temp, updates=updates), (as_of,))
+        cur.execute(
+            sql.SQL(
+                "insert into raw.{live} as live ({names}, as_of, loaded_at) "
+                "select {names}, %s, now() from {temp} "
+                "on conflict (user_id) do update set {updates} where live.as_of <= excluded.as_of"
+            ).format(live=sql.Identifier(table.name), names=names, temp=temp, updates=updates),
+            (as_of,),
+        )
         cur.execute(
             "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
             "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
             "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
             (as_of, table.name, str(checked.path), checked.sha256, checked.rows),
         )
+
+
+def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
+    """What pandas cannot see (a short row) PostgreSQL's COPY reports; name it the same way."""
+    context = exc.diag.context or ""
+    line = re.search(r"line (\d+)", context)
+    column = re.search(r'column "?(\w+)"?', exc.diag.message_primary or "")
+    return IngestError(
+        path,
+        "row has too few fields" if "missing data" in str(exc) else (exc.diag.message_primary or str(exc)),
+        line=int(line.group(1)) if line else None,
+        column=column.group(1) if column else None,
+    )
 
 
 def load_month(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> dict[str, int]:
@@ -265,9 +318,7 @@ def load_month(month_dir: Path, as_of: date, target: settings.PgTarget | None = 
 
 def month_dirs(seeds_dir: Path) -> list[tuple[Path, date]]:
     """Every month_NNN folder in order, with the as_of its number implies."""
-    found = sorted(
-        (int(m.group(1)), p) for p in Path(seeds_dir).iterdir() if (m := MONTH_DIR.match(p.name))
-    )
+    found = sorted((int(m.group(1)), p) for p in Path(seeds_dir).iterdir() if (m := MONTH_DIR.match(p.name)))
     if not found:
         raise IngestError(Path(seeds_dir), "no month_NNN folders found")
     return [(path, month_end(number)) for number, path in found]

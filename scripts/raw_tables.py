@@ -81,7 +81,11 @@ TABLES: tuple[RawTable, ...] = (
         ("rebuffer_events_7d", "int"),
     ),
     _table("payments_agg_90d", ("failed_payments_90d", "int")),
-    _table("support_agg_90d", ("support_tickets_90d", "int"), ("ticket_avg_resolution_hrs_90d", "float")),
+    _table(
+        "support_agg_90d",
+        ("support_tickets_90d", "int"),
+        ("ticket_avg_resolution_hrs_90d", "float"),
+    ),
     _table("labels", ("churn_label", "bool")),
 )
 

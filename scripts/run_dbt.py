@@ -20,17 +20,31 @@ QUIET_ENV = {
 
 
 def dbt_env() -> dict[str, str]:
-    return {**QUIET_ENV, **settings.admin_target().as_env(), "DBT_PROFILES_DIR": str(DBT_DIR),
-            "DBT_PROJECT_DIR": str(DBT_DIR)}
+    return {
+        **QUIET_ENV,
+        **settings.admin_target().as_env(),
+        "DBT_PROFILES_DIR": str(DBT_DIR),
+        "DBT_PROJECT_DIR": str(DBT_DIR),
+    }
+
+
+def invoke(args: list[str]):
+    """Run one dbt command in-process; returns dbt's `dbtRunnerResult`."""
+    os.environ.update(dbt_env())
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner().invoke(args)
+
+
+def failed_nodes(result) -> list[str]:
+    """Names of the models and tests that failed or errored in a dbt result."""
+    nodes = getattr(result.result, "results", None) or []
+    return [r.node.name for r in nodes if str(r.status) in ("error", "fail", "runtime error")]
 
 
 def run(args: list[str]) -> bool:
     """Run one dbt command; True when every node succeeded."""
-    os.environ.update(dbt_env())
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(args)
-    return bool(result.success)
+    return bool(invoke(args).success)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,3 +1,5 @@
+{{ quality_gate() }}
+
 with labels as (
     select * from {{ ref('stg_streamflow__labels') }}
 ),

@@ -1,3 +1,5 @@
+{{ quality_gate() }}
+
 with payments as (
     select * from {{ ref('stg_streamflow__payments_agg_90d') }}
 ),

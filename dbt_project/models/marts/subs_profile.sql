@@ -1,3 +1,5 @@
+{{ quality_gate() }}
+
 with subscriptions as (
     select * from {{ ref('stg_streamflow__subscriptions') }}
 ),

@@ -1,3 +1,5 @@
+{{ quality_gate() }}
+
 with support as (
     select * from {{ ref('stg_streamflow__support_agg_90d') }}
 ),

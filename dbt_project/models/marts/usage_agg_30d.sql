@@ -1,3 +1,5 @@
+{{ quality_gate() }}
+
 with usage as (
     select * from {{ ref('stg_streamflow__usage_agg_30d') }}
 ),

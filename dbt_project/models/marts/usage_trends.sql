@@ -1,5 +1,6 @@
+-- Reads the curated usage mart, which has passed the quality gate already.
 with usage as (
-    select * from {{ ref('stg_streamflow__usage_agg_30d') }}
+    select * from {{ ref('usage_agg_30d') }}
 ),
 
 with_previous_month as (

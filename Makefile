@@ -1,0 +1,87 @@
+# StreamFlow feature platform. `make` lists the targets; `make demo` runs everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := .streamflow/uv/bin/uv
+UV_VERSION := 0.13.8
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+# Offline tools must not phone home.
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_VERSION_CHECK := false
+export FEAST_USAGE := false
+export DO_NOT_TRACK := 1
+export UV_PYTHON_DOWNLOADS := never
+export HOST PORT WORKERS
+
+.PHONY: help setup db-up db-down pipeline demo test lint fmt dbt-build apply materialize \
+        training-set check-skew serve bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .streamflow/uv
+	.streamflow/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced ## Create .venv with the locked dependencies (idempotent)
+
+db-up: setup ## Start the embedded PostgreSQL (no-op with DATABASE_URL)
+	$(PY) -m scripts.embedded_pg up
+
+db-down: setup ## Stop the embedded PostgreSQL
+	$(PY) -m scripts.embedded_pg down
+
+pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, training set
+	$(PY) -m scripts.pipeline
+
+demo: pipeline ## The whole job: pipeline, then serve the features API on HOST:PORT
+	$(PY) -m serving
+
+dbt-build: db-up ## dbt build: staging views, tests, contracted feature marts
+	$(PY) -m scripts.run_dbt build
+
+apply: db-up ## feast apply (after dbt)
+	$(PY) -m scripts.feast_steps apply
+
+materialize: db-up ## Load every as_of of the marts into the online store, oldest first
+	$(PY) -m scripts.feast_steps materialize
+
+training-set: db-up ## Point-in-time training set -> data/processed/training_df.csv
+	$(PY) -m scripts.build_training_dataset
+
+check-skew: db-up ## Online values == historical values at the latest as_of, for every user
+	$(PY) -m scripts.check_skew
+
+serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
+	$(PY) -m serving
+
+test: setup ## The whole test suite against a real PostgreSQL (started if needed)
+	$(PY) -m pytest
+
+lint: setup ## sqlfluff (SQL style) and ruff (Python)
+	$(VENV)/bin/sqlfluff lint dbt_project/models
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: setup ## Apply ruff formatting and sqlfluff fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/sqlfluff fix dbt_project/models
+
+bench: setup ## Benchmarks (serving and pipeline), printed side by side
+	$(PY) -m bench
+
+clean: ## Stop the database and remove generated state (.streamflow, data, dbt target)
+	-$(PY) -m scripts.embedded_pg down
+	rm -rf .streamflow data dbt_project/target dbt_project/logs $(VENV)

@@ -1,0 +1,22 @@
+"""Print `export` lines for the project's database settings, for running dbt or feast by hand:
+
+    eval "$(.venv/bin/python -m scripts.env)"
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from scripts import settings
+from scripts.run_dbt import dbt_env
+
+
+def main() -> int:
+    values = {**dbt_env(), "FEAST_USAGE": "false", **settings.admin_target().as_env()}
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

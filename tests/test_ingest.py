@@ -1,0 +1,272 @@
+"""Monthly ingestion against a real PostgreSQL: round trip, NULLs, idempotency, restatement and
+bad files that must leave the database exactly as it was."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from scripts import ingest
+from scripts.raw_tables import TABLES
+from tests.conftest import query, table_checksums
+
+JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def loaded(fresh_db, seeds):
+    ingest.load_all(seeds)
+    return fresh_db
+
+
+def test_every_month_lands_with_its_row_count(loaded, seeds):
+    for month_dir, as_of in ingest.month_dirs(seeds):
+        for table in TABLES:
+            expected = len(read_csv(month_dir / table.file_name))
+            [(count,)] = query(
+                loaded,
+                f"select count(*) from raw.{table.snapshot_table} where as_of = %s",
+                (as_of,),
+            )
+            assert count == expected, (table.name, as_of)
+
+
+def test_values_and_types_round_trip(loaded, seeds):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    rows = read_csv(month_dir / "subscriptions.csv")
+    sample = rows[0]
+    [db] = query(
+        loaded,
+        "select months_active, plan_stream_tv, contract_type, monthly_fee, "
+        "total_paid, net_service from raw.subscriptions_snapshots where user_id = %s and as_of = %s",
+        (sample["user_id"], as_of),
+    )
+    assert db[0] == int(sample["months_active"])
+    assert db[1] == {"True": True, "False": False, "": None}[sample["plan_stream_tv"]]
+    assert db[2] == sample["contract_type"]
+    assert db[3] == pytest.approx(float(sample["monthly_fee"]))
+    assert db[4] == pytest.approx(float(sample["total_paid"]))
+    assert db[5] == sample["net_service"]
+    types = dict(
+        query(
+            loaded,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'usage_agg_30d_snapshots'",
+        )
+    )
+    assert types["watch_hours_30d"] == "double precision"
+    assert types["skips_7d"] == "bigint"
+    assert types["as_of"] == "date"
+
+
+def test_blank_cells_become_null_never_false(loaded, seeds):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    rows = read_csv(month_dir / "subscriptions.csv")
+    blanks = sum(1 for r in rows if r["plan_stream_tv"] == "")
+    falses = sum(1 for r in rows if r["plan_stream_tv"] == "False")
+    assert blanks > 0, "the seeds are expected to have blank booleans"
+    [(nulls, db_false)] = query(
+        loaded,
+        "select count(*) filter (where plan_stream_tv is null), "
+        "count(*) filter (where plan_stream_tv = false) from raw.subscriptions_snapshots where as_of = %s",
+        (as_of,),
+    )
+    assert (nulls, db_false) == (blanks, falses)
+
+
+def test_live_tables_hold_the_latest_month(loaded, seeds):
+    months = ingest.month_dirs(seeds)
+    latest = months[-1][1]
+    [(oldest, newest)] = query(loaded, "select min(as_of), max(as_of) from raw.usage_agg_30d")
+    assert oldest == newest == latest
+    # loading an older month again must not roll the live table back
+    ingest.load_month(*months[0])
+    [(newest_after,)] = query(loaded, "select min(as_of) from raw.usage_agg_30d")
+    assert newest_after == latest
+
+
+def test_loading_a_month_twice_changes_nothing_but_load_time(loaded, seeds):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    statement = (
+        "select md5(string_agg((t.user_id, t.watch_hours_30d, t.as_of)::text, '|' "
+        "order by t.user_id, t.as_of)) from raw.usage_agg_30d_snapshots t"
+    )
+    before = query(loaded, statement)
+    ingest.load_month(month_dir, as_of)
+    assert query(loaded, statement) == before
+
+
+def test_restating_a_month_replaces_only_that_month(loaded, seeds, tmp_path):
+    months = ingest.month_dirs(seeds)
+    (month_dir, as_of), (_, other_as_of) = months[0], months[1]
+    restated = tmp_path / "month_000"
+    shutil.copytree(month_dir, restated)
+    rows = read_csv(restated / "usage_agg_30d.csv")
+    target_user = rows[0]["user_id"]
+    rows[0]["watch_hours_30d"] = "42.5"
+    with (restated / "usage_agg_30d.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    statement = (
+        "select md5(string_agg((t.*)::text, '|' order by t.user_id)) "
+        "from raw.usage_agg_30d_snapshots t where as_of = %s"
+    )
+    other = query(loaded, statement, (other_as_of,))
+    ingest.load_month(restated, as_of)
+    [(value,)] = query(
+        loaded,
+        "select watch_hours_30d from raw.usage_agg_30d_snapshots where user_id = %s and as_of = %s",
+        (target_user, as_of),
+    )
+    assert value == 42.5
+    assert query(loaded, statement, (other_as_of,)) == other
+    ingest.load_month(month_dir, as_of)  # put the real month back for the other tests
+
+
+# -- bad files: each aborts the whole month, names file/line/column, writes nothing ----------
+def _rewrite(path: Path, transform) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(transform(lines)))
+
+
+def _set_cell(column: str, line: int, value: str):
+    def transform(lines):
+        header = lines[0].rstrip("\n").split(",")
+        cells = lines[line - 1].rstrip("\n").split(",")
+        cells[header.index(column)] = value
+        lines[line - 1] = ",".join(cells) + "\n"
+        return lines
+
+    return transform
+
+
+BAD_MONTHS = {
+    # name: (file, transform, expected fragments of the message)
+    "missing_column": (
+        "usage_agg_30d.csv",
+        lambda ls: [",".join(line.rstrip("\n").split(",")[:-1]) + "\n" for line in ls],
+        ["usage_agg_30d.csv", "line 1", "rebuffer_events_7d", "missing column"],
+    ),
+    "extra_column": (
+        "payments_agg_90d.csv",
+        lambda ls: [line.rstrip("\n") + (",extra\n" if i == 0 else ",1\n") for i, line in enumerate(ls)],
+        ["payments_agg_90d.csv", "line 1", "extra", "unexpected column"],
+    ),
+    "renamed_column": (
+        "labels.csv",
+        lambda ls: ["user_id,churned\n", *ls[1:]],
+        ["labels.csv", "line 1", "churn_label"],
+    ),
+    "unparsable_int": (
+        "subscriptions.csv",
+        _set_cell("months_active", 5, "twelve"),
+        ["subscriptions.csv", "line 5", "months_active", "'twelve'"],
+    ),
+    "unparsable_float": (
+        "usage_agg_30d.csv",
+        _set_cell("watch_hours_30d", 9, "1.2.3"),
+        ["usage_agg_30d.csv", "line 9", "watch_hours_30d"],
+    ),
+    "bad_boolean": (
+        "subscriptions.csv",
+        _set_cell("paperless_billing", 7, "yes"),
+        ["subscriptions.csv", "line 7", "paperless_billing", "True or False"],
+    ),
+    "bad_date": (
+        "users.csv",
+        _set_cell("signup_date", 4, "2022-02-30"),
+        ["users.csv", "line 4", "signup_date"],
+    ),
+    "duplicate_user": (
+        "support_agg_90d.csv",
+        lambda ls: [*ls[:6], ls[2], *ls[7:]],
+        ["support_agg_90d.csv", "line 7", "user_id", "duplicate"],
+    ),
+    "empty_user_id": (
+        "labels.csv",
+        _set_cell("user_id", 3, ""),
+        ["labels.csv", "line 3", "user_id", "empty"],
+    ),
+    "unknown_user": (
+        "usage_agg_30d.csv",
+        _set_cell("user_id", 6, "0000-NOBODY"),
+        ["usage_agg_30d.csv", "line 6", "user_id", "not in users.csv"],
+    ),
+    "too_many_fields": (
+        "payments_agg_90d.csv",
+        lambda ls: [*ls[:10], ls[10].rstrip("\n") + ",9\n", *ls[11:]],
+        ["payments_agg_90d.csv", "line 11", "expected 2 fields"],
+    ),
+    "truncated_last_line": (
+        "support_agg_90d.csv",
+        lambda ls: [*ls[:-1], ls[-1].split(",")[0]],
+        ["support_agg_90d.csv", "support_tickets_90d", "too few fields"],
+    ),
+    "wrong_delimiter": (
+        "labels.csv",
+        lambda ls: [line.replace(",", ";") for line in ls],
+        ["labels.csv", "line 1", "delimiter"],
+    ),
+    "zero_byte_file": (
+        "payments_agg_90d.csv",
+        lambda ls: [],
+        ["payments_agg_90d.csv", "empty file"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MONTHS))
+def test_bad_month_aborts_and_changes_nothing(loaded, seeds, tmp_path, case):
+    file_name, transform, fragments = BAD_MONTHS[case]
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    _rewrite(bad / file_name, transform)
+    before = table_checksums(loaded)
+    with pytest.raises(ingest.IngestError) as failure:
+        ingest.load_month(bad, as_of)
+    for fragment in fragments:
+        assert fragment in str(failure.value), (fragment, str(failure.value))
+    assert table_checksums(loaded) == before
+
+
+def test_missing_file_and_bad_encoding_abort(loaded, seeds, tmp_path):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    before = table_checksums(loaded)
+    (bad / "labels.csv").unlink()
+    with pytest.raises(ingest.IngestError, match=r"labels\.csv: missing file"):
+        ingest.load_month(bad, as_of)
+    shutil.copy(month_dir / "labels.csv", bad / "labels.csv")
+    raw = (bad / "users.csv").read_bytes().split(b"\n")
+    raw[3] = raw[3].replace(b"Male", b"M\xe4le").replace(b"Female", b"Fem\xe4le")
+    (bad / "users.csv").write_bytes(b"\n".join(raw))
+    with pytest.raises(ingest.IngestError, match=r"users\.csv, line 4: not UTF-8"):
+        ingest.load_month(bad, as_of)
+    assert table_checksums(loaded) == before
+
+
+def test_cli_reports_the_error_and_exits_non_zero(loaded, seeds, tmp_path, capsys):
+    month_dir, _ = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    _rewrite(bad / "users.csv", _set_cell("user_is_senior", 2, "maybe"))
+    assert ingest.main(["--month-dir", str(bad), "--as-of", "2024-01-31"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "users.csv, line 2, column user_is_senior" in err
+
+
+def test_month_folders_map_to_month_ends(seeds):
+    months = ingest.month_dirs(seeds)
+    assert months[0][1] == JAN and months[1][1] == FEB
