@@ -1,6 +1,6 @@
 """Print `export` lines for the project's database settings, for running dbt or feast by hand:
 
-    eval "$(.venv/bin/python -m scripts.env)"
+eval "$(.venv/bin/python -m scripts.env)"
 """
 
 from __future__ import annotations

@@ -1,0 +1,217 @@
+"""Feast steps in one process (importing feast costs seconds): apply, materialize, or all three
+with the training set.
+
+    python -m scripts.feast_steps apply
+    python -m scripts.feast_steps materialize
+
+`materialize` loads every as_of that exists in the feature marts into the online store, oldest
+first, and refuses to run unless the last `dbt build` passed on the data now in `raw`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+from scripts import database, settings
+
+REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
+MATERIALIZE_LOCK = "streamflow.materialize"
+
+
+class StepRefused(RuntimeError):
+    """A step that must not run now; the message says why and what to do."""
+
+
+def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
+    target = target or settings.admin_target()
+    return {
+        **target.as_env(),
+        "STREAMFLOW_PG_PASSWORD_URLENCODED": quote(target.password, safe=""),
+        "FEAST_USAGE": "false",
+    }
+
+
+def _use_repo(target: settings.PgTarget | None = None) -> None:
+    os.environ.update(feast_env(target))
+    if str(REPO_DIR) not in sys.path:
+        sys.path.insert(0, str(REPO_DIR))  # the repo's modules import each other by name
+
+
+def feature_store(target: settings.PgTarget | None = None):
+    """A FeatureStore on feature_repo/, configured for `target` (the owner role by default)."""
+    _use_repo(target)
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(REPO_DIR))
+
+
+@contextlib.contextmanager
+def _in_repo_dir():
+    previous = Path.cwd()
+    try:
+        yield
+    finally:
+        os.chdir(previous)  # feast's apply changes directory
+
+
+def apply() -> None:
+    """`feast apply` of feature_repo/, then read-only grants for the API's role."""
+    _use_repo()
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    database.ensure_database()
+    started = time.perf_counter()
+    with _in_repo_dir():
+        config = load_repo_config(REPO_DIR, REPO_DIR / "feature_store.yaml")
+        apply_total(config, REPO_DIR, skip_source_validation=False)
+    grant_reader()
+    print(f"feast apply done in {time.perf_counter() - started:.1f}s")
+
+
+def grant_reader() -> None:
+    """The API's role may only read the online store and the registry."""
+    reader = settings.reader_target()
+    role = sql.Identifier(reader.user)
+    with database.connect() as conn:
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (reader.user,)).fetchone()
+        if exists:
+            conn.execute(
+                sql.SQL("alter role {} with login password {}").format(role, sql.Literal(reader.password))
+            )
+        else:
+            conn.execute(
+                sql.SQL("create role {} with login password {}").format(role, sql.Literal(reader.password))
+            )
+        conn.execute(
+            sql.SQL("grant connect on database {} to {}").format(
+                sql.Identifier(settings.admin_target().database), role
+            )
+        )
+        for schema in ("feast", "feast_online"):
+            ident = sql.Identifier(schema)
+            conn.execute(sql.SQL("grant usage on schema {} to {}").format(ident, role))
+            conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(ident, role))
+            conn.execute(
+                sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(
+                    ident, role
+                )
+            )
+
+
+# -- the quality gate --------------------------------------------------------------------------
+def assert_dbt_build_passed(conn: psycopg.Connection) -> None:
+    row = conn.execute(
+        "select succeeded, failures, raw_loaded_at, "
+        " (select max(loaded_at) from raw.ingest_log) as latest_load "
+        "from features.dbt_build_log where command = 'build' order by finished_at desc limit 1"
+    ).fetchone()
+    if row is None:
+        raise StepRefused("dbt build has never run on this database: run `make dbt-build` first")
+    succeeded, failures, built_on, latest_load = row
+    if not succeeded:
+        raise StepRefused(
+            f"the last dbt build failed ({failures}); the online store keeps its current values. "
+            "Fix the data and run `make dbt-build` first"
+        )
+    if built_on is None or (latest_load is not None and built_on < latest_load):
+        raise StepRefused("data was ingested after the last dbt build: run `make dbt-build` first")
+
+
+def _marts_exist(conn: psycopg.Connection, tables: list[str]) -> None:
+    missing = [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0] is None]
+    if missing:
+        raise StepRefused(f"feature marts missing ({', '.join(missing)}): run `make dbt-build` first")
+
+
+# -- materialize -------------------------------------------------------------------------------
+def materialize(store=None) -> dict[str, int]:
+    """Every as_of of the marts into the online store, oldest first; returns rows per as_of."""
+    store = store or feature_store()
+    views = sorted(store.list_feature_views(), key=lambda v: v.name)
+    if not views:
+        raise StepRefused("no feature views registered: run `make apply` first")
+    sources = [v.batch_source.get_table_query_string() for v in views]
+    online = store._get_provider().online_store
+    loaded: dict[str, int] = {}
+    with database.connect() as conn:
+        locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,)).fetchone()[0]
+        if not locked:
+            raise StepRefused("another materialize is running on this database; try again when it ends")
+        try:
+            _marts_exist(conn, sources)
+            assert_dbt_build_passed(conn)
+            conn.commit()
+            timestamps = _event_timestamps(conn, views)
+            if not timestamps:
+                raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
+            windows = list(
+                zip(timestamps, [*timestamps[1:], timestamps[-1] + timedelta(seconds=1)], strict=True)
+            )
+            for start, end in windows:  # oldest first; the store's guard keeps newer rows anyway
+                started = time.perf_counter()
+                with conn.transaction():  # one month of every view becomes visible at once
+                    rows = sum(online.materialize_window(conn, store.config, v, start, end) for v in views)
+                loaded[start.date().isoformat()] = rows
+                print(
+                    f"materialized as_of {start.date()}: {rows:,} rows over {len(views)} views "
+                    f"in {time.perf_counter() - started:.2f}s",
+                    flush=True,
+                )
+            for view in views:
+                store.registry.apply_materialization(view, store.project, windows[0][0], windows[-1][1])
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
+            conn.commit()
+    return loaded
+
+
+def _event_timestamps(conn: psycopg.Connection, views) -> list[datetime]:
+    union = sql.SQL(" union ").join(
+        sql.SQL("select distinct {} as ts from {}").format(
+            sql.Identifier(v.batch_source.timestamp_field), sql.SQL(v.batch_source.get_table_query_string())
+        )
+        for v in views
+    )
+    return [row[0] for row in conn.execute(sql.SQL("select ts from ({}) t order by ts").format(union))]
+
+
+def apply_materialize_train() -> None:
+    from scripts import build_training_dataset
+
+    print("\n==> feast apply", flush=True)
+    apply()
+    print("\n==> materialize", flush=True)
+    store = feature_store()
+    materialize(store)
+    print("\n==> training set", flush=True)
+    build_training_dataset.build(store=store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["apply", "materialize"])
+    args = parser.parse_args(argv)
+    try:
+        if args.step == "apply":
+            apply()
+        else:
+            materialize()
+    except StepRefused as exc:
+        print(f"{args.step} refused: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

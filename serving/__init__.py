@@ -1,0 +1,1 @@
+"""The StreamFlow features API (Litestar) and the online store it reads."""
