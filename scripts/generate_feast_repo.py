@@ -151,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     parser.add_argument("--manifest", type=Path, help="use this manifest instead of running dbt parse")
     args = parser.parse_args(argv)
-    if args.manifest is None:
-        if not run_dbt.run(["parse", "--quiet"]):
-            return 1
+    if args.manifest is None and not run_dbt.run(["parse", "--quiet"]):
+        return 1
     files = rendered(args.manifest or MANIFEST)
     stale = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
     if args.check:
