@@ -164,7 +164,7 @@ def materialize(store=None) -> dict[str, int]:
                     rows = sum(online.materialize_window(conn, store.config, v, start, end) for v in views)
                 loaded[start.date().isoformat()] = rows
                 print(
-                    f"materialized as_of {start.date()}: {rows:,} rows over {len(views)} views "
+                    f"materialized as_of {start.date()}: {rows:,} rows written over {len(views)} views "
                     f"in {time.perf_counter() - started:.2f}s",
                     flush=True,
                 )

@@ -88,3 +88,16 @@ def table_checksums(target: settings.PgTarget, schemas=("raw", "features")) -> d
             ).fetchone()
             sums[f"{schema}.{table}"] = digest
         return sums
+
+
+def build_stack(seeds: Path):
+    """ingest -> dbt build -> feast apply -> materialize on the current DATABASE_URL; the store."""
+    from scripts import feast_steps, ingest, run_dbt
+
+    ingest.load_all(seeds)
+    result = run_dbt.invoke(["build", "--quiet"])
+    assert result.success, run_dbt.failed_nodes(result)
+    feast_steps.apply()
+    store = feast_steps.feature_store()
+    feast_steps.materialize(store)
+    return store

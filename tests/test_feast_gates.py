@@ -1,0 +1,101 @@
+"""What must never reach Feast: data from after the entity timestamp, months that failed dbt,
+and feature definitions that drifted from the dbt contracts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from scripts import build_training_dataset, feast_steps, generate_feast_repo, ingest, run_dbt
+from tests.conftest import build_stack, query
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(fresh_db, seeds):
+    return build_stack(seeds)
+
+
+def _write_month(src, dst, edit):
+    shutil.copytree(src, dst)
+    path = dst / "usage_agg_30d.csv"
+    rows = list(csv.DictReader(path.open()))
+    for row in rows:
+        edit(row)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def online_values(target):
+    return query(
+        target,
+        "select user_id, event_ts, watch_hours_30d from "
+        "feast_online.streamflow_usage_agg_30d_fv order by user_id",
+    )
+
+
+def test_a_later_month_never_leaks_into_an_earlier_training_row(store, fresh_db, seeds, tmp_path):
+    months = ingest.month_dirs(seeds)
+    last_dir, last_as_of = months[-1]
+    later_as_of = date(2024, 3, 31) if last_as_of < date(2024, 3, 31) else last_as_of + timedelta(days=31)
+    _write_month(last_dir, tmp_path / "later", lambda r: r.update(watch_hours_30d="700.0"))
+    ingest.load_month(tmp_path / "later", later_as_of)
+    assert run_dbt.run(["build", "--quiet"])
+    entity_time = pd.Timestamp(last_as_of, tz="UTC") + timedelta(days=10)  # before the later month
+    entities = tmp_path / "entities.csv"
+    users = [
+        r[0]
+        for r in query(
+            fresh_db,
+            "select user_id from features.usage_agg_30d where as_of = %s order by user_id",
+            (later_as_of,),
+        )
+    ]
+    pd.DataFrame({"user_id": users, "event_timestamp": entity_time.isoformat()}).to_csv(entities, index=False)
+    frame = build_training_dataset.build(entities_csv=entities, out=tmp_path / "t.csv", store=store)
+    assert len(frame) == len(users)
+    assert (frame["watch_hours_30d"] < 700).all(), "a value dated after the entity timestamp leaked"
+    assert frame["watch_hours_30d"].notna().all()
+
+
+def test_materialize_refuses_after_a_failed_build_and_online_keeps_serving(store, fresh_db, seeds, tmp_path):
+    feast_steps.materialize(store)
+    good = online_values(fresh_db)
+    month_dir, as_of = ingest.month_dirs(seeds)[-1]
+    _write_month(month_dir, tmp_path / "bad", lambda r: r.update(watch_hours_30d="-1.0"))
+    ingest.load_month(tmp_path / "bad", as_of + timedelta(days=400))  # far in the future: would win online
+    assert not run_dbt.run(["build", "--quiet"])
+    with pytest.raises(feast_steps.StepRefused, match="last dbt build failed"):
+        feast_steps.materialize(store)
+    assert online_values(fresh_db) == good
+    assert feast_steps.main(["materialize"]) == 3
+
+
+def test_materialize_refuses_when_data_arrived_after_the_build(store, fresh_db, seeds):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    query(
+        fresh_db,
+        "insert into features.dbt_build_log (invocation_id, command, succeeded, raw_loaded_at) "
+        "values ('test-ok', 'build', true, now() - interval '1 day') returning 1",
+    )
+    ingest.load_month(month_dir, as_of)
+    with pytest.raises(feast_steps.StepRefused, match="ingested after the last dbt build"):
+        feast_steps.materialize(store)
+
+
+def test_stale_generated_feature_views_are_detected(tmp_path):
+    assert generate_feast_repo.main(["--check"]) == 0
+    manifest = json.loads(generate_feast_repo.MANIFEST.read_text())
+    node = manifest["nodes"]["model.streamflow.usage_agg_30d"]
+    node["columns"]["watch_hours_30d"]["description"] = "changed in dbt, not regenerated"
+    changed = tmp_path / "manifest.json"
+    changed.write_text(json.dumps(manifest))
+    assert generate_feast_repo.main(["--check", "--manifest", str(changed)]) == 1
