@@ -1,0 +1,293 @@
+"""The StreamFlow features API: `create_app(settings) -> Litestar`.
+
+Routes: GET /features/{user_id}, POST /features, GET /health, GET /ready, GET /metrics,
+OpenAPI at /schema (docs UI at /schema/swagger). Errors are RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, ClassVar
+
+from serving import metrics_env
+
+metrics_env.prepare()  # before prometheus_client is imported, here or by Feast
+
+from litestar import Controller, Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import Gauge
+from psycopg import sql
+
+from serving.catalog import Catalog, Selection, UnknownSelection
+from serving.config import ServingSettings
+from serving.online import OnlineReader, StoreUnavailable, Vector
+from serving.schemas import (
+    USER_ID_PATTERN,
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    FeatureVector,
+    FeatureViewStatus,
+    Health,
+    Readiness,
+)
+
+log = logging.getLogger("serving")
+FRESHNESS = Gauge(
+    "streamflow_feature_view_latest_event_timestamp_seconds",
+    "Newest event timestamp in the online store, per feature view (unix seconds).",
+    ["feature_view"],
+    multiprocess_mode="max",
+)
+FRESHNESS_PERIOD_S = 30
+
+
+# -- long-lived resources ------------------------------------------------------------------------
+class Resources:
+    """The online reader and the catalog; the catalog loads lazily so the API starts (and
+    recovers) while the database is away."""
+
+    def __init__(self, settings: ServingSettings):
+        self.settings = settings
+        self.reader = OnlineReader(settings.database, settings.pool_size, settings.db_timeout_ms)
+        self._catalog: Catalog | None = None
+        self._lock = asyncio.Lock()
+
+    async def catalog(self) -> Catalog:
+        if self._catalog is None:
+            async with self._lock:
+                if self._catalog is None:
+                    try:
+                        self._catalog = await asyncio.to_thread(self._load_catalog)
+                    except Exception as exc:  # registry unreachable: answer 503, retry next time
+                        log.warning("feature registry unavailable: %s", type(exc).__name__)
+                        raise StoreUnavailable("the feature registry is unavailable") from None
+        return self._catalog
+
+    def _load_catalog(self) -> Catalog:
+        from scripts.feast_steps import feature_store
+
+        return Catalog.from_store(feature_store(self.settings.database))
+
+    async def refresh_freshness(self) -> None:
+        catalog = await self.catalog()
+        for view in catalog.views.values():
+            statement = sql.SQL("select max(event_ts) from {}").format(
+                sql.Identifier(view.schema, view.table)
+            )
+            rows = await self.reader._fetch(statement, None)
+            if rows and rows[0][0] is not None:
+                FRESHNESS.labels(view.name).set(rows[0][0].timestamp())
+
+
+async def _freshness_loop(resources: Resources) -> None:
+    while True:
+        with contextlib.suppress(StoreUnavailable):
+            await resources.refresh_freshness()
+        await asyncio.sleep(FRESHNESS_PERIOD_S)
+
+
+def _lifespan(settings: ServingSettings):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        resources = Resources(settings)
+        await resources.reader.open()
+        app.state.resources = resources
+        with contextlib.suppress(StoreUnavailable):
+            await resources.catalog()
+        task = asyncio.create_task(_freshness_loop(resources))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await resources.reader.close()
+
+    return lifespan
+
+
+# -- auth ----------------------------------------------------------------------------------------
+def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    token = connection.app.state.resources.settings.api_token
+    if token is None:
+        return
+    header = connection.headers.get("authorization", "")
+    scheme, _, supplied = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.encode(), token.encode()):
+        raise NotAuthorizedException(
+            "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+# -- handlers ------------------------------------------------------------------------------------
+def _views(vector: Vector) -> dict[str, FeatureViewStatus]:
+    return {
+        name: FeatureViewStatus(event_timestamp=state.event_timestamp, status=state.status)
+        for name, state in vector.views.items()
+    }
+
+
+async def _selection(state: State, feature_service: str | None, features: list[str] | None) -> Selection:
+    resources: Resources = state.resources
+    catalog = await resources.catalog()
+    try:
+        return catalog.select(feature_service or resources.settings.feature_service, features)
+    except UnknownSelection as exc:
+        raise ProblemDetailsException(
+            status_code=400, title="Unknown feature selection", detail=str(exc)
+        ) from None
+
+
+class FeatureController(Controller):
+    path = "/features"
+    tags: ClassVar[list[str]] = ["features"]
+    guards: ClassVar[list] = [require_token]
+
+    @get(
+        "/{user_id:str}",
+        operation_id="getUserFeatures",
+        summary="Online features of one user",
+        description="Values in the feature service's order, with the as_of and status of each view. "
+        "404 when the online store knows nothing of the user.",
+    )
+    async def get_features(
+        self,
+        state: State,
+        user_id: Annotated[str, PathParameter(pattern=USER_ID_PATTERN, min_length=1, max_length=64)],
+        feature_service: Annotated[
+            str | None, QueryParameter(max_length=128, description="default: FEATURE_SERVICE")
+        ] = None,
+        features: Annotated[
+            str | None, QueryParameter(max_length=4096, description="comma-separated feature names")
+        ] = None,
+    ) -> FeatureVector:
+        names = [f for f in features.split(",") if f] if features else None
+        selection = await _selection(state, feature_service, names)
+        vector = await state.resources.reader.one(user_id, selection)
+        if not vector.found:
+            raise ProblemDetailsException(
+                status_code=404,
+                title="Unknown user",
+                detail=f"user {user_id!r} has no features in the online store",
+            )
+        return FeatureVector(
+            user_id=user_id,
+            feature_service=selection.service,
+            features=vector.features,
+            feature_views=_views(vector),
+        )
+
+    @post(
+        "/",
+        operation_id="getFeaturesBatch",
+        summary="Online features of many users",
+        description="Up to MAX_BATCH_USERS (default 1,000) users, answered in request order; "
+        "unknown users come back with found=false.",
+        status_code=200,
+    )
+    async def post_features(self, state: State, data: JSONBody[BatchRequest]) -> BatchResponse:
+        limit = state.resources.settings.max_batch
+        if len(data.user_ids) > limit:
+            raise ProblemDetailsException(
+                status_code=413, title="Batch too large", detail=f"at most {limit} user_ids per request"
+            )
+        selection = await _selection(state, data.feature_service, data.features)
+        vectors = await state.resources.reader.many(list(data.user_ids), selection) if data.user_ids else []
+        return BatchResponse(
+            feature_service=selection.service,
+            results=[
+                BatchItem(user_id=v.user_id, found=v.found, features=v.features, feature_views=_views(v))
+                for v in vectors
+            ],
+        )
+
+
+@get("/health", operation_id="health", summary="Liveness: the process answers", tags=["ops"])
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@get("/ready", operation_id="ready", summary="Readiness: registry and online store answer", tags=["ops"])
+async def ready(state: State) -> Response[Readiness]:
+    resources: Resources = state.resources
+    registry = online = "unavailable"
+    try:
+        catalog = await resources.catalog()
+        await resources.reader.ping("select 1 from feast.projects limit 1")
+        registry = "ok"
+        view = next(iter(catalog.views.values()))
+        await resources.reader.ping(
+            sql.SQL("select 1 from {} limit 1").format(sql.Identifier(view.schema, view.table))
+        )
+        online = "ok"
+    except (StoreUnavailable, StopIteration):
+        pass
+    status = "ready" if registry == online == "ok" else "unavailable"
+    return Response(
+        Readiness(status=status, registry=registry, online_store=online),
+        status_code=200 if status == "ready" else 503,
+    )
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    guards: ClassVar[list] = [require_token]
+    include_in_schema = False
+
+
+# -- errors --------------------------------------------------------------------------------------
+def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        {"type": "about:blank", "status": status, "title": title, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _store_unavailable(_: Request, exc: StoreUnavailable) -> Response:
+    return _problem(503, "Service Unavailable", str(exc), {"Retry-After": "1"})
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):  # handled by the problem-details plugin
+        raise exc
+    log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+    return _problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def create_app(settings: ServingSettings | None = None) -> Litestar:
+    settings = settings or ServingSettings()
+    prometheus = PrometheusConfig(
+        app_name="streamflow_features", prefix="streamflow", group_path=True, exclude=["/metrics"]
+    )
+    return Litestar(
+        route_handlers=[FeatureController, health, ready, MetricsController],
+        lifespan=[_lifespan(settings)],
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
+        middleware=[prometheus.middleware],
+        exception_handlers={StoreUnavailable: _store_unavailable, Exception: _unexpected},
+        openapi_config=OpenAPIConfig(
+            title="StreamFlow features API",
+            version="1.0.0",
+            description="Online churn features of StreamFlow users, served from the Feast online store.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,119 @@
+"""What the API can serve, read once from the Feast registry: feature services, the views behind
+them, their online tables and TTLs, and the one SQL statement that reads a selection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from psycopg import sql
+
+from serving.online_store import ENTITY_COLUMN, table_name
+
+
+class UnknownSelection(ValueError):
+    """A feature service or feature name the registry does not know."""
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str
+    schema: str
+    table: str
+    ttl: timedelta | None
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which features of which views one request reads, in response order."""
+
+    service: str
+    parts: tuple[tuple[ViewSpec, tuple[str, ...]], ...]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f for _, features in self.parts for f in features)
+
+
+def _select_list(selection: Selection) -> sql.Composable:
+    columns = []
+    for i, (_view, features) in enumerate(selection.parts):
+        alias = sql.Identifier(f"v{i}")
+        columns.append(sql.SQL("{}.event_ts").format(alias))
+        columns += [sql.SQL("{}.{}").format(alias, sql.Identifier(f)) for f in features]
+    return sql.SQL(", ").join(columns)
+
+
+def _joins(selection: Selection) -> sql.Composable:
+    return sql.SQL(" ").join(
+        sql.SQL("left join {table} as {alias} on {alias}.{key} = k.{key}").format(
+            table=sql.Identifier(view.schema, view.table),
+            alias=sql.Identifier(f"v{i}"),
+            key=sql.Identifier(ENTITY_COLUMN),
+        )
+        for i, (view, _) in enumerate(selection.parts)
+    )
+
+
+@lru_cache(maxsize=256)
+def single_statement(selection: Selection) -> sql.Composed:
+    """One round trip for one user: a primary-key lookup per view, joined."""
+    return sql.SQL("select {cols} from (select %s::text as {key}) as k {joins}").format(
+        cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection)
+    )
+
+
+@lru_cache(maxsize=256)
+def batch_statement(selection: Selection) -> sql.Composed:
+    """One round trip for many users, rows in request order."""
+    return sql.SQL(
+        "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) {joins} order by k.ord"
+    ).format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+
+
+class Catalog:
+    def __init__(
+        self, views: dict[str, ViewSpec], services: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+    ):
+        self.views = views
+        self.services = services
+        self.view_of_feature = {f: v.name for v in views.values() for f in v.features}
+
+    @classmethod
+    def from_store(cls, store) -> Catalog:
+        schema = store.config.online_store.db_schema
+        views = {
+            v.name: ViewSpec(
+                name=v.name,
+                schema=schema,
+                table=table_name(store.project, v.name),
+                ttl=v.ttl if v.ttl and v.ttl.total_seconds() > 0 else None,
+                features=tuple(f.name for f in v.features),
+            )
+            for v in store.list_feature_views()
+            if v.online
+        }
+        services = {
+            s.name: tuple((p.name, tuple(f.name for f in p.features)) for p in s.feature_view_projections)
+            for s in store.list_feature_services()
+        }
+        return cls(views, services)
+
+    def select(self, service: str, features: list[str] | None = None) -> Selection:
+        """The features of `service`, or only `features` (any served feature) when given."""
+        if features:
+            unknown = [f for f in features if f not in self.view_of_feature]
+            if unknown:
+                raise UnknownSelection(f"unknown feature(s): {', '.join(unknown)}")
+            grouped: dict[str, list[str]] = {}
+            for feature in dict.fromkeys(features):
+                grouped.setdefault(self.view_of_feature[feature], []).append(feature)
+            parts = tuple((self.views[v], tuple(fs)) for v, fs in grouped.items())
+            return Selection("custom", parts)
+        if service not in self.services:
+            raise UnknownSelection(
+                f"unknown feature service {service!r}; known: {', '.join(sorted(self.services))}"
+            )
+        return Selection(service, tuple((self.views[v], fs) for v, fs in self.services[service]))

@@ -1,0 +1,96 @@
+"""Reads feature vectors from the online store over a pool of read-only connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from scripts.settings import PgTarget
+from serving.catalog import Selection, batch_statement, single_statement
+
+
+class StoreUnavailable(RuntimeError):
+    """The online store did not answer in time; the caller answers 503 and retries later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewState:
+    event_timestamp: datetime | None
+    status: str  # present | stale | missing
+
+
+@dataclass(frozen=True, slots=True)
+class Vector:
+    user_id: str
+    found: bool
+    features: dict[str, Any]
+    views: dict[str, ViewState]
+
+
+def _vector(user_id: str, selection: Selection, row: tuple, now: datetime) -> Vector:
+    features: dict[str, Any] = {}
+    views: dict[str, ViewState] = {}
+    i = 0
+    for view, names in selection.parts:
+        event_ts = row[i]
+        if event_ts is None:
+            status = "missing"
+        elif view.ttl is not None and now - event_ts > view.ttl:
+            status = "stale"
+        else:
+            status = "present"
+        views[view.name] = ViewState(event_ts, status)
+        for offset, name in enumerate(names, start=1):
+            features[name] = row[i + offset]
+        i += len(names) + 1
+    found = any(state.event_timestamp is not None for state in views.values())
+    return Vector(user_id, found, features, views)
+
+
+class OnlineReader:
+    def __init__(self, target: PgTarget, pool_size: int, timeout_ms: int):
+        self.timeout = timeout_ms / 1000
+        self.pool = AsyncConnectionPool(
+            target.url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=self.timeout,
+            reconnect_timeout=0,  # keep trying for ever; the database may come back any time
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(self.timeout)),
+                "options": f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on",
+                "application_name": "streamflow-features-api",
+            },
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _fetch(self, statement, params) -> list[tuple]:
+        try:
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(statement, params)
+                return await cursor.fetchall()
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable("the online store is unavailable") from exc
+
+    async def one(self, user_id: str, selection: Selection) -> Vector:
+        rows = await self._fetch(single_statement(selection), (user_id,))
+        return _vector(user_id, selection, rows[0], datetime.now(UTC))
+
+    async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
+        rows = await self._fetch(batch_statement(selection), (user_ids,))
+        now = datetime.now(UTC)
+        return [_vector(u, selection, row, now) for u, row in zip(user_ids, rows, strict=True)]
+
+    async def ping(self, query: str) -> None:
+        await self._fetch(query, None)

@@ -1,0 +1,55 @@
+"""Request and response bodies (msgspec Structs; names match the dbt columns)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
+FeatureValue = int | float | bool | str | None
+
+
+class FeatureViewStatus(Struct, kw_only=True, frozen=True):
+    event_timestamp: datetime | None
+    """as_of of the values served (None when the view has no row for the user)."""
+    status: str
+    """present | stale (older than the view's TTL) | missing."""
+
+
+class FeatureVector(Struct, kw_only=True, frozen=True):
+    user_id: str
+    feature_service: str
+    features: dict[str, FeatureValue]
+    """In the feature service's order: stable across processes and releases of the service."""
+    feature_views: dict[str, FeatureViewStatus]
+
+
+class BatchRequest(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    user_ids: list[UserId]
+    feature_service: str | None = None
+    features: list[str] | None = None
+
+
+class BatchItem(Struct, kw_only=True, frozen=True):
+    user_id: str
+    found: bool
+    features: dict[str, FeatureValue]
+    feature_views: dict[str, FeatureViewStatus]
+
+
+class BatchResponse(Struct, kw_only=True, frozen=True):
+    feature_service: str
+    results: list[BatchItem]
+
+
+class Health(Struct, kw_only=True, frozen=True):
+    status: str
+
+
+class Readiness(Struct, kw_only=True, frozen=True):
+    status: str
+    registry: str
+    online_store: str
