@@ -1,0 +1,99 @@
+"""The real server process (uvicorn) over HTTP, including the database going away and back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import psycopg
+import pytest
+
+from scripts import settings
+from scripts.embedded_pg import EmbeddedPostgres, wait_until_accepting
+from tests.conftest import build_stack
+from tests.server_process import api_server, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+REQUEST_TIMEOUT_BOUND_S = 3.5  # DB_TIMEOUT_MS (2 s) plus scheduling slack on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def private_pg(tmp_path_factory, seeds):
+    """A PostgreSQL of this module's own, so it can be stopped under a running server."""
+    password = settings.embedded_superuser_password()
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), password)
+    server.start()
+    target = settings.PgTarget("127.0.0.1", server.port, "streamflow", "postgres", password)
+    wait_until_accepting(target)
+    with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
+        conn.execute("create database streamflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", target.url)
+        build_stack(seeds)
+    yield server, target
+    server.stop("immediate")
+
+
+def test_http_round_trip_and_outage_recovery(private_pg):
+    server, target = private_pg
+    with api_server(target.url) as base:
+        ok = httpx.get(f"{base}/features/7590-VHVEG" if _has_real_user(target) else f"{base}/health")
+        assert ok.status_code == 200
+        user = _any_user(target)
+        assert httpx.get(f"{base}/features/{user}").json()["user_id"] == user
+        assert httpx.get(f"{base}/features/0000-NOBODY").status_code == 404
+
+        statuses: Counter = Counter()
+        slowest = 0.0
+        stop = threading.Event()
+
+        def load():
+            nonlocal slowest
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    statuses[client.get(f"{base}/features/{user}").status_code] += 1
+                    slowest = max(slowest, time.monotonic() - started)
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        time.sleep(1)
+        server.stop("fast")
+        outage_started = time.monotonic()
+        ready_during = httpx.get(f"{base}/ready", timeout=10)
+        health_during = httpx.get(f"{base}/health", timeout=10)
+        down = httpx.get(f"{base}/features/{user}", timeout=10)
+        time.sleep(max(0.0, 5 - (time.monotonic() - outage_started)))
+        server.start()
+        recovery = wait_for(f"{base}/features/{user}", 200, timeout=30)
+        stop.set()
+        worker.join()
+
+        assert ready_during.status_code == 503
+        assert health_during.status_code == 200
+        assert down.status_code == 503
+        assert down.headers["content-type"].startswith("application/problem+json")
+        assert "postgres" not in down.text.lower() or "password" not in down.text.lower()
+        assert set(statuses) <= {200, 503}, statuses
+        assert statuses[503] > 0 and statuses[200] > 0
+        assert slowest < REQUEST_TIMEOUT_BOUND_S, slowest
+        assert recovery < 10, recovery
+        assert httpx.get(f"{base}/ready").status_code == 200
+        print(f"outage: {dict(statuses)}, slowest {slowest:.2f}s, recovered {recovery:.2f}s after restart")
+
+
+def _any_user(target) -> str:
+    with psycopg.connect(target.url) as conn:
+        return conn.execute("select min(user_id) from features.subs_profile").fetchone()[0]
+
+
+def _has_real_user(target) -> bool:
+    with psycopg.connect(target.url) as conn:
+        return (
+            conn.execute(
+                "select 1 from features.subs_profile where user_id = '7590-VHVEG' limit 1"
+            ).fetchone()
+            is not None
+        )
