@@ -1,0 +1,67 @@
+"""docker-compose.yml, checked without a Docker engine (none on our machines): its structure,
+every file, build context and module it names, and every variable it reads is documented."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from scripts import settings
+
+ROOT = settings.PROJECT_ROOT
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
+
+
+def test_services_and_their_order():
+    services = COMPOSE["services"]
+    assert set(services) == {"postgres", "pipeline", "api"}
+    assert services["postgres"]["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["pipeline"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["pipeline"]["condition"] == "service_completed_successfully"
+    assert services["api"]["ports"] == ["8000:8000"]
+    assert services["pipeline"]["restart"] == "no"
+    for name in ("pipeline", "api"):
+        for key in services[name]:
+            assert key in {"build", "command", "environment", "volumes", "depends_on", "restart", "ports",
+                           "healthcheck"}, (name, key)  # fmt: skip
+
+
+def test_built_images_and_commands_exist():
+    for name in ("pipeline", "api"):
+        service = COMPOSE["services"][name]
+        context = ROOT / service["build"]
+        assert (context / "Dockerfile").exists()
+        module = service["command"][-1]
+        assert service["command"][:2] == ["python", "-m"]
+        path = ROOT / module.replace(".", "/")
+        assert path.with_suffix(".py").exists() or (path / "__main__.py").exists(), module
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+    assert "uv sync --frozen" in dockerfile and "USER streamflow" in dockerfile
+
+
+def test_the_api_only_gets_the_read_only_role():
+    api_env = COMPOSE["services"]["api"]["environment"]
+    assert api_env["DATABASE_URL"].startswith(f"postgresql://{settings.READER_ROLE}:")
+    assert "POSTGRES_PASSWORD" not in str(api_env)
+
+
+def test_every_variable_is_documented_and_no_secret_is_committed():
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(VARIABLE.findall(text))
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", example, flags=re.M))
+    assert used <= documented, used - documented
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    assert {"POSTGRES_PASSWORD", "STREAMFLOW_READER_PASSWORD"} <= required
+    assert not re.search(r"PASSWORD:\s*[^$\s]", text), "no literal password in the compose file"
+    same_env = {"DATABASE_URL", "SEEDS_DIR", "HOST", "PORT", "WORKERS", "STREAMFLOW_API_TOKEN"}
+    readme = (ROOT / "README.md").read_text()
+    for name in same_env - {"HOST", "PORT", "WORKERS", "STREAMFLOW_API_TOKEN"}:
+        assert name in readme
