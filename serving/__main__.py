@@ -6,6 +6,7 @@ Exits non-zero with a clear message when the stack was never built.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import uvicorn
@@ -35,10 +36,11 @@ def main() -> int:
     if problem:
         print(f"serve: {problem}", file=sys.stderr)
         return 2
-    from serving import metrics_env
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.STATE_DIR / "prometheus" / f"server-{config.port}")
-    metrics_env.prepare(fresh=True)  # the workers inherit it and aggregate their counts there
+    if config.workers > 1:  # workers count into files of one fresh folder; /metrics adds them up
+        folder = settings.STATE_DIR / "prometheus" / f"server-{config.port}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ |= {"PROMETHEUS_MULTIPROC_DIR": str(folder), "STREAMFLOW_METRICS_MP": "1"}
     base = f"http://{config.host}:{config.port}"
     print(
         f"serving StreamFlow features on {base} ({config.workers} worker(s)); try:\n"

@@ -11,29 +11,28 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from serving import metrics_env
-
-metrics_env.prepare()  # before prometheus_client is imported, here or by Feast
-
-from litestar import Controller, Litestar, Request, Response, get, post
+from litestar import Controller, Litestar, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.openapi.spec import Operation, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import JSONBody, PathParameter
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import Gauge
 from psycopg import sql
 
+from serving import metrics  # first: fixes the metrics mode before Feast is imported
 from serving.catalog import Catalog, Selection, UnknownSelection
 from serving.config import ServingSettings
 from serving.online import OnlineReader, StoreUnavailable, Vector
@@ -49,12 +48,6 @@ from serving.schemas import (
 )
 
 log = logging.getLogger("serving")
-FRESHNESS = Gauge(
-    "streamflow_feature_view_latest_event_timestamp_seconds",
-    "Newest event timestamp in the online store, per feature view (unix seconds).",
-    ["feature_view"],
-    multiprocess_mode="max",
-)
 FRESHNESS_PERIOD_S = 30
 
 
@@ -93,7 +86,7 @@ class Resources:
             )
             rows = await self.reader._fetch(statement, None)
             if rows and rows[0][0] is not None:
-                FRESHNESS.labels(view.name).set(rows[0][0].timestamp())
+                metrics.FRESHNESS.labels(view.name).set(rows[0][0].timestamp())
 
 
 async def _freshness_loop(resources: Resources) -> None:
@@ -122,10 +115,9 @@ def _lifespan(settings: ServingSettings):
 
 
 # -- auth ----------------------------------------------------------------------------------------
-def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Bearer-token guard, mounted only when STREAMFLOW_API_TOKEN is set (async: no thread hop)."""
     token = connection.app.state.resources.settings.api_token
-    if token is None:
-        return
     header = connection.headers.get("authorization", "")
     scheme, _, supplied = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.encode(), token.encode()):
@@ -153,14 +145,44 @@ async def _selection(state: State, feature_service: str | None, features: list[s
         ) from None
 
 
+QUERY_LIMITS = {"feature_service": 128, "features": 4096}
+
+
+def _query_selection(request: Request) -> tuple[str | None, list[str] | None]:
+    """`?feature_service=` / `?features=a,b`, read by hand: declaring them as handler parameters
+    costs every request ~20 us of validation, although almost none carry a query string."""
+    params = request.query_params
+    for name, limit in QUERY_LIMITS.items():
+        if len(params.get(name) or "") > limit:
+            raise ProblemDetailsException(status_code=400, title="Bad query", detail=f"{name} is too long")
+    features = params.get("features")
+    return params.get("feature_service") or None, [f for f in features.split(",") if f] if features else None
+
+
+@dataclass
+class _SelectionQueryOperation(Operation):
+    """Documents the two query parameters `_query_selection` reads."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            OpenAPIParameter(name="feature_service", param_in="query", required=False,
+                             schema=Schema(type=OpenAPIType.STRING, max_length=128),
+                             description="feature service to serve (default: FEATURE_SERVICE)"),
+            OpenAPIParameter(name="features", param_in="query", required=False,
+                             schema=Schema(type=OpenAPIType.STRING, max_length=4096),
+                             description="comma-separated feature names, instead of a feature service"),
+        ]  # fmt: skip
+
+
 class FeatureController(Controller):
     path = "/features"
     tags: ClassVar[list[str]] = ["features"]
-    guards: ClassVar[list] = [require_token]
 
     @get(
         "/{user_id:str}",
         operation_id="getUserFeatures",
+        operation_class=_SelectionQueryOperation,
         summary="Online features of one user",
         description="Values in the feature service's order, with the as_of and status of each view. "
         "404 when the online store knows nothing of the user.",
@@ -169,15 +191,10 @@ class FeatureController(Controller):
         self,
         state: State,
         user_id: Annotated[str, PathParameter(pattern=USER_ID_PATTERN, min_length=1, max_length=64)],
-        feature_service: Annotated[
-            str | None, QueryParameter(max_length=128, description="default: FEATURE_SERVICE")
-        ] = None,
-        features: Annotated[
-            str | None, QueryParameter(max_length=4096, description="comma-separated feature names")
-        ] = None,
+        request: Request,
     ) -> FeatureVector:
-        names = [f for f in features.split(",") if f] if features else None
-        selection = await _selection(state, feature_service, names)
+        service, names = _query_selection(request) if request.scope["query_string"] else (None, None)
+        selection = await _selection(state, service, names)
         vector = await state.resources.reader.one(user_id, selection)
         if not vector.found:
             raise ProblemDetailsException(
@@ -244,10 +261,10 @@ async def ready(state: State) -> Response[Readiness]:
     )
 
 
-class MetricsController(PrometheusController):
-    path = "/metrics"
-    guards: ClassVar[list] = [require_token]
-    include_in_schema = False
+@get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response[bytes]:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -267,20 +284,26 @@ def _store_unavailable(_: Request, exc: StoreUnavailable) -> Response:
 def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):  # handled by the problem-details plugin
         raise exc
-    log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+    log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     return _problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 
 
 def create_app(settings: ServingSettings | None = None) -> Litestar:
     settings = settings or ServingSettings()
-    prometheus = PrometheusConfig(
-        app_name="streamflow_features", prefix="streamflow", group_path=True, exclude=["/metrics"]
-    )
     return Litestar(
-        route_handlers=[FeatureController, health, ready, MetricsController],
+        route_handlers=[
+            health,
+            ready,
+            # /features and /metrics sit behind the token when one is configured.
+            Router(
+                "/",
+                route_handlers=[FeatureController, prometheus_metrics],
+                guards=[require_token] if settings.api_token else [],
+            ),
+        ],
         lifespan=[_lifespan(settings)],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
-        middleware=[prometheus.middleware],
+        middleware=[metrics.MetricsMiddleware],
         exception_handlers={StoreUnavailable: _store_unavailable, Exception: _unexpected},
         openapi_config=OpenAPIConfig(
             title="StreamFlow features API",

@@ -57,20 +57,26 @@ def _joins(selection: Selection) -> sql.Composable:
     )
 
 
-@lru_cache(maxsize=256)
-def single_statement(selection: Selection) -> sql.Composed:
-    """One round trip for one user: a primary-key lookup per view, joined."""
-    return sql.SQL("select {cols} from (select %s::text as {key}) as k {joins}").format(
-        cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection)
+@lru_cache(maxsize=1024)
+def single_statement(selection: Selection) -> bytes:
+    """One round trip for one user: a primary-key lookup per view, joined (rendered once)."""
+    return (
+        sql.SQL("select {cols} from (select %s::text as {key}) as k {joins}")
+        .format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+        .as_bytes(None)
     )
 
 
-@lru_cache(maxsize=256)
-def batch_statement(selection: Selection) -> sql.Composed:
-    """One round trip for many users, rows in request order."""
-    return sql.SQL(
-        "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) {joins} order by k.ord"
-    ).format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+@lru_cache(maxsize=1024)
+def batch_statement(selection: Selection) -> bytes:
+    """One round trip for many users, rows in request order (rendered once)."""
+    return (
+        sql.SQL(
+            "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) {joins} order by k.ord"
+        )
+        .format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+        .as_bytes(None)
+    )
 
 
 class Catalog:
@@ -80,6 +86,8 @@ class Catalog:
         self.views = views
         self.services = services
         self.view_of_feature = {f: v.name for v in views.values() for f in v.features}
+        # The hot path asks for the same few selections again and again: resolve each once.
+        self._selections: dict[tuple[str, tuple[str, ...] | None], Selection] = {}
 
     @classmethod
     def from_store(cls, store) -> Catalog:
@@ -103,6 +111,15 @@ class Catalog:
 
     def select(self, service: str, features: list[str] | None = None) -> Selection:
         """The features of `service`, or only `features` (any served feature) when given."""
+        key = (service, tuple(features) if features else None)
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = self._resolve(service, features)
+            if len(self._selections) < 1024:  # bounded: feature lists come from clients
+                self._selections[key] = selection
+        return selection
+
+    def _resolve(self, service: str, features: list[str] | None) -> Selection:
         if features:
             unknown = [f for f in features if f not in self.view_of_feature]
             if unknown:

@@ -84,8 +84,12 @@ class OnlineReader:
             raise StoreUnavailable("the online store is unavailable") from exc
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
-        rows = await self._fetch(single_statement(selection), (user_id,))
-        return _vector(user_id, selection, rows[0], datetime.now(UTC))
+        try:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(single_statement(selection), (user_id,))).fetchone()
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable("the online store is unavailable") from exc
+        return _vector(user_id, selection, row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
         rows = await self._fetch(batch_statement(selection), (user_ids,))

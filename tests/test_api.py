@@ -142,10 +142,15 @@ def test_ops_routes(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    before = client.get("/metrics").text
     client.get("/features/0000-NOBODY")
     metrics = client.get("/metrics").text
+    line = 'streamflow_requests_total{method="GET",route="/features/{user_id}",status="404"}'
+    count = {m.split(" ")[0]: float(m.split(" ")[1]) for m in metrics.splitlines() if m.startswith(line)}
+    previous = [float(m.split(" ")[1]) for m in before.splitlines() if m.startswith(line)]
+    assert count[line] == (previous[0] if previous else 0) + 1
     assert (
-        'streamflow_requests_total{app_name="streamflow_features",method="GET",path="/features/{user_id}"'
+        'streamflow_request_duration_seconds_bucket{le="+Inf",method="GET",route="/features/{user_id}"}'
         in metrics
     )
     assert "streamflow_feature_view_latest_event_timestamp_seconds" in metrics

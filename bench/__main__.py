@@ -1,0 +1,67 @@
+"""`make bench`: serving contenders and the pipeline at scale, in one run, with ratios.
+
+    BENCH_SECONDS=20            load per serving contender (after a 3 s warm-up)
+    BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
+    SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
+
+Runs in databases of its own (`<db>_bench`, `<db>_scale`): your stack is not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import psutil
+
+from bench import pipeline_bench, serving_bench, stack, wrk
+from scripts.generate_data import generate
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    wrk.require_wrk()
+    seconds = int(os.environ.get("BENCH_SECONDS", "20"))
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
+    seeds_env = os.environ.get("SEEDS_DIR")
+    print(f"machine: {machine()}\n")
+    with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
+        workdir = Path(tmp)
+        seeds = Path(seeds_env) if seeds_env else generate(workdir / "serving_seeds", 7043, 2, 42)
+        print("== serving: same online data, same users, 16 connections, 1 worker each")
+        target = stack.use_fresh_database("bench")
+        store = stack.build(seeds)
+        stack.build_wide_reference_table(target)
+        ids = stack.user_ids(target)
+        results = serving_bench.run(target, ids, seconds)
+        a, b, b_tuned, c = (results[k] for k in results)
+        print(
+            f"\n  A/C throughput {a.requests_per_s / c.requests_per_s:.2f}x   "
+            f"p99 A/C {a.p99_ms / c.p99_ms:.2f}x   A/B {a.requests_per_s / b.requests_per_s:.1f}x   "
+            f"A/B' {a.requests_per_s / b_tuned.requests_per_s:.1f}x"
+        )
+        for name, value in serving_bench.batch_latency(target, store, ids).items():
+            print(f"  {name}: {value:.2f}")
+
+        print("\n== pipeline at scale (each step in its own process; peak RSS of that process tree)")
+        by_size = {}
+        for users in sizes:
+            scale_target = stack.use_fresh_database("scale")
+            real = seeds if (seeds_env and users == 7043) else None
+            label = f"{users:,}" + (" (real seeds)" if real else "")
+            by_size[label] = pipeline_bench.run_size(users, workdir, scale_target, real)
+            print(pipeline_bench.table({label: by_size[label]}).to_string(index=False), flush=True)
+    print("\n" + pipeline_bench.table(by_size).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

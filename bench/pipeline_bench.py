@@ -1,0 +1,190 @@
+"""The pipeline at scale: generate, ingest (vs PostgreSQL's own COPY), dbt build, apply,
+materialize, training set (vs Feast's naive DataFrame call), each step's time and peak memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import psycopg
+
+from scripts import settings
+from scripts.raw_tables import TABLES
+
+NAIVE_LIMIT = 10_000  # Feast's DataFrame path grows with the square of the rows: 35k users took 348 s
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    peak_mb: float
+    note: str = ""
+
+
+def measured(name: str, command: list[str], env: dict | None = None) -> tuple[Step, str]:
+    """Run a step in its own process; wall time and the peak RSS of it and its children."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        cwd=settings.PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                rss = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = process.communicate()[0]
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{output[-3000:]}")
+    return Step(name, time.perf_counter() - started, peak / 2**20), output
+
+
+def postgres_copy_seconds(target: settings.PgTarget, seeds: Path) -> float:
+    """The floor for ingest: plain COPY of the same files into untyped-checked tables, no validation."""
+    started = time.perf_counter()
+    with psycopg.connect(target.url) as conn:
+        conn.execute("create schema if not exists bench")
+        for month in sorted(p for p in seeds.iterdir() if p.name.startswith("month_")):
+            for table in TABLES:
+                name = f"bench.copy_{table.name}"
+                cols = ", ".join(f"{c.name} {c.pg_type}" for c in table.columns)
+                conn.execute(f"drop table if exists {name}")
+                conn.execute(f"create table {name} ({cols})")
+                with (
+                    conn.cursor().copy(f"copy {name} from stdin (format csv, header true)") as copy,
+                    (month / table.file_name).open("rb") as fh,
+                ):
+                    while block := fh.read(1 << 20):
+                        copy.write(block)
+        conn.execute("drop schema bench cascade")
+    return time.perf_counter() - started
+
+
+def run_size(
+    users: int, workdir: Path, target: settings.PgTarget, real_seeds: Path | None = None
+) -> list[Step]:
+    python = sys.executable
+    env = {"DATABASE_URL": target.url}
+    steps = []
+    if real_seeds is not None:
+        seeds = real_seeds
+    else:
+        seeds = workdir / f"users_{users}"
+        step, _ = measured(
+            "generate",
+            [
+                python,
+                "-m",
+                "scripts.generate_data",
+                "--users",
+                str(users),
+                "--months",
+                "2",
+                "--out",
+                str(seeds),
+            ],
+        )
+        steps.append(step)
+    step, _ = measured(
+        "ingest (validate + COPY)", [python, "-m", "scripts.ingest", "--seeds-dir", str(seeds)], env
+    )
+    copy_s = postgres_copy_seconds(target, seeds)
+    step.note = f"plain COPY {copy_s:.1f}s, ratio {step.seconds / copy_s:.2f}x"
+    steps.append(step)
+    step, _ = measured("dbt build", [python, "-m", "scripts.run_dbt", "build", "--quiet"], env)
+    steps.append(step)
+    step, _ = measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)
+    steps.append(step)
+    step, out = measured("materialize (2 months)", [python, "-m", "scripts.feast_steps", "materialize"], env)
+    rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) rows written", out))
+    work = sum(float(s) for s in re.findall(r"views in ([\d.]+)s", out))
+    with psycopg.connect(target.url) as conn:
+        per_row = conn.execute(
+            "select count(*)::float / count(distinct table_name) from information_schema.columns "
+            "where table_schema = 'feast_online' and column_name not in ('user_id', 'event_ts', 'created_ts')"
+        ).fetchone()[0]
+    step.note = f"{rows:,} rows, {rows * per_row / work:,.0f} feature values/s (SQL work {work:.1f}s)"
+    steps.append(step)
+    out_csv = workdir / f"training_{users}.csv"
+    step, out = measured(
+        "training set (1 as_of, all users)",
+        [python, "-m", "scripts.build_training_dataset", "--out", str(out_csv)],
+        env,
+    )
+    inner = float(re.search(r"in ([\d.]+)s", out.splitlines()[-1]).group(1))
+    step.note = f"{sum(1 for _ in out_csv.open()) - 1:,} rows, {inner:.1f}s inside"
+    if users <= NAIVE_LIMIT:
+        naive = naive_training_seconds(target)
+        step.note += f"; Feast naive DataFrame call {naive:.1f}s ({naive / inner:.0f}x slower)"
+    else:
+        step.note += "; naive call not run (quadratic: 35k users took 348 s)"
+    steps.append(step)
+    return steps
+
+
+def naive_training_seconds(target: settings.PgTarget) -> float:
+    """What the course does: entity DataFrame -> get_historical_features (temp table, no ANALYZE)."""
+    code = f"""
+import time, warnings, pandas as pd, psycopg
+from scripts.feast_steps import feature_store
+warnings.filterwarnings("ignore")
+store = feature_store()
+with psycopg.connect({target.url!r}) as conn:
+    rows = conn.execute("select user_id, feature_timestamp from features.churn_labels "
+                        "where as_of = (select min(as_of) from features.churn_labels)").fetchall()
+entity_df = pd.DataFrame(rows, columns=["user_id", "event_timestamp"])
+started = time.perf_counter()
+service = store.get_feature_service("churn_model_v1")
+store.get_historical_features(entity_df=entity_df, features=service).to_df()
+print(time.perf_counter() - started)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DATABASE_URL": target.url},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=settings.PROJECT_ROOT,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def table(steps_by_size: dict[str, list[Step]]) -> pd.DataFrame:
+    rows = [
+        {
+            "users x 2 months": size,
+            "step": s.name,
+            "seconds": round(s.seconds, 1),
+            "peak MB": round(s.peak_mb),
+            "notes": s.note,
+        }
+        for size, steps in steps_by_size.items()
+        for s in steps
+    ]
+    return pd.DataFrame(rows)

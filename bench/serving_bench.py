@@ -1,0 +1,145 @@
+"""Serving, side by side under the same load (wrk, 16 connections, 1 server worker each):
+A our API, B `feast serve` (defaults and --max-requests 0), C the reference limit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from bench import wrk
+from scripts import settings
+from scripts.feast_steps import REPO_DIR, feast_env
+from tests.server_process import free_port, wait_for
+
+
+@contextlib.contextmanager
+def server(command: list[str], ready_path: str, env: dict, cwd=settings.PROJECT_ROOT) -> Iterator[str]:
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env, "PORT": str(port)},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(base + ready_path, timeout=120)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
+    python = sys.executable
+    feast = str(settings.PROJECT_ROOT / ".venv" / "bin" / "feast")
+    feast_cmd = [
+        feast,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--no-access-log",
+        "--workers",
+        "1",
+    ]
+    return {
+        "A  our API (GET /features/{id})": (
+            [python, "-m", "serving"],
+            "/ready",
+            {"WORKERS": "1", "DATABASE_URL": target.url},
+            {},
+        ),
+        "B  feast serve, defaults": (feast_cmd, "/health", feast_env(target), {"feast": True}),
+        "B' feast serve, --max-requests 0": (
+            [*feast_cmd, "--max-requests", "0"],
+            "/health",
+            feast_env(target),
+            {"feast": True},
+        ),
+        "C  reference: Litestar + 1 PK select": (
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.reference_app:create_app",
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
+            f"/features/{sample_user}",
+            {"DATABASE_URL": target.url},
+            {},
+        ),
+    }
+
+
+def run(
+    target: settings.PgTarget, ids: list[str], seconds: int, warmup: int = 3
+) -> dict[str, wrk.LoadResult]:
+    results = {}
+    for name, (command, ready, env, options) in contenders(target, ids[0]).items():
+        cwd = REPO_DIR if options.get("feast") else settings.PROJECT_ROOT
+        with server(command, ready, env, cwd=cwd) as base:
+            wrk.run(base, ids, warmup, **options)
+            results[name] = wrk.run(base, ids, seconds, **options)
+        r = results[name]
+        print(
+            f"  {name:40s} {r.requests_per_s:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:7.2f} ms  "
+            f"non-2xx {r.non_2xx + r.socket_errors}",
+            flush=True,
+        )
+        time.sleep(1)
+    return results
+
+
+def batch_latency(target: settings.PgTarget, store, ids: list[str], rounds: int = 200) -> dict[str, float]:
+    """p50 of 100 users in one request: our POST /features vs Feast's SDK in-process."""
+    batches = [ids[(i * 100) % max(1, len(ids) - 100) :][:100] for i in range(rounds)]
+    ours = []
+    with (
+        server(
+            [sys.executable, "-m", "serving"], "/ready", {"WORKERS": "1", "DATABASE_URL": target.url}
+        ) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        for batch in batches[:20]:
+            client.post("/features", json={"user_ids": batch})
+        for batch in batches:
+            started = time.perf_counter()
+            response = client.post("/features", json={"user_ids": batch})
+            ours.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+    service = store.get_feature_service("churn_api_v1")
+    sdk = []
+    for batch in batches[:20]:
+        store.get_online_features(features=service, entity_rows=[{"user_id": u} for u in batch]).to_dict()
+    for batch in batches:
+        started = time.perf_counter()
+        store.get_online_features(features=service, entity_rows=[{"user_id": u} for u in batch]).to_dict()
+        sdk.append((time.perf_counter() - started) * 1000)
+    return {
+        "POST /features x100 (HTTP, p50 ms)": statistics.median(ours),
+        "Feast SDK get_online_features x100 (in-process, p50 ms)": statistics.median(sdk),
+    }

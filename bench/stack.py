@@ -1,0 +1,70 @@
+"""A stack of its own for the benchmarks: database `<name>_bench` on the same server, so a
+benchmark never touches the user's data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from scripts import database, embedded_pg, settings
+
+
+def bench_target(suffix: str = "bench") -> settings.PgTarget:
+    base = settings.admin_target()
+    return base.with_database(f"{base.database}_{suffix}")
+
+
+def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
+    """Start the server if it is ours, recreate `<db>_<suffix>`, point DATABASE_URL at it."""
+    if settings.uses_embedded():
+        embedded_pg.main(["up"])
+    target = bench_target(suffix)
+    with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database))
+        )
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(target.database)))
+    os.environ["DATABASE_URL"] = target.url
+    database.ensure_database(target)
+    return target
+
+
+def build(seeds: Path, store=None):
+    from scripts import feast_steps, ingest, run_dbt
+
+    ingest.load_all(seeds)
+    if not run_dbt.run(["build", "--quiet"]):
+        raise SystemExit("dbt build failed on the benchmark data")
+    feast_steps.apply()
+    store = feast_steps.feature_store()
+    feast_steps.materialize(store)
+    return store
+
+
+def build_wide_reference_table(target: settings.PgTarget) -> int:
+    """Contender C's table: the 14 served values at the latest as_of, one row per user."""
+    with psycopg.connect(target.url) as conn:
+        conn.execute("create schema if not exists bench")
+        conn.execute("drop table if exists bench.wide_features")
+        conn.execute("""
+            create table bench.wide_features as
+            select s.user_id, s.months_active, s.monthly_fee, s.paperless_billing, s.plan_stream_tv,
+                   s.plan_stream_movies, s.net_service, u.watch_hours_30d, u.avg_session_mins_7d,
+                   u.unique_devices_30d, u.skips_7d, u.rebuffer_events_7d, p.failed_payments_90d,
+                   t.support_tickets_90d, t.ticket_avg_resolution_hrs_90d
+            from features.subs_profile as s
+            join features.usage_agg_30d as u using (user_id, as_of)
+            join features.payments_agg_90d as p using (user_id, as_of)
+            join features.support_agg_90d as t using (user_id, as_of)
+            where s.as_of = (select max(as_of) from features.subs_profile)""")
+        conn.execute("alter table bench.wide_features add primary key (user_id)")
+        conn.execute("analyze bench.wide_features")
+        return conn.execute("select count(*) from bench.wide_features").fetchone()[0]
+
+
+def user_ids(target: settings.PgTarget) -> list[str]:
+    with psycopg.connect(target.url) as conn:
+        return [r[0] for r in conn.execute("select user_id from bench.wide_features order by user_id")]

@@ -1,0 +1,123 @@
+"""Prometheus metrics of the API, cheap on the hot path.
+
+One worker: requests are counted in plain Python structures and rendered by a collector at
+scrape time (a prometheus_client Counter + Histogram cost ~5% of a request here). Several
+workers: prometheus_client's multiprocess mode, switched on by `python -m serving`
+(PROMETHEUS_MULTIPROC_DIR, a fresh folder per server, STREAMFLOW_METRICS_MP=1) before this module
+is imported, so /metrics adds up every worker. Importing Feast also sets PROMETHEUS_MULTIPROC_DIR
+(to a folder of its own), so the mode is fixed here, at import, and never read again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+
+MULTIPROCESS = os.environ.get("STREAMFLOW_METRICS_MP") == "1" and bool(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+)
+
+from prometheus_client import (  # after the mode is decided
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+REQUESTS_NAME, REQUESTS_HELP = "streamflow_requests", "HTTP requests by route and status."
+LATENCY_NAME, LATENCY_HELP = "streamflow_request_duration_seconds", "HTTP request latency by route."
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+FRESHNESS = Gauge(
+    "streamflow_feature_view_latest_event_timestamp_seconds",
+    "Newest event timestamp in the online store, per feature view (unix seconds).",
+    ["feature_view"],
+    multiprocess_mode="max",
+)
+
+
+class InProcessRequestMetrics:
+    """Request counts and latency histograms as plain numbers, rendered when scraped."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.latency: dict[tuple[str, str], list] = {}  # [per-bucket counts..., +Inf count, sum]
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        slot = self.latency.get((method, route))
+        if slot is None:
+            slot = self.latency[(method, route)] = [0] * (len(BUCKETS) + 1) + [0.0]
+        slot[bisect.bisect_left(BUCKETS, seconds)] += 1
+        slot[-1] += seconds
+
+    def collect(self):
+        requests = CounterMetricFamily(REQUESTS_NAME, REQUESTS_HELP, labels=["method", "route", "status"])
+        for labels, count in self.counts.items():
+            requests.add_metric(list(labels), count)
+        yield requests
+        latency = HistogramMetricFamily(LATENCY_NAME, LATENCY_HELP, labels=["method", "route"])
+        for labels, slot in self.latency.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), slot[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric(list(labels), buckets, slot[-1])
+        yield latency
+
+
+class MultiProcessRequestMetrics:
+    def __init__(self) -> None:
+        self.requests = Counter(REQUESTS_NAME, REQUESTS_HELP, ["method", "route", "status"])
+        self.duration = Histogram(LATENCY_NAME, LATENCY_HELP, ["method", "route"], buckets=BUCKETS)
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(method, route).observe(seconds)
+
+
+if MULTIPROCESS:
+    REQUEST_METRICS = MultiProcessRequestMetrics()
+else:
+    REQUEST_METRICS = InProcessRequestMetrics()
+    REGISTRY.register(REQUEST_METRICS)
+
+
+def render() -> tuple[bytes, str]:
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (bounded label values)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            REQUEST_METRICS.record(scope["method"], route, status, time.perf_counter() - started)
