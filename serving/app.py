@@ -37,6 +37,7 @@ from serving import metrics  # first: fixes the metrics mode before Feast is imp
 from serving.catalog import Catalog, Selection, UnknownSelection
 from serving.config import ServingSettings
 from serving.online import OnlineReader, StoreUnavailable, Vector
+from serving.online_store import column
 from serving.schemas import (
     USER_ID_PATTERN,
     BatchItem,
@@ -104,13 +105,19 @@ class Resources:
 
     async def refresh_freshness(self) -> None:
         catalog = await self.catalog()
-        for view in catalog.views.values():
-            statement = sql.SQL("select max(event_ts) from {}").format(
-                sql.Identifier(view.schema, view.table)
-            )
-            rows = await self.reader._fetch(statement, None)
-            if rows and rows[0][0] is not None:
-                metrics.FRESHNESS.labels(view.name).set(rows[0][0].timestamp())
+        views = list(catalog.views.values())
+        if not views:
+            return
+        statement = sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("max({})").format(sql.Identifier(column(v.name, "event_ts"))) for v in views
+            ),
+            sql.Identifier(views[0].schema, views[0].table),
+        )
+        rows = await self.reader._fetch(statement, None)
+        for view, newest in zip(views, rows[0], strict=True):
+            if newest is not None:
+                metrics.FRESHNESS.labels(view.name).set(newest.timestamp())
 
 
 async def _housekeeping(resources: Resources) -> None:

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from psycopg import sql
 
-from serving.online_store import ENTITY_COLUMN, table_name
+from serving.online_store import ENTITY_COLUMN, column, online_table
 
 
 class UnknownSelection(ValueError):
@@ -36,45 +36,49 @@ class Selection:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f for _, features in self.parts for f in features)
 
+    @property
+    def empty_row(self) -> tuple:
+        """What an unknown user reads: every view's timestamp and features NULL."""
+        return (None,) * sum(len(features) + 1 for _, features in self.parts)
+
 
 def _select_list(selection: Selection) -> sql.Composable:
     columns = []
-    for i, (_view, features) in enumerate(selection.parts):
-        alias = sql.Identifier(f"v{i}")
-        columns.append(sql.SQL("{}.event_ts").format(alias))
-        columns += [sql.SQL("{}.{}").format(alias, sql.Identifier(f)) for f in features]
+    for view, features in selection.parts:
+        columns.append(sql.Identifier(column(view.name, "event_ts")))
+        columns += [sql.Identifier(column(view.name, f)) for f in features]
     return sql.SQL(", ").join(columns)
-
-
-def _joins(selection: Selection) -> sql.Composable:
-    return sql.SQL(" ").join(
-        sql.SQL("left join {table} as {alias} on {alias}.{key} = k.{key}").format(
-            table=sql.Identifier(view.schema, view.table),
-            alias=sql.Identifier(f"v{i}"),
-            key=sql.Identifier(ENTITY_COLUMN),
-        )
-        for i, (view, _) in enumerate(selection.parts)
-    )
 
 
 @lru_cache(maxsize=1024)
 def single_statement(selection: Selection) -> bytes:
-    """One round trip for one user: a primary-key lookup per view, joined (rendered once)."""
+    """One primary-key lookup returning the whole selection (rendered once). No row: unknown user."""
+    table = selection.parts[0][0]
     return (
-        sql.SQL("select {cols} from (select %s::text as {key}) as k {joins}")
-        .format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+        sql.SQL("select {cols} from {table} where {key} = %s")
+        .format(
+            cols=_select_list(selection),
+            table=sql.Identifier(table.schema, table.table),
+            key=sql.Identifier(ENTITY_COLUMN),
+        )
         .as_bytes(None)
     )
 
 
 @lru_cache(maxsize=1024)
 def batch_statement(selection: Selection) -> bytes:
-    """One round trip for many users, rows in request order (rendered once)."""
+    """One round trip for many users, one row per requested id in request order (rendered once)."""
+    table = selection.parts[0][0]
     return (
         sql.SQL(
-            "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) {joins} order by k.ord"
+            "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) "
+            "left join {table} as t using ({key}) order by k.ord"
         )
-        .format(cols=_select_list(selection), key=sql.Identifier(ENTITY_COLUMN), joins=_joins(selection))
+        .format(
+            cols=_select_list(selection),
+            table=sql.Identifier(table.schema, table.table),
+            key=sql.Identifier(ENTITY_COLUMN),
+        )
         .as_bytes(None)
     )
 
@@ -96,7 +100,7 @@ class Catalog:
             v.name: ViewSpec(
                 name=v.name,
                 schema=schema,
-                table=table_name(store.project, v.name),
+                table=online_table(store.project),
                 ttl=v.ttl if v.ttl and v.ttl.total_seconds() > 0 else None,
                 features=tuple(f.name for f in v.features),
             )

@@ -89,7 +89,7 @@ class OnlineReader:
                 row = await (await conn.execute(single_statement(selection), (user_id,))).fetchone()
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreUnavailable("the online store is unavailable") from exc
-        return _vector(user_id, selection, row, datetime.now(UTC))
+        return _vector(user_id, selection, row or selection.empty_row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
         rows = await self._fetch(batch_statement(selection), (user_ids,))

@@ -1,18 +1,20 @@
-"""A Feast online store on PostgreSQL with one typed row per entity and feature view.
+"""A Feast online store on PostgreSQL: one typed row per user, a column group per feature view.
 
-Feast's own Postgres store keeps one row per (entity, feature) holding a serialized protobuf, and
-upserts without looking at timestamps. This store keeps, per feature view, a table
-`<project>_<view>(user_id primary key, event_ts, created_ts, <one typed column per feature>)`:
+Feast's own Postgres store keeps one row per (entity, feature) holding a serialized protobuf, in
+one table per view, and upserts without looking at timestamps. This store keeps one table
+`<project>_user_features(user_id primary key, <view>__event_ts, <view>__created_ts,
+<view>__<feature>...)`:
 
-- a read is one primary-key lookup per view (the API joins all views in one statement) and values
-  come back as native PostgreSQL types, with no protobuf decoding;
-- every write is guarded: a row only replaces one with an older or equal event timestamp, so
-  materializing an old month after a new one can never regress online values;
-- `materialize_window` loads a time window straight from the offline table with one set-based
+- a read of any set of features is one primary-key lookup returning native PostgreSQL types, with
+  no protobuf decoding and no join (the API serves a whole feature service from one row);
+- every write is guarded per view: a view's columns are only replaced by values with an equal or
+  newer event timestamp, so materializing an old month after a new one never regresses them;
+- `materialize_window` loads a window straight from the offline table with one set-based
   `INSERT ... SELECT` when the offline store is the same database (the common setup here).
 
 Plugged into Feast by `online_store.type: serving.online_store.StreamflowOnlineStore`, so
-`get_online_features`, `feast materialize` and the SDK keep working on it.
+`get_online_features`, `feast materialize` and the SDK keep working on it. Entities keyed by a
+single `user_id` join key only.
 """
 
 from __future__ import annotations
@@ -41,17 +43,26 @@ PG_TYPE_OF = {
     ValueType.FLOAT: "real",
     ValueType.BOOL: "boolean",
     ValueType.STRING: "text",
-    ValueType.UNIX_TIMESTAMP: "timestamptz",
+    ValueType.UNIX_TIMESTAMP: "timestamp with time zone",
 }
 ENTITY_COLUMN = "user_id"
+MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
 
 
 class StreamflowOnlineStoreConfig(PostgreSQLConfig):
     type: Literal["serving.online_store.StreamflowOnlineStore"] = "serving.online_store.StreamflowOnlineStore"
 
 
-def table_name(project: str, view_name: str) -> str:
-    return f"{project}_{view_name}"
+def online_table(project: str) -> str:
+    return f"{project}_user_features"
+
+
+def column(view_name: str, name: str) -> str:
+    """The column of a view's feature (or of its `event_ts` / `created_ts`)."""
+    ident = f"{view_name}__{name}"
+    if len(ident) > MAX_IDENTIFIER:
+        raise ValueError(f"online column name {ident!r} is longer than {MAX_IDENTIFIER} characters")
+    return ident
 
 
 def feature_columns(view: FeatureView) -> list[tuple[str, str, ValueType]]:
@@ -63,6 +74,15 @@ def feature_columns(view: FeatureView) -> list[tuple[str, str, ValueType]]:
             raise ValueError(f"{view.name}.{field.name}: type {field.dtype} is not supported online")
         columns.append((field.name, PG_TYPE_OF[value_type], value_type))
     return columns
+
+
+def view_columns(view: FeatureView) -> list[tuple[str, str]]:
+    """(column, type) of a view's group: event_ts, created_ts, then the features."""
+    group = [
+        (column(view.name, "event_ts"), "timestamp with time zone"),
+        (column(view.name, "created_ts"), "timestamp with time zone"),
+    ]
+    return group + [(column(view.name, f), pg) for f, pg, _ in feature_columns(view)]
 
 
 def _entity_id(key: EntityKeyProto) -> str:
@@ -81,6 +101,10 @@ def _copy_text(value: Any) -> str:
         return value.isoformat()
     text = str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _idents(names: Sequence[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
 class StreamflowOnlineStore(OnlineStore):
@@ -102,6 +126,10 @@ class StreamflowOnlineStore(OnlineStore):
             with self._conn.transaction():
                 yield self._conn
 
+    @staticmethod
+    def _table(config: RepoConfig) -> sql.Identifier:
+        return sql.Identifier(config.online_store.db_schema, online_table(config.project))
+
     # -- schema -------------------------------------------------------------------------------
     def update(
         self,
@@ -112,70 +140,64 @@ class StreamflowOnlineStore(OnlineStore):
         entities_to_keep: Sequence[Entity],
         partial: bool,
     ) -> None:
-        schema = config.online_store.db_schema
+        schema, table = config.online_store.db_schema, self._table(config)
         with self._connection(config) as conn:
             conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-            for view in tables_to_delete:
-                conn.execute(
-                    sql.SQL("drop table if exists {}").format(
-                        sql.Identifier(schema, table_name(config.project, view.name))
-                    )
+            # fillfactor leaves room for HOT updates: each view rewrites its columns of a row
+            conn.execute(
+                sql.SQL("create table if not exists {} ({} text primary key) with (fillfactor = 70)").format(
+                    table, sql.Identifier(ENTITY_COLUMN)
                 )
-            for view in tables_to_keep:
-                self._ensure_table(conn, schema, config.project, view)
-
-    @staticmethod
-    def _ensure_table(conn: Connection, schema: str, project: str, view: FeatureView) -> None:
-        name = table_name(project, view.name)
-        wanted = [(ENTITY_COLUMN, "text"), ("event_ts", "timestamptz"), ("created_ts", "timestamptz")]
-        wanted += [(f, pg) for f, pg, _ in feature_columns(view)]
-        existing = conn.execute(
-            "select column_name, format_type(atttypid, atttypmod) from information_schema.columns c "
-            "join pg_attribute a on a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
-            "and a.attname = c.column_name "
-            "where table_schema = %s and table_name = %s order by ordinal_position",
-            (schema, name),
-        ).fetchall()
-        normalized = [(c, {"timestamp with time zone": "timestamptz"}.get(t, t)) for c, t in existing]
-        if normalized == wanted:
-            return
-        # A changed view gets a fresh table; `make materialize` refills it.
-        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
-        columns = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in wanted
-        )
-        conn.execute(
-            sql.SQL("create table {} ({}, primary key ({}))").format(
-                sql.Identifier(schema, name), columns, sql.Identifier(ENTITY_COLUMN)
             )
-        )
+            existing = dict(
+                conn.execute(
+                    "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+                    "where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped",
+                    (f'"{schema}"."{online_table(config.project)}"',),
+                ).fetchall()
+            )
+            for view in tables_to_delete:
+                for name in [c for c in existing if c.startswith(f"{view.name}__")]:
+                    conn.execute(sql.SQL("alter table {} drop column {}").format(table, sql.Identifier(name)))
+            for view in tables_to_keep:
+                wanted = view_columns(view)
+                if any(existing.get(name, pg) != pg for name, pg in wanted):
+                    # A feature changed type: drop the view's group; `make materialize` refills it.
+                    for name in [c for c in existing if c.startswith(f"{view.name}__")]:
+                        conn.execute(
+                            sql.SQL("alter table {} drop column {}").format(table, sql.Identifier(name))
+                        )
+                        existing.pop(name)
+                for name, pg in wanted:
+                    if name not in existing:
+                        conn.execute(
+                            sql.SQL("alter table {} add column {} {}").format(
+                                table, sql.Identifier(name), sql.SQL(pg)
+                            )
+                        )
 
     def teardown(self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]) -> None:
         with self._connection(config) as conn:
-            for view in tables:
-                conn.execute(
-                    sql.SQL("drop table if exists {}").format(
-                        sql.Identifier(config.online_store.db_schema, table_name(config.project, view.name))
-                    )
-                )
+            conn.execute(sql.SQL("drop table if exists {}").format(self._table(config)))
 
     # -- writes -------------------------------------------------------------------------------
     @staticmethod
-    def _guarded_upsert(schema: str, name: str, columns: list[str], source: sql.Composable) -> sql.Composed:
-        """Insert rows from `source`; an existing row is replaced only by a newer (or equal) event."""
-        idents = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c != ENTITY_COLUMN
-        )
+    def _guarded_upsert(table: sql.Identifier, view: FeatureView, source: sql.Composable) -> sql.Composed:
+        """Write `source` rows (user_id, event_ts, created_ts, features...) into the view's
+        columns; an existing row's group is only replaced by an equal or newer event."""
+        group = [name for name, _ in view_columns(view)]
+        event_ts = sql.Identifier(group[0])
         return sql.SQL(
-            "insert into {table} as current ({cols}) {source} "
-            "on conflict ({key}) do update set {updates} where current.event_ts <= excluded.event_ts"
+            "insert into {table} as current ({key}, {cols}) {source} "
+            "on conflict ({key}) do update set ({cols}) = row({excluded}) "
+            "where current.{ts} is null or current.{ts} <= excluded.{ts}"
         ).format(
-            table=sql.Identifier(schema, name),
-            cols=idents,
-            source=source,
+            table=table,
             key=sql.Identifier(ENTITY_COLUMN),
-            updates=updates,
+            cols=_idents(group),
+            source=source,
+            excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in group),
+            ts=event_ts,
         )
 
     def online_write_batch(
@@ -185,35 +207,33 @@ class StreamflowOnlineStore(OnlineStore):
         data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
         progress: Callable[[int], Any] | None,
     ) -> None:
-        features = feature_columns(table)
-        columns = [ENTITY_COLUMN, "event_ts", "created_ts", *[f for f, _, _ in features]]
+        features = [f for f, _, _ in feature_columns(table)]
         buffer = io.StringIO()
         for entity_key, values, event_ts, created_ts in data:
             row = [_entity_id(entity_key), event_ts, created_ts]
-            for name, _, _ in features:
+            for name in features:
                 proto = values.get(name)
                 row.append(None if proto is None else feast_value_type_to_python_type(proto))
             buffer.write("\t".join(_copy_text(v) for v in row) + "\n")
-        name = table_name(config.project, table.name)
+        staged = [ENTITY_COLUMN, "event_ts", "created_ts", *features]
+        types = [("text",), ("timestamptz",), ("timestamptz",)] + [
+            (pg,) for _, pg, _ in feature_columns(table)
+        ]
         with self._connection(config) as conn:
             conn.execute(
-                sql.SQL("create temp table incoming (like {} including defaults) on commit drop").format(
-                    sql.Identifier(config.online_store.db_schema, name)
+                sql.SQL("create temp table incoming ({}) on commit drop").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t[0]))
+                        for n, t in zip(staged, types, strict=True)
+                    )
                 )
             )
-            with conn.cursor().copy(
-                sql.SQL("copy incoming ({}) from stdin").format(
-                    sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-                )
-            ) as copy:
+            with conn.cursor().copy(sql.SQL("copy incoming ({}) from stdin").format(_idents(staged))) as copy:
                 copy.write(buffer.getvalue())
-            source = sql.SQL(
+            latest = sql.SQL(
                 "select distinct on ({key}) {cols} from incoming order by {key}, event_ts desc"
-            ).format(
-                key=sql.Identifier(ENTITY_COLUMN),
-                cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            )
-            conn.execute(self._guarded_upsert(config.online_store.db_schema, name, columns, source))
+            ).format(key=sql.Identifier(ENTITY_COLUMN), cols=_idents(staged))
+            conn.execute(self._guarded_upsert(self._table(config), table, latest))
         if progress:
             progress(len(data))
 
@@ -225,24 +245,21 @@ class StreamflowOnlineStore(OnlineStore):
         Runs on the caller's connection so that several views can be loaded in one transaction.
         """
         source = view.batch_source
-        timestamp = source.timestamp_field
-        features = [f for f, _, _ in feature_columns(view)]
-        columns = [ENTITY_COLUMN, "event_ts", "created_ts", *features]
-        select = sql.SQL(
+        timestamp = sql.Identifier(source.timestamp_field)
+        features = [source.field_mapping.get(f, f) for f, _, _ in feature_columns(view)]
+        latest = sql.SQL(
             "select distinct on ({key}) {key}, {ts}, now(), {features} from {source} "
             "where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc"
         ).format(
             key=sql.Identifier(ENTITY_COLUMN),
-            ts=sql.Identifier(timestamp),
-            features=sql.SQL(", ").join(sql.Identifier(source.field_mapping.get(f, f)) for f in features),
+            ts=timestamp,
+            features=_idents(features),
             source=sql.SQL(source.get_table_query_string()),
         )
-        statement = self._guarded_upsert(
-            config.online_store.db_schema, table_name(config.project, view.name), columns, select
-        )
+        statement = self._guarded_upsert(self._table(config), view, latest)
         return conn.execute(statement, {"start": start, "end": end}).rowcount
 
-    # -- reads (the Feast SDK path; the API reads with one joined statement of its own) -------------
+    # -- reads (the Feast SDK path; the API reads the same row with a statement of its own) -----
     def online_read(
         self,
         config: RepoConfig,
@@ -254,17 +271,18 @@ class StreamflowOnlineStore(OnlineStore):
         if requested_features:
             features = [f for f in features if f[0] in set(requested_features)]
         ids = [_entity_id(k) for k in entity_keys]
-        statement = sql.SQL("select {key}, event_ts, {cols} from {table} where {key} = any(%s)").format(
+        statement = sql.SQL("select {key}, {ts}, {cols} from {table} where {key} = any(%s)").format(
             key=sql.Identifier(ENTITY_COLUMN),
-            cols=sql.SQL(", ").join(sql.Identifier(f) for f, _, _ in features),
-            table=sql.Identifier(config.online_store.db_schema, table_name(config.project, table.name)),
+            ts=sql.Identifier(column(table.name, "event_ts")),
+            cols=_idents([column(table.name, f) for f, _, _ in features]),
+            table=self._table(config),
         )
         with self._connection(config) as conn:
             rows = {row[0]: row[1:] for row in conn.execute(statement, (ids,))}
         results: list[tuple[datetime | None, dict[str, ValueProto] | None]] = []
         for user_id in ids:
             row = rows.get(user_id)
-            if row is None:
+            if row is None or row[0] is None:  # no row, or no value of this view yet
                 results.append((None, None))
                 continue
             values = {

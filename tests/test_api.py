@@ -174,12 +174,12 @@ def test_bearer_token_when_configured(store, users):
 def test_serving_role_can_only_read(store):
     reader = settings.reader_target()
     with psycopg.connect(reader.url, autocommit=True) as conn:
-        assert conn.execute("select count(*) from feast_online.streamflow_subs_profile_fv").fetchone()[0] > 0
+        assert conn.execute("select count(*) from feast_online.streamflow_user_features").fetchone()[0] > 0
         assert conn.execute("select count(*) from feast.feature_views").fetchone()[0] == 5
         for statement in (
-            "insert into feast_online.streamflow_subs_profile_fv (user_id) values ('intruder')",
-            "delete from feast_online.streamflow_subs_profile_fv",
-            "drop table feast_online.streamflow_subs_profile_fv",
+            "insert into feast_online.streamflow_user_features (user_id) values ('intruder')",
+            "delete from feast_online.streamflow_user_features",
+            "drop table feast_online.streamflow_user_features",
             "select count(*) from raw.users",
             "create table feast_online.evil (x int)",
         ):

@@ -168,8 +168,9 @@ def test_null_and_types_round_trip_online(store, seeds):
 def online_snapshot(target) -> list[tuple]:
     return query(
         target,
-        "select user_id, event_ts, months_active, monthly_fee, plan_stream_tv "
-        "from feast_online.streamflow_subs_profile_fv order by user_id",
+        "select user_id, subs_profile_fv__event_ts, subs_profile_fv__months_active, "
+        "subs_profile_fv__monthly_fee, subs_profile_fv__plan_stream_tv "
+        "from feast_online.streamflow_user_features order by user_id",
     )
 
 

@@ -37,8 +37,8 @@ def _write_month(src, dst, edit):
 def online_values(target):
     return query(
         target,
-        "select user_id, event_ts, watch_hours_30d from "
-        "feast_online.streamflow_usage_agg_30d_fv order by user_id",
+        "select user_id, usage_agg_30d_fv__event_ts, usage_agg_30d_fv__watch_hours_30d "
+        "from feast_online.streamflow_user_features order by user_id",
     )
 
 
