@@ -79,7 +79,9 @@ fmt: setup ## Apply ruff formatting and sqlfluff fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/sqlfluff fix dbt_project/models
 
-bench: setup ## Benchmarks (serving and pipeline), printed side by side
+bench: setup ## Benchmarks (serving and pipeline), side by side; BENCH_SIZES=7043,100000,1000000 for 1M
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get install -y -qq wrk >/dev/null; } || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) -m bench
 
 clean: ## Stop the database and remove generated state (.streamflow, data, dbt target)

@@ -1,6 +1,6 @@
 """`make bench`: serving contenders and the pipeline at scale, in one run, with ratios.
 
-    BENCH_SECONDS=20            load per serving contender (after a 3 s warm-up)
+    BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def machine() -> str:
 
 def main() -> int:
     wrk.require_wrk()
-    seconds = int(os.environ.get("BENCH_SECONDS", "20"))
+    seconds = int(os.environ.get("BENCH_SECONDS", "15"))
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
     seeds_env = os.environ.get("SEEDS_DIR")
     print(f"machine: {machine()}\n")
@@ -43,10 +44,15 @@ def main() -> int:
         ids = stack.user_ids(target)
         results = serving_bench.run(target, ids, seconds)
         a, b, b_tuned, c = (results[k] for k in results)
+        throughput = [x.requests_per_s / y.requests_per_s for x, y in zip(a, c, strict=True)]
+        p99 = [x.p99_ms / y.p99_ms for x, y in zip(a, c, strict=True)]
+        mean_a = statistics.mean(r.requests_per_s for r in a)
+        errors = sum(r.non_2xx + r.socket_errors for runs in results.values() for r in runs)
         print(
-            f"\n  A/C throughput {a.requests_per_s / c.requests_per_s:.2f}x   "
-            f"p99 A/C {a.p99_ms / c.p99_ms:.2f}x   A/B {a.requests_per_s / b.requests_per_s:.1f}x   "
-            f"A/B' {a.requests_per_s / b_tuned.requests_per_s:.1f}x"
+            f"\n  A/C req/s per round {' '.join(f'{t:.2f}' for t in throughput)} "
+            f"(mean {statistics.mean(throughput):.2f});  p99 A/C {' '.join(f'{t:.2f}' for t in p99)} "
+            f"(mean {statistics.mean(p99):.2f})\n  A/B {mean_a / b[0].requests_per_s:.1f}x   "
+            f"A/B' {mean_a / b_tuned[0].requests_per_s:.1f}x   non-2xx or socket errors, all runs: {errors}"
         )
         for name, value in serving_bench.batch_latency(target, store, ids).items():
             print(f"  {name}: {value:.2f}")

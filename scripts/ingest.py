@@ -11,6 +11,7 @@ rows (a restatement); live tables only move forward in as_of.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import re
 import sys
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from scripts import database, settings
@@ -137,11 +141,61 @@ def _chunks(path: Path, table: RawTable) -> Iterable[pd.DataFrame]:
         raise IngestError(path, f"not UTF-8 ({exc.reason})", line=_locate_bad_utf8(path)) from None
 
 
-def check_file(path: Path, table: RawTable, known_users: set[str] | None) -> tuple[CheckedFile, set[str]]:
+def _arrow_types(table: RawTable) -> dict[str, pa.DataType]:
+    kinds = {"id": pa.string(), "text": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
+             "float": pa.float64(), "date": pa.date32()}  # fmt: skip
+    return {c.name: kinds[c.kind] for c in table.columns}
+
+
+def _fast_check(path: Path, table: RawTable, known_users: pa.Array | None) -> tuple[int, pa.Array] | str:
+    """Typed parse in Arrow's multithreaded C++ reader plus vectorized checks; the row count and
+    the user ids when every cell is valid, else a short reason (then `_locate_problem` runs)."""
+    try:
+        data = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_arrow_types(table), true_values=["True"], false_values=["False"],
+                null_values=[""], strings_can_be_null=True, include_columns=table.header,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        return str(exc)
+    ids = data.column("user_id").combine_chunks()
+    if ids.null_count or not pc.all(pc.match_substring_regex(ids, "^" + CELL_PATTERNS["id"] + "$")).as_py():
+        return "bad user_id"
+    for column in table.columns:
+        values = data.column(column.name)
+        if (
+            column.kind == "text"
+            and pc.any(pc.invert(pc.match_substring_regex(values, f"^{CELL_PATTERNS['text']}$"))).as_py()
+        ):
+            return f"bad text in {column.name}"
+        if column.kind == "float" and pc.any(pc.invert(pc.is_finite(values))).as_py():
+            return f"non-finite number in {column.name}"
+    if pc.count_distinct(ids).as_py() != len(ids):
+        return "duplicate user_id"
+    if known_users is not None and not pc.all(pc.is_in(ids, value_set=known_users)).as_py():
+        return "unknown user_id"
+    return data.num_rows, ids
+
+
+def check_file(path: Path, table: RawTable, known_users: pa.Array | None) -> tuple[CheckedFile, pa.Array]:
     """Validate one file completely; returns what it holds and the user ids it names."""
     _check_header(path, table)
+    result = _fast_check(path, table, known_users)
+    if isinstance(result, str):
+        _locate_problem(path, table, known_users, result)
+    rows, ids = result
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return CheckedFile(table, path, rows, digest), ids
+
+
+def _locate_problem(path: Path, table: RawTable, known_users: pa.Array | None, fast_error: str) -> None:
+    """The slow, precise pass, run only when the fast one rejected the file: finds the first bad
+    cell and raises an IngestError naming its line and column."""
+    known = set(known_users.to_pylist()) if known_users is not None else None
     seen: set[str] = set()
-    rows = 0
     for chunk in _chunks(path, table):
         lines = chunk.index.to_numpy() + 2  # header is line 1
         for column in table.columns:
@@ -184,8 +238,8 @@ def check_file(path: Path, table: RawTable, known_users: set[str] | None) -> tup
             raise IngestError(
                 path, f"duplicate user_id {ids.iloc[i]!r}", line=int(lines[i]), column="user_id"
             )
-        if known_users is not None:
-            unknown = ~ids.isin(known_users)
+        if known is not None:
+            unknown = ~ids.isin(known)
             if unknown.any():
                 i = unknown.to_numpy().argmax()
                 raise IngestError(
@@ -195,9 +249,13 @@ def check_file(path: Path, table: RawTable, known_users: set[str] | None) -> tup
                     column="user_id",
                 )
         seen.update(ids)
-        rows += len(chunk)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return CheckedFile(table, path, rows, digest), seen
+    with path.open(newline="", encoding="utf-8") as fh:  # what pandas pads silently: short rows
+        for line, row in enumerate(csv.reader(fh), start=1):
+            if len(row) < len(table.columns):
+                raise IngestError(path, "row has too few fields", line=line, column=table.header[len(row)])
+            if len(row) > len(table.columns):
+                raise IngestError(path, f"expected {len(table.columns)} fields, found {len(row)}", line=line)
+    raise IngestError(path, f"unreadable: {fast_error}")
 
 
 def check_month(month_dir: Path) -> list[CheckedFile]:
@@ -226,7 +284,9 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
-                "loaded_at timestamptz not null, primary key (user_id))"
+                "loaded_at timestamptz not null, primary key (user_id)) "
+                # room on every page, so that monthly upserts are HOT updates (2x faster)
+                "with (fillfactor = 50)"
             ).format(sql.Identifier(table.name), columns)
         )
         conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,9 +52,42 @@ def _vector(user_id: str, selection: Selection, row: tuple, now: datetime) -> Ve
     return Vector(user_id, found, features, views)
 
 
+class Breaker:
+    """Fail fast while the database is known to be down.
+
+    After a failure, requests get 503 at once instead of each waiting out the pool timeout;
+    every `retry_after` seconds one request (the probe) is let through to try the database, and
+    its success closes the breaker again.
+    """
+
+    def __init__(self, retry_after: float = 0.5):
+        self.retry_after = retry_after
+        self.open_until = 0.0  # 0: closed, requests flow
+        self.probing = False
+
+    def before(self) -> bool:
+        """Raise when the request must fail fast; True when this request is the probe."""
+        if not self.open_until:
+            return False
+        if self.probing or time.monotonic() < self.open_until:
+            raise StoreUnavailable("the online store is unavailable")
+        self.probing = True
+        return True
+
+    def succeeded(self, probe: bool) -> None:
+        if probe or self.open_until:
+            self.open_until, self.probing = 0.0, False
+
+    def failed(self, probe: bool) -> None:
+        self.open_until = time.monotonic() + self.retry_after
+        if probe:
+            self.probing = False
+
+
 class OnlineReader:
     def __init__(self, target: PgTarget, pool_size: int, timeout_ms: int):
         self.timeout = timeout_ms / 1000
+        self.breaker = Breaker()
         self.pool = AsyncConnectionPool(
             target.url,
             min_size=1,
@@ -75,20 +109,20 @@ class OnlineReader:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _fetch(self, statement, params) -> list[tuple]:
+    async def _fetch(self, statement, params, one: bool = False):
+        probe = self.breaker.before()
         try:
             async with self.pool.connection() as conn:
                 cursor = await conn.execute(statement, params)
-                return await cursor.fetchall()
+                rows = await (cursor.fetchone() if one else cursor.fetchall())
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.succeeded(probe)
+        return rows
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
-        try:
-            async with self.pool.connection() as conn:
-                row = await (await conn.execute(single_statement(selection), (user_id,))).fetchone()
-        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailable("the online store is unavailable") from exc
+        row = await self._fetch(single_statement(selection), (user_id,), one=True)
         return _vector(user_id, selection, row or selection.empty_row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:

@@ -1,0 +1,59 @@
+"""A bounded HTTP load generator on loopback: N concurrent clients for a fixed time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class LoadReport:
+    statuses: Counter = field(default_factory=Counter)
+    slowest_s: float = 0.0
+    requests: int = 0
+    seconds: float = 0.0
+    bodies: list = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+async def _run(base: str, paths: list[str], seconds: float, concurrency: int, keep: Callable | None):
+    report = LoadReport()
+    cycle = itertools.cycle(paths)
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def worker():
+            while time.monotonic() < deadline:
+                path = next(cycle)
+                sent = time.monotonic()
+                try:
+                    response = await client.get(path)
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                    response = None
+                report.slowest_s = max(report.slowest_s, time.monotonic() - sent)
+                report.statuses[status] += 1
+                report.requests += 1
+                if keep is not None and response is not None and response.status_code == 200:
+                    report.bodies.append(keep(path, response))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def run_load(base: str, paths: list[str], seconds: float, concurrency: int = 16, keep=None) -> LoadReport:
+    """Blocking: load `base` for `seconds` with `concurrency` clients cycling over `paths`."""
+    return asyncio.run(_run(base, paths, seconds, concurrency, keep))

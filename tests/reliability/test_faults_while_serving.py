@@ -1,0 +1,178 @@
+"""Faults while the real server process is under load: the database stopping and coming back,
+a month materialized, `feast apply`, and the server itself killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import httpx
+import psycopg
+import pytest
+
+from scripts import feast_steps, ingest, run_dbt
+from tests.reliability.load import run_load
+from tests.server_process import api_server, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+DB_TIMEOUT_S = 2.0  # DB_TIMEOUT_MS of the server: no request may wait longer on the database
+SLACK_S = 1.5  # scheduling on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def stack(private_pg, seeds):
+    _, target = private_pg
+    months = ingest.month_dirs(seeds)
+    ingest.load_month(*months[0])  # the first month only: a later test materializes the second
+    assert run_dbt.run(["build", "--quiet"])
+    feast_steps.apply()
+    feast_steps.materialize()
+    return target, months
+
+
+def _users(target, limit=500) -> list[str]:
+    with psycopg.connect(target.url) as conn:
+        return [
+            r[0]
+            for r in conn.execute("select user_id from features.subs_profile order by 1 limit %s", (limit,))
+        ]
+
+
+def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, stack):
+    server, target = private_pg
+    paths = [f"/features/{u}" for u in _users(target)]
+    with api_server(target.url) as base:
+        during: Counter = Counter()
+        ready_codes: Counter = Counter()
+        results = {}
+
+        def outage():
+            time.sleep(3)
+            server.stop("fast")
+            stopped = time.monotonic()
+            while time.monotonic() - stopped < 5:
+                during[httpx.get(f"{base}/health", timeout=5).status_code] += 1
+                ready_codes[httpx.get(f"{base}/ready", timeout=5).status_code] += 1
+                time.sleep(0.2)
+            server.start()
+            results["recovery_s"] = wait_for(f"{base}{paths[0]}", 200, 30)
+
+        chaos = threading.Thread(target=outage)
+        chaos.start()
+        report = run_load(base, paths, seconds=16, concurrency=16)
+        chaos.join()
+        assert httpx.get(f"{base}/ready").status_code == 200
+    print(
+        f"\noutage run: {report.requests} requests in {report.seconds:.1f}s ({report.rate:.0f}/s), "
+        f"by status {dict(report.statuses)}, slowest {report.slowest_s:.2f}s, "
+        f"/health during outage {dict(during)}, /ready during outage {dict(ready_codes)}, "
+        f"recovered {results['recovery_s']:.2f}s after the restart"
+    )
+    assert set(report.statuses) <= {200, 503}, report.statuses
+    assert report.statuses[503] > 0 and report.statuses[200] > 0
+    assert report.rate >= 200
+    assert report.slowest_s < DB_TIMEOUT_S + SLACK_S
+    assert set(during) == {200}, "liveness never depends on the database"
+    assert ready_codes[503] > 0
+    assert results["recovery_s"] < 5
+
+
+def _vectors_by_view(body: dict) -> dict:
+    return {
+        view: (
+            state["event_timestamp"],
+            tuple(
+                sorted(
+                    (name, value) for name, value in body["features"].items() if name in VIEW_FEATURES[view]
+                )
+            ),
+        )
+        for view, state in body["feature_views"].items()
+    }
+
+
+VIEW_FEATURES: dict[str, set[str]] = {}
+
+
+def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
+    _, target = stack
+    _, months = stack
+    store = feast_steps.feature_store()
+    for view in store.list_feature_views():
+        VIEW_FEATURES[view.name] = {f.name for f in view.features}
+    users = _users(target, 200)
+    paths = [f"/features/{u}" for u in users]
+    with api_server(target.url) as base:
+        old = {u: _vectors_by_view(httpx.get(f"{base}/features/{u}").json()) for u in users}
+
+        def new_month():
+            time.sleep(2)
+            ingest.load_month(*months[1])
+            assert run_dbt.run(["build", "--quiet"])
+            feast_steps.materialize(store)
+            feast_steps.apply()  # unchanged repo, while serving
+
+        writer = threading.Thread(target=new_month)
+        writer.start()
+        report = run_load(
+            base, paths, seconds=20, concurrency=16, keep=lambda path, r: (path.rsplit("/", 1)[1], r.json())
+        )
+        writer.join()
+        new = {u: _vectors_by_view(httpx.get(f"{base}/features/{u}").json()) for u in users}
+    assert set(report.statuses) == {200}, report.statuses
+    mixed = 0
+    saw_new = 0
+    for user_id, body in report.bodies:
+        for view, vector in _vectors_by_view(body).items():
+            if vector == new[user_id][view]:
+                saw_new += 1
+            elif vector != old[user_id][view]:
+                mixed += 1
+    print(
+        f"\nmaterialize under load: {report.requests} requests, {dict(report.statuses)}, "
+        f"{saw_new} view vectors already new, {mixed} mixed"
+    )
+    assert mixed == 0
+    assert saw_new > 0, "the new month was served during the run"
+    assert all(old[u] != new[u] for u in users[:10]), "the second month really changed the values"
+
+
+def test_killed_server_is_ready_again_quickly(private_pg, stack):
+    _, target = stack
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
+    base = f"http://127.0.0.1:{port}"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"{base}/ready", 200, 60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        second = subprocess.Popen(
+            [sys.executable, "-m", "serving"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            ready_after = wait_for(f"{base}/ready", 200, 60)
+            print(f"\nready {ready_after:.2f}s after a restart following SIGKILL")
+            assert ready_after < 20
+            assert httpx.get(f"{base}/features/0000-NOBODY").status_code == 404
+        finally:
+            os.killpg(second.pid, signal.SIGTERM)
+            second.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)

@@ -1,0 +1,111 @@
+"""Security: no committed credentials, no password in error bodies or logs, least privilege."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import httpx
+import psycopg
+import pytest
+
+from scripts import settings
+from tests.conftest import build_stack
+from tests.server_process import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = settings.PROJECT_ROOT
+LITERAL_DSN_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^:/\s'\"]+:([^@\s'\"]+)@")
+
+
+def test_no_credential_is_committed():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    files = tracked.stdout.split()
+    assert not [f for f in files if f.startswith(".streamflow/") or f == ".env"]
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".streamflow/" in ignored and ".env" in ignored
+    for name in files:
+        path = ROOT / name
+        if (
+            path.suffix in {".py", ".yml", ".yaml", ".toml", ".md", ".env", ".example", ".sql", ""}
+            and path.is_file()
+        ):
+            for password in LITERAL_DSN_PASSWORD.findall(path.read_text(errors="ignore")):
+                assert password.startswith(("${", "{", "***", "password")), (
+                    name,
+                    "literal password in a DSN",
+                )
+    secret = settings.embedded_superuser_password()
+    for name in files:
+        path = ROOT / name
+        if path.is_file():
+            assert secret not in path.read_text(errors="ignore"), name
+
+
+@pytest.fixture(scope="module")
+def stack(private_pg, seeds):
+    server, target = private_pg
+    build_stack(seeds)
+    return server, target
+
+
+def test_errors_and_logs_never_show_a_password(stack):
+    server, target = stack
+    reader = settings.reader_target()
+    port = free_port()
+    env = {"DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
+    process = subprocess.Popen(
+        [".venv/bin/python", "-m", "serving"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    bodies = []
+    try:
+        from tests.server_process import wait_for
+
+        wait_for(f"http://127.0.0.1:{port}/ready")
+        server.stop("fast")
+        for path in ["/features/0000-NOBODY", "/ready", "/features/x", "/metrics"]:
+            bodies.append(httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).text)
+        server.start()
+        wait_for(f"http://127.0.0.1:{port}/ready")
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=15)[0]
+    secrets = [target.password, reader.password]
+    for text in [*bodies, output]:
+        for secret in secrets:
+            assert secret not in text
+        assert not LITERAL_DSN_PASSWORD.search(text)
+    assert any('"status":503' in b for b in bodies)
+    # the serve command's own error, with the database unreachable, names the server without a password
+    broken = settings.PgTarget("127.0.0.1", free_port(), "streamflow", "postgres", "s3cr3t-pw")
+    failed = subprocess.run(
+        [".venv/bin/python", "-m", "serving"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": broken.url, "PORT": "1"},
+    )
+    assert failed.returncode == 2 and "s3cr3t-pw" not in failed.stdout + failed.stderr
+    assert "postgres:***@" in failed.stderr
+
+
+def test_serving_role_cannot_write_or_read_beyond_the_online_store(stack):
+    reader = settings.reader_target()
+    with psycopg.connect(reader.url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from feast_online.streamflow_user_features").fetchone()[0] > 0
+        for statement in (
+            "insert into feast_online.streamflow_user_features (user_id) values ('intruder')",
+            "update feast_online.streamflow_user_features set user_id = 'x'",
+            "drop table feast_online.streamflow_user_features",
+            "insert into feast.projects (project_id) values ('evil')",
+            "select * from raw.users limit 1",
+            "select * from features.subs_profile limit 1",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
