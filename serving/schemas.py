@@ -53,3 +53,13 @@ class Readiness(Struct, kw_only=True, frozen=True):
     status: str
     registry: str
     online_store: str
+
+
+class ProblemDetail(Struct, kw_only=True, frozen=True):
+    """RFC 9457 problem details, the body of every error (media type application/problem+json)."""
+
+    status: int
+    title: str
+    detail: str | None = None
+    type: str | None = None
+    extra: dict | list | None = None
