@@ -2,6 +2,7 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
+    BENCH_PARTS=serving,pipeline   which parts to run
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
 
 Runs in databases of its own (`<db>_bench`, `<db>_scale`): your stack is not touched.
@@ -33,39 +34,44 @@ def main() -> int:
     seconds = int(os.environ.get("BENCH_SECONDS", "15"))
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
     seeds_env = os.environ.get("SEEDS_DIR")
+    parts = set(os.environ.get("BENCH_PARTS", "serving,pipeline").split(","))
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
         seeds = Path(seeds_env) if seeds_env else generate(workdir / "serving_seeds", 7043, 2, 42)
-        print("== serving: same online data, same users, 16 connections, 1 worker each")
-        target = stack.use_fresh_database("bench")
-        store = stack.build(seeds)
-        stack.build_wide_reference_table(target)
-        ids = stack.user_ids(target)
-        results = serving_bench.run(target, ids, seconds)
-        a, b, b_tuned, c = (results[k] for k in results)
-        throughput = [x.requests_per_s / y.requests_per_s for x, y in zip(a, c, strict=True)]
-        p99 = [x.p99_ms / y.p99_ms for x, y in zip(a, c, strict=True)]
-        mean_a = statistics.mean(r.requests_per_s for r in a)
-        errors = sum(r.non_2xx + r.socket_errors for runs in results.values() for r in runs)
-        print(
-            f"\n  A/C req/s per round {' '.join(f'{t:.2f}' for t in throughput)} "
-            f"(mean {statistics.mean(throughput):.2f});  p99 A/C {' '.join(f'{t:.2f}' for t in p99)} "
-            f"(mean {statistics.mean(p99):.2f})\n  A/B {mean_a / b[0].requests_per_s:.1f}x   "
-            f"A/B' {mean_a / b_tuned[0].requests_per_s:.1f}x   non-2xx or socket errors, all runs: {errors}"
-        )
-        for name, value in serving_bench.batch_latency(target, store, ids).items():
-            print(f"  {name}: {value:.2f}")
+        if "serving" in parts:
+            print("== serving: same online data, same users, 16 connections, 1 worker each")
+            target = stack.use_fresh_database("bench")
+            store = stack.build(seeds)
+            stack.build_wide_reference_table(target)
+            ids = stack.user_ids(target)
+            results = serving_bench.run(target, ids, seconds)
+            a, b, b_tuned, c = (results[k] for k in results)
+            throughput = [x.requests_per_s / y.requests_per_s for x, y in zip(a, c, strict=True)]
+            p99 = [x.p99_ms / y.p99_ms for x, y in zip(a, c, strict=True)]
+            mean_a = statistics.mean(r.requests_per_s for r in a)
+            errors = sum(r.non_2xx + r.socket_errors for runs in results.values() for r in runs)
+            print(
+                f"\n  A/C req/s per round {' '.join(f'{t:.2f}' for t in throughput)} "
+                f"(mean {statistics.mean(throughput):.2f});  p99 A/C {' '.join(f'{t:.2f}' for t in p99)} "
+                f"(mean {statistics.mean(p99):.2f})\n  A/B {mean_a / b[0].requests_per_s:.1f}x   "
+                f"A/B' {mean_a / b_tuned[0].requests_per_s:.1f}x   "
+                f"non-2xx or socket errors, all runs: {errors}"
+            )
+            for name, value in serving_bench.batch_latency(target, store, ids).items():
+                print(f"  {name}: {value:.2f}")
 
-        print("\n== pipeline at scale (each step in its own process; peak RSS of that process tree)")
         by_size = {}
-        for users in sizes:
+        if "pipeline" in parts:
+            print("\n== pipeline at scale (each step in its own process; peak RSS of that process tree)")
+        for users in sizes if "pipeline" in parts else []:
             scale_target = stack.use_fresh_database("scale")
             real = seeds if (seeds_env and users == 7043) else None
             label = f"{users:,}" + (" (real seeds)" if real else "")
             by_size[label] = pipeline_bench.run_size(users, workdir, scale_target, real)
             print(pipeline_bench.table({label: by_size[label]}).to_string(index=False), flush=True)
-    print("\n" + pipeline_bench.table(by_size).to_string(index=False))
+    if by_size:
+        print("\n" + pipeline_bench.table(by_size).to_string(index=False))
     return 0
 
 

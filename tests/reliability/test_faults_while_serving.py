@@ -100,8 +100,7 @@ VIEW_FEATURES: dict[str, set[str]] = {}
 
 
 def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
-    _, target = stack
-    _, months = stack
+    target, months = stack
     store = feast_steps.feature_store()
     for view in store.list_feature_views():
         VIEW_FEATURES[view.name] = {f.name for f in view.features}
@@ -143,7 +142,7 @@ def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
 
 
 def test_killed_server_is_ready_again_quickly(private_pg, stack):
-    _, target = stack
+    target, _ = stack
     port = free_port()
     env = {**os.environ, "DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
     base = f"http://127.0.0.1:{port}"

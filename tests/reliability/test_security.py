@@ -16,7 +16,8 @@ from tests.server_process import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = settings.PROJECT_ROOT
-LITERAL_DSN_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^:/\s'\"]+:([^@\s'\"]+)@")
+# user:password@ in a PostgreSQL URL (not the regexes and templates that talk about one)
+LITERAL_DSN_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\w+:([^@\s'\"\\/\[\]()]+)@")
 
 
 def test_no_credential_is_committed():
