@@ -3,44 +3,16 @@ A our API, B `feast serve` (defaults and --max-requests 0), C the reference limi
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 
 from bench import wrk
 from scripts import settings
 from scripts.feast_steps import REPO_DIR, feast_env
-from tests.server_process import free_port, wait_for
-
-
-@contextlib.contextmanager
-def server(command: list[str], ready_path: str, env: dict, cwd=settings.PROJECT_ROOT) -> Iterator[str]:
-    port = free_port()
-    command = [part.replace("{port}", str(port)) for part in command]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **env, "PORT": str(port)},
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(base + ready_path, timeout=120)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+from tests.server_process import running
 
 
 def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
@@ -108,7 +80,7 @@ def run(
         for name in paired + (others if round_number == 0 else []):
             command, ready, env, options = specs[name]
             cwd = REPO_DIR if options.get("feast") else settings.PROJECT_ROOT
-            with server(command, ready, env, cwd=cwd) as base:
+            with running(command, ready, env, cwd=cwd) as base:
                 wrk.run(base, ids, warmup, **options)
                 r = wrk.run(base, ids, seconds, **options)
             results[name].append(r)
@@ -126,7 +98,7 @@ def batch_latency(target: settings.PgTarget, store, ids: list[str], rounds: int 
     batches = [ids[(i * 100) % max(1, len(ids) - 100) :][:100] for i in range(rounds)]
     ours = []
     with (
-        server(
+        running(
             [sys.executable, "-m", "serving"], "/ready", {"WORKERS": "1", "DATABASE_URL": target.url}
         ) as base,
         httpx.Client(base_url=base) as client,

@@ -11,7 +11,9 @@ import pytest
 from psycopg import sql
 
 from scripts import embedded_pg, settings
+from scripts.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from scripts.generate_data import generate
+from tests.server_process import free_port
 
 REAL_SEEDS = Path(
     os.environ.get("STREAMFLOW_REAL_SEEDS", settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds")
@@ -101,3 +103,20 @@ def build_stack(seeds: Path):
     store = feast_steps.feature_store()
     feast_steps.materialize(store)
     return store
+
+
+@pytest.fixture(scope="module")
+def private_pg(tmp_path_factory):
+    """A PostgreSQL of the module's own, so it can be stopped under a running server; every
+    project tool points at it (DATABASE_URL) for the module."""
+    password = settings.embedded_superuser_password()
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), password)
+    server.start()
+    target = settings.PgTarget("127.0.0.1", server.port, "streamflow", "postgres", password)
+    wait_until_accepting(target)
+    with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
+        conn.execute("create database streamflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", target.url)
+        yield server, target
+    server.stop("immediate")

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -33,24 +34,46 @@ def wait_for(url: str, status: int = 200, timeout: float = 60.0) -> float:
 
 
 @contextlib.contextmanager
-def api_server(database_url: str, workers: int = 1, extra_env: dict | None = None) -> Iterator[str]:
-    """Start `python -m serving` on a free port against `database_url`; yields its base URL."""
+def running(
+    command: list[str],
+    ready_path: str,
+    env: dict | None = None,
+    cwd=settings.PROJECT_ROOT,
+    timeout: float = 120,
+) -> Iterator[str]:
+    """Start a server process on a free port (`{port}` in `command`, and $PORT), wait until
+    `ready_path` answers 200, yield its base URL, stop it. Its output is returned for checks."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "HOST": "127.0.0.1",
-           "WORKERS": str(workers), **(extra_env or {})}  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving"], env=env, cwd=settings.PROJECT_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [part.replace("{port}", str(port)) for part in command],
+        env={**os.environ, **(env or {}), "PORT": str(port), "HOST": "127.0.0.1"},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    drain = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    drain.start()  # a full pipe would block the server
     try:
-        wait_for(f"{base}/ready")
+        wait_for(f"{base}{ready_path}", timeout=timeout)
         yield base
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-        output = process.stdout.read() if process.stdout else ""
-        assert "Traceback" not in output, output
+            process.wait()
+        drain.join(timeout=5)
+        running.last_output = "".join(output)
+
+
+@contextlib.contextmanager
+def api_server(database_url: str, workers: int = 1, extra_env: dict | None = None) -> Iterator[str]:
+    """`python -m serving` against `database_url`; fails the test if it ever printed a traceback."""
+    env = {"DATABASE_URL": database_url, "WORKERS": str(workers), **(extra_env or {})}
+    with running([sys.executable, "-m", "serving"], "/ready", env) as base:
+        yield base
+    assert "Traceback" not in running.last_output, running.last_output

@@ -10,34 +10,21 @@ import httpx
 import psycopg
 import pytest
 
-from scripts import settings
-from scripts.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from tests.conftest import build_stack
-from tests.server_process import api_server, free_port, wait_for
+from tests.server_process import api_server, wait_for
 
 pytestmark = pytest.mark.slow
 REQUEST_TIMEOUT_BOUND_S = 3.5  # DB_TIMEOUT_MS (2 s) plus scheduling slack on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
-def private_pg(tmp_path_factory, seeds):
-    """A PostgreSQL of this module's own, so it can be stopped under a running server."""
-    password = settings.embedded_superuser_password()
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), password)
-    server.start()
-    target = settings.PgTarget("127.0.0.1", server.port, "streamflow", "postgres", password)
-    wait_until_accepting(target)
-    with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
-        conn.execute("create database streamflow")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATABASE_URL", target.url)
-        build_stack(seeds)
-    yield server, target
-    server.stop("immediate")
+def stack(private_pg, seeds):
+    build_stack(seeds)
+    return private_pg
 
 
-def test_http_round_trip_and_outage_recovery(private_pg):
-    server, target = private_pg
+def test_http_round_trip_and_outage_recovery(stack):
+    server, target = stack
     with api_server(target.url) as base:
         ok = httpx.get(f"{base}/features/7590-VHVEG" if _has_real_user(target) else f"{base}/health")
         assert ok.status_code == 200

@@ -146,24 +146,22 @@ def test_killed_server_is_ready_again_quickly(private_pg, stack):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
     base = f"http://127.0.0.1:{port}"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "serving"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(f"{base}/ready", 200, 60)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-        second = subprocess.Popen(
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "serving"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # its own process group: SIGKILL reaches every worker
         )
+
+    first = start()
+    try:
+        wait_for(f"{base}/ready", 200, 60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start()
         try:
             ready_after = wait_for(f"{base}/ready", 200, 60)
             print(f"\nready {ready_after:.2f}s after a restart following SIGKILL")
