@@ -144,14 +144,14 @@ def materialize(store=None) -> dict[str, int]:
     sources = [v.batch_source.get_table_query_string() for v in views]
     online = store._get_provider().online_store
     loaded: dict[str, int] = {}
-    with database.connect() as conn:
+    # autocommit: each month below is its own explicit transaction, committed before the next
+    with database.connect(autocommit=True) as conn:
         locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,)).fetchone()[0]
         if not locked:
             raise StepRefused("another materialize is running on this database; try again when it ends")
         try:
             _marts_exist(conn, sources)
             assert_dbt_build_passed(conn)
-            conn.commit()
             timestamps = _event_timestamps(conn, views)
             if not timestamps:
                 raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
@@ -172,7 +172,6 @@ def materialize(store=None) -> dict[str, int]:
                 store.registry.apply_materialization(view, store.project, windows[0][0], windows[-1][1])
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
-            conn.commit()
     return loaded
 
 
