@@ -36,7 +36,7 @@ from psycopg import sql
 from serving import metrics  # first: fixes the metrics mode before Feast is imported
 from serving.catalog import Catalog, Selection, UnknownSelection
 from serving.config import ServingSettings
-from serving.online import OnlineReader, StoreUnavailable, Vector
+from serving.online import OnlineReader, StoreUnavailable
 from serving.online_store import column
 from serving.schemas import (
     USER_ID_PATTERN,
@@ -44,7 +44,6 @@ from serving.schemas import (
     BatchRequest,
     BatchResponse,
     FeatureVector,
-    FeatureViewStatus,
     Health,
     ProblemDetail,
     Readiness,
@@ -166,16 +165,9 @@ async def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None
 
 
 # -- handlers ------------------------------------------------------------------------------------
-def _views(vector: Vector) -> dict[str, FeatureViewStatus]:
-    return {
-        name: FeatureViewStatus(event_timestamp=state.event_timestamp, status=state.status)
-        for name, state in vector.views.items()
-    }
-
-
 async def _selection(state: State, feature_service: str | None, features: list[str] | None) -> Selection:
     resources: Resources = state.resources
-    catalog = await resources.catalog()
+    catalog = resources._catalog or await resources.catalog()
     try:
         return catalog.select(feature_service or resources.settings.feature_service, features)
     except UnknownSelection as exc:
@@ -260,7 +252,7 @@ class FeatureController(Controller):
             user_id=user_id,
             feature_service=selection.service,
             features=vector.features,
-            feature_views=_views(vector),
+            feature_views=vector.views,
         )
 
     @post(
@@ -283,7 +275,7 @@ class FeatureController(Controller):
         return BatchResponse(
             feature_service=selection.service,
             results=[
-                BatchItem(user_id=v.user_id, found=v.found, features=v.features, feature_views=_views(v))
+                BatchItem(user_id=v.user_id, found=v.found, features=v.features, feature_views=v.views)
                 for v in vectors
             ],
         )

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from scripts.settings import PgTarget
 from serving.catalog import Selection, batch_statement, single_statement
+from serving.schemas import FeatureViewStatus
 
 
 class StoreUnavailable(RuntimeError):
@@ -19,36 +20,31 @@ class StoreUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class ViewState:
-    event_timestamp: datetime | None
-    status: str  # present | stale | missing
-
-
-@dataclass(frozen=True, slots=True)
 class Vector:
     user_id: str
     found: bool
     features: dict[str, Any]
-    views: dict[str, ViewState]
+    views: dict[str, FeatureViewStatus]
 
 
 def _vector(user_id: str, selection: Selection, row: tuple, now: datetime) -> Vector:
+    """Split one row (per view: event_ts, then its features) into values and view statuses."""
     features: dict[str, Any] = {}
-    views: dict[str, ViewState] = {}
+    views: dict[str, FeatureViewStatus] = {}
+    found = False
     i = 0
     for view, names in selection.parts:
         event_ts = row[i]
         if event_ts is None:
             status = "missing"
-        elif view.ttl is not None and now - event_ts > view.ttl:
-            status = "stale"
         else:
-            status = "present"
-        views[view.name] = ViewState(event_ts, status)
-        for offset, name in enumerate(names, start=1):
-            features[name] = row[i + offset]
-        i += len(names) + 1
-    found = any(state.event_timestamp is not None for state in views.values())
+            found = True
+            status = "stale" if view.ttl is not None and now - event_ts > view.ttl else "present"
+        views[view.name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
+        i += 1
+        for name in names:
+            features[name] = row[i]
+            i += 1
     return Vector(user_id, found, features, views)
 
 

@@ -4,6 +4,7 @@ fresh database per test module, and the month folders to load (real seeds when p
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,14 +23,18 @@ HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
 
 
 @pytest.fixture(scope="session")
-def server() -> settings.PgTarget:
+def server() -> Iterator[settings.PgTarget]:
     """The PostgreSQL server under test, started here when it is the embedded one."""
     os.environ.setdefault("FEAST_USAGE", "false")
     base = settings.admin_target()
+    started = None
     if settings.uses_embedded():
-        embedded_pg.default_server().start()
+        embedded = embedded_pg.default_server()
+        started = embedded if embedded.start() else None
         embedded_pg.wait_until_accepting(base)
-    return base
+    yield base
+    if started is not None:  # leave the machine as we found it
+        started.stop()
 
 
 def _recreate(server: settings.PgTarget, name: str) -> settings.PgTarget:
@@ -116,7 +121,9 @@ def private_pg(tmp_path_factory):
     wait_until_accepting(target)
     with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
         conn.execute("create database streamflow")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATABASE_URL", target.url)
-        yield server, target
-    server.stop("immediate")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DATABASE_URL", target.url)
+            yield server, target
+    finally:
+        server.stop("immediate")
