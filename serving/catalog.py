@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from psycopg import sql
 
@@ -27,7 +27,11 @@ class ViewSpec:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which features of which views one request reads, in response order."""
+    """Which features of which views one request reads, in response order.
+
+    Resolved once per (service, feature list) by the catalog; everything the hot path needs is
+    computed on first use and kept on the object (hashing it per request would cost more).
+    """
 
     service: str
     parts: tuple[tuple[ViewSpec, tuple[str, ...]], ...]
@@ -36,10 +40,27 @@ class Selection:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f for _, features in self.parts for f in features)
 
-    @property
+    @cached_property
     def empty_row(self) -> tuple:
         """What an unknown user reads: every view's timestamp and features NULL."""
         return (None,) * sum(len(features) + 1 for _, features in self.parts)
+
+    @cached_property
+    def layout(self) -> tuple[tuple[str, timedelta | None, tuple[str, ...], int], ...]:
+        """Per view: name, TTL, feature names, and where its event_ts sits in a row."""
+        out, offset = [], 0
+        for view, features in self.parts:
+            out.append((view.name, view.ttl, features, offset))
+            offset += len(features) + 1
+        return tuple(out)
+
+    @cached_property
+    def single_sql(self) -> bytes:
+        return single_statement(self)
+
+    @cached_property
+    def batch_sql(self) -> bytes:
+        return batch_statement(self)
 
 
 def _select_list(selection: Selection) -> sql.Composable:

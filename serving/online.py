@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from scripts.settings import PgTarget
-from serving.catalog import Selection, batch_statement, single_statement
+from serving.catalog import Selection
 from serving.schemas import FeatureViewStatus
 
 
@@ -32,19 +32,15 @@ def _vector(user_id: str, selection: Selection, row: tuple, now: datetime) -> Ve
     features: dict[str, Any] = {}
     views: dict[str, FeatureViewStatus] = {}
     found = False
-    i = 0
-    for view, names in selection.parts:
-        event_ts = row[i]
+    for view_name, ttl, names, at in selection.layout:
+        event_ts = row[at]
         if event_ts is None:
             status = "missing"
         else:
             found = True
-            status = "stale" if view.ttl is not None and now - event_ts > view.ttl else "present"
-        views[view.name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
-        i += 1
-        for name in names:
-            features[name] = row[i]
-            i += 1
+            status = "stale" if ttl is not None and now - event_ts > ttl else "present"
+        views[view_name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
+        features.update(zip(names, row[at + 1 : at + 1 + len(names)], strict=True))
     return Vector(user_id, found, features, views)
 
 
@@ -105,12 +101,11 @@ class OnlineReader:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _fetch(self, statement, params, one: bool = False):
+    async def _fetch(self, statement, params) -> list[tuple]:
         probe = self.breaker.before()
         try:
             async with self.pool.connection() as conn:
-                cursor = await conn.execute(statement, params)
-                rows = await (cursor.fetchone() if one else cursor.fetchall())
+                rows = await (await conn.execute(statement, params)).fetchall()
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
@@ -118,11 +113,19 @@ class OnlineReader:
         return rows
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
-        row = await self._fetch(single_statement(selection), (user_id,), one=True)
+        # _fetch inlined: this is the hot path of GET /features/{user_id}
+        probe = self.breaker.before()
+        try:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(selection.single_sql, (user_id,))).fetchone()
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            self.breaker.failed(probe)
+            raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.succeeded(probe)
         return _vector(user_id, selection, row or selection.empty_row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
-        rows = await self._fetch(batch_statement(selection), (user_ids,))
+        rows = await self._fetch(selection.batch_sql, (user_ids,))
         now = datetime.now(UTC)
         return [_vector(u, selection, row, now) for u, row in zip(user_ids, rows, strict=True)]
 

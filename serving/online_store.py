@@ -127,8 +127,9 @@ class StreamflowOnlineStore(OnlineStore):
                 yield self._conn
 
     @staticmethod
-    def _table(config: RepoConfig) -> sql.Identifier:
+    def table_identifier(config: RepoConfig) -> sql.Identifier:
         return sql.Identifier(config.online_store.db_schema, online_table(config.project))
+
 
     # -- schema -------------------------------------------------------------------------------
     def update(
@@ -140,7 +141,7 @@ class StreamflowOnlineStore(OnlineStore):
         entities_to_keep: Sequence[Entity],
         partial: bool,
     ) -> None:
-        schema, table = config.online_store.db_schema, self._table(config)
+        schema, table = config.online_store.db_schema, self.table_identifier(config)
         with self._connection(config) as conn:
             conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
             # fillfactor leaves room for HOT updates: each view rewrites its columns of a row
@@ -178,7 +179,7 @@ class StreamflowOnlineStore(OnlineStore):
 
     def teardown(self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]) -> None:
         with self._connection(config) as conn:
-            conn.execute(sql.SQL("drop table if exists {}").format(self._table(config)))
+            conn.execute(sql.SQL("drop table if exists {}").format(self.table_identifier(config)))
 
     # -- writes -------------------------------------------------------------------------------
     @staticmethod
@@ -233,7 +234,7 @@ class StreamflowOnlineStore(OnlineStore):
             latest = sql.SQL(
                 "select distinct on ({key}) {cols} from incoming order by {key}, event_ts desc"
             ).format(key=sql.Identifier(ENTITY_COLUMN), cols=_idents(staged))
-            conn.execute(self._guarded_upsert(self._table(config), table, latest))
+            conn.execute(self._guarded_upsert(self.table_identifier(config), table, latest))
         if progress:
             progress(len(data))
 
@@ -256,7 +257,7 @@ class StreamflowOnlineStore(OnlineStore):
             features=_idents(features),
             source=sql.SQL(source.get_table_query_string()),
         )
-        statement = self._guarded_upsert(self._table(config), view, latest)
+        statement = self._guarded_upsert(self.table_identifier(config), view, latest)
         return conn.execute(statement, {"start": start, "end": end}).rowcount
 
     # -- reads (the Feast SDK path; the API reads the same row with a statement of its own) -----
@@ -275,7 +276,7 @@ class StreamflowOnlineStore(OnlineStore):
             key=sql.Identifier(ENTITY_COLUMN),
             ts=sql.Identifier(column(table.name, "event_ts")),
             cols=_idents([column(table.name, f) for f, _, _ in features]),
-            table=self._table(config),
+            table=self.table_identifier(config),
         )
         with self._connection(config) as conn:
             rows = {row[0]: row[1:] for row in conn.execute(statement, (ids,))}
