@@ -130,7 +130,6 @@ class StreamflowOnlineStore(OnlineStore):
     def table_identifier(config: RepoConfig) -> sql.Identifier:
         return sql.Identifier(config.online_store.db_schema, online_table(config.project))
 
-
     # -- schema -------------------------------------------------------------------------------
     def update(
         self,
