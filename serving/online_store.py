@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -110,6 +111,7 @@ def _idents(names: Sequence[str]) -> sql.Composable:
 class StreamflowOnlineStore(OnlineStore):
     _pool: ConnectionPool | None = None
     _conn: Connection | None = None
+    _singleton_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _connection(self, config: RepoConfig) -> Iterator[Connection]:
@@ -121,10 +123,12 @@ class StreamflowOnlineStore(OnlineStore):
             with self._pool.connection() as conn:
                 yield conn
         else:
-            if self._conn is None or self._conn.closed:
-                self._conn = _get_conn(store_config)
-            with self._conn.transaction():
-                yield self._conn
+            # One connection shared by the SDK's threads (e.g. `feast serve`): one user at a time.
+            with self._singleton_lock:
+                if self._conn is None or self._conn.closed:
+                    self._conn = _get_conn(store_config)
+                with self._conn.transaction():
+                    yield self._conn
 
     @staticmethod
     def table_identifier(config: RepoConfig) -> sql.Identifier:

@@ -214,3 +214,19 @@ def test_feature_views_match_the_dbt_contracts(store):
     for view in views.values():
         assert view.description and view.owner and view.tags["dbt_model"].startswith("model.streamflow.")
         assert view.ttl == TTL
+
+
+def test_sdk_reads_from_many_threads_at_once(store):
+    """`feast serve` reads from a thread pool through the store's single connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = store.get_feature_service("churn_api_v1")
+    users = [r[0] for r in online_snapshot(feast_steps.settings.admin_target())[:64]]
+
+    def read(user_id):
+        return store.get_online_features(features=service, entity_rows=[{"user_id": user_id}]).to_dict()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(read, users))
+    assert [r["user_id"][0] for r in results] == users
+    assert all(r["months_active"][0] is not None for r in results)
