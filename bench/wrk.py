@@ -9,25 +9,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-GET_SCRIPT = """
+# Each request takes the next user id of the file (threads start at random places in it).
+SCRIPT = """
 local ids = {}
 for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
 local i = math.random(#ids)
 request = function()
   i = i %% #ids + 1
-  return wrk.format("GET", "%(prefix)s" .. ids[i])
+  %(request)s
 end
 """
-FEAST_SCRIPT = """
-local ids = {}
-for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
-local i = math.random(#ids)
-request = function()
-  i = i %% #ids + 1
-  local body = '{"feature_service": "churn_api_v1", "entities": {"user_id": ["' .. ids[i] .. '"]}}'
-  return wrk.format("POST", "/get-online-features", {["Content-Type"] = "application/json"}, body)
-end
-"""
+GET_REQUEST = 'return wrk.format("GET", "%(prefix)s" .. ids[i])'
+FEAST_REQUEST = (
+    'local body = \'{"feature_service": "churn_api_v1", "entities": {"user_id": ["\' .. ids[i] .. \'"]}}\'\n'
+    '  return wrk.format("POST", "/get-online-features", {["Content-Type"] = "application/json"}, body)'
+)
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -65,7 +61,8 @@ def run(
         ids_file = Path(tmp) / "ids.txt"
         ids_file.write_text("\n".join(ids) + "\n")
         script = Path(tmp) / "load.lua"
-        script.write_text((FEAST_SCRIPT if feast else GET_SCRIPT) % {"ids": ids_file, "prefix": prefix})
+        request = FEAST_REQUEST if feast else GET_REQUEST % {"prefix": prefix}
+        script.write_text(SCRIPT % {"ids": ids_file, "request": request})
         out = subprocess.run(
             [
                 require_wrk(),
@@ -83,6 +80,11 @@ def run(
             text=True,
             check=True,
         ).stdout
+    return parse(out)
+
+
+def parse(out: str) -> LoadResult:
+    """The figures of one wrk --latency report."""
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, flags=re.M))
     if not {"50", "99"} <= set(percentiles):
         raise RuntimeError(f"wrk printed no latency distribution:\n{out}")

@@ -1,0 +1,50 @@
+"""The benchmark harness on tiny inputs (no timing asserted): wrk reports parse, tables render."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import pipeline_bench, wrk
+
+REPORT = """Running 3s test @ http://127.0.0.1:57003
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    88.38ms   23.35ms   1.20s    85.71%
+  Latency Distribution
+     50%   84.99ms
+     75%   95.60ms
+     90%  106.61ms
+     99%    1.20s
+  539 requests in 3.00s, 0.90MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 7
+Requests/sec:    179.50
+"""
+
+
+def test_wrk_report_is_parsed():
+    result = wrk.parse(REPORT)
+    assert result.requests_per_s == 179.5
+    assert result.p50_ms == pytest.approx(84.99)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert (result.requests, result.non_2xx, result.socket_errors) == (539, 7, 3)
+
+
+def test_a_report_without_latencies_is_an_error():
+    with pytest.raises(RuntimeError, match="no latency distribution"):
+        wrk.parse("Requests/sec: 1.0\n")
+
+
+def test_lua_scripts_cycle_over_ids():
+    get = wrk.SCRIPT % {"ids": "ids.txt", "request": wrk.GET_REQUEST % {"prefix": "/features/"}}
+    assert 'io.lines("ids.txt")' in get and 'wrk.format("GET", "/features/" .. ids[i])' in get
+    assert "i = i % #ids + 1" in get
+    feast = wrk.SCRIPT % {"ids": "ids.txt", "request": wrk.FEAST_REQUEST}
+    assert '"/get-online-features"' in feast and "churn_api_v1" in feast
+
+
+def test_pipeline_table_renders_steps():
+    steps = [pipeline_bench.Step("ingest", 1.234, 100.4, "note"), pipeline_bench.Step("dbt build", 2.0, 50.0)]
+    frame = pipeline_bench.table({"10": steps})
+    assert list(frame["step"]) == ["ingest", "dbt build"]
+    assert list(frame["seconds"]) == [1.2, 2.0] and list(frame["peak MB"]) == [100, 50]
