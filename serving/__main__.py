@@ -14,25 +14,32 @@ import uvicorn
 from scripts import database, settings
 from serving.config import ServingSettings
 
+EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
 
-def stack_problem() -> str | None:
+
+def inspect_stack() -> tuple[str | None, str]:
+    """(what is wrong, or None; a user id to show in the example commands)."""
     try:
         with database.connect() as conn:
-            tables = conn.execute(
-                "select count(*) from information_schema.tables where table_schema = 'feast_online'"
-            ).fetchone()[0]
+            table = conn.execute("select to_regclass('feast_online.streamflow_user_features')").fetchone()[0]
             services = conn.execute("select to_regclass('feast.feature_services')").fetchone()[0]
+            if table is None or services is None:
+                return "the stack was never built (no online store): run `make pipeline` first", EXAMPLE_USER
+            example = conn.execute(
+                "select coalesce("
+                " (select user_id from feast_online.streamflow_user_features where user_id = %s),"
+                " (select min(user_id) from feast_online.streamflow_user_features))",
+                (EXAMPLE_USER,),
+            ).fetchone()[0]
     except Exception as exc:
         where = settings.admin_target().safe_url
-        return f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`"
-    if not tables or services is None:
-        return "the stack was never built (no online store): run `make pipeline` first"
-    return None
+        return f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`", EXAMPLE_USER
+    return None, example or EXAMPLE_USER
 
 
 def main() -> int:
     config = ServingSettings()
-    problem = stack_problem()
+    problem, user = inspect_stack()
     if problem:
         print(f"serve: {problem}", file=sys.stderr)
         return 2
@@ -44,9 +51,9 @@ def main() -> int:
     base = f"http://{config.host}:{config.port}"
     print(
         f"serving StreamFlow features on {base} ({config.workers} worker(s)); try:\n"
-        f"  curl {base}/features/7590-VHVEG\n"
+        f"  curl {base}/features/{user}\n"
         f"  curl -X POST {base}/features -H 'content-type: application/json' "
-        '-d \'{"user_ids": ["7590-VHVEG", "5575-GNVDE"]}\'\n'
+        f'-d \'{{"user_ids": ["{user}", "0000-NOBODY"]}}\'\n'
         f"  curl {base}/ready    # docs: {base}/schema/swagger",
         flush=True,
     )
