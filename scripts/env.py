@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import shlex
 
-from scripts import settings
+from scripts.feast_steps import feast_env
 from scripts.run_dbt import dbt_env
 
 
 def main() -> int:
-    values = {**dbt_env(), "FEAST_USAGE": "false", **settings.admin_target().as_env()}
+    values = {**dbt_env(), **feast_env()}
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0

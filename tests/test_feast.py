@@ -230,3 +230,25 @@ def test_sdk_reads_from_many_threads_at_once(store):
         results = list(pool.map(read, users))
     assert [r["user_id"][0] for r in results] == users
     assert all(r["months_active"][0] is not None for r in results)
+
+
+def test_feast_cli_works_with_the_project_environment(store):
+    """The README's recipe: `eval "$(python -m scripts.env)"`, then the feast CLI in feature_repo/."""
+    import subprocess
+    import sys
+
+    venv_bin = feast_steps.settings.PROJECT_ROOT / ".venv" / "bin"
+    script = (
+        f'eval "$({sys.executable} -m scripts.env)" && cd feature_repo && {venv_bin}/feast feature-views list'
+    )
+    result = subprocess.run(["bash", "-c", script], cwd=feast_steps.settings.PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for view in (
+        "subs_profile_fv",
+        "usage_agg_30d_fv",
+        "payments_agg_90d_fv",
+        "support_agg_90d_fv",
+        "usage_trends_fv",
+    ):
+        assert view in result.stdout
