@@ -96,7 +96,7 @@ class Resources:
 
     async def reload_if_applied(self) -> None:
         """Pick up a `feast apply` that changed definitions, checked with one cheap query."""
-        rows = await self.reader._fetch(REGISTRY_VERSION, None)
+        rows = await self.reader.fetch(REGISTRY_VERSION, None)
         version = tuple(rows[0])
         if self._registry_version is not None and version != self._registry_version:
             fresh = await asyncio.to_thread(self._load_catalog)
@@ -115,7 +115,7 @@ class Resources:
             ),
             sql.Identifier(views[0].schema, views[0].table),
         )
-        rows = await self.reader._fetch(statement, None)
+        rows = await self.reader.fetch(statement, None)
         for view, newest in zip(views, rows[0], strict=True):
             if newest is not None:
                 metrics.FRESHNESS.labels(view.name).set(newest.timestamp())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from psycopg import sql
 
@@ -35,10 +35,6 @@ class Selection:
 
     service: str
     parts: tuple[tuple[ViewSpec, tuple[str, ...]], ...]
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(f for _, features in self.parts for f in features)
 
     @cached_property
     def empty_row(self) -> tuple:
@@ -71,7 +67,6 @@ def _select_list(selection: Selection) -> sql.Composable:
     return sql.SQL(", ").join(columns)
 
 
-@lru_cache(maxsize=1024)
 def single_statement(selection: Selection) -> bytes:
     """One primary-key lookup returning the whole selection (rendered once). No row: unknown user."""
     table = selection.parts[0][0]
@@ -86,7 +81,6 @@ def single_statement(selection: Selection) -> bytes:
     )
 
 
-@lru_cache(maxsize=1024)
 def batch_statement(selection: Selection) -> bytes:
     """One round trip for many users, one row per requested id in request order (rendered once)."""
     table = selection.parts[0][0]

@@ -101,7 +101,8 @@ class OnlineReader:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _fetch(self, statement, params) -> list[tuple]:
+    async def fetch(self, statement, params) -> list[tuple]:
+        """All rows of one statement, with the breaker and the 503 mapping of every read."""
         probe = self.breaker.before()
         try:
             async with self.pool.connection() as conn:
@@ -113,7 +114,7 @@ class OnlineReader:
         return rows
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
-        # _fetch inlined: this is the hot path of GET /features/{user_id}
+        # fetch() inlined: this is the hot path of GET /features/{user_id}
         probe = self.breaker.before()
         try:
             async with self.pool.connection() as conn:
@@ -125,9 +126,9 @@ class OnlineReader:
         return _vector(user_id, selection, row or selection.empty_row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
-        rows = await self._fetch(selection.batch_sql, (user_ids,))
+        rows = await self.fetch(selection.batch_sql, (user_ids,))
         now = datetime.now(UTC)
         return [_vector(u, selection, row, now) for u, row in zip(user_ids, rows, strict=True)]
 
     async def ping(self, query: str) -> None:
-        await self._fetch(query, None)
+        await self.fetch(query, None)
