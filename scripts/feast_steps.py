@@ -85,14 +85,11 @@ def grant_reader() -> None:
     role = sql.Identifier(reader.user)
     with database.connect() as conn:
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (reader.user,)).fetchone()
-        if exists:
-            conn.execute(
-                sql.SQL("alter role {} with login password {}").format(role, sql.Literal(reader.password))
+        conn.execute(
+            sql.SQL("{} role {} with login password {}").format(
+                sql.SQL("alter" if exists else "create"), role, sql.Literal(reader.password)
             )
-        else:
-            conn.execute(
-                sql.SQL("create role {} with login password {}").format(role, sql.Literal(reader.password))
-            )
+        )
         conn.execute(
             sql.SQL("grant connect on database {} to {}").format(
                 sql.Identifier(settings.admin_target().database), role

@@ -31,13 +31,13 @@ def seeds_dir() -> Path:
     return GENERATED_DIR
 
 
-def step(name: str):
+def step(name: str) -> None:
     print(f"\n==> {name}", flush=True)
-    return time.perf_counter()
 
 
 def run(with_feast: bool = True) -> int:
-    started = step("database")
+    started = time.perf_counter()
+    step("database")
     embedded_pg.main(["up"])
     step("ingest")
     ingest.load_all(seeds_dir())

@@ -18,7 +18,7 @@ from typing import Annotated, ClassVar
 from litestar import Controller, Litestar, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -329,8 +329,7 @@ def _store_unavailable(_: Request, exc: StoreUnavailable) -> Response:
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):  # handled by the problem-details plugin
-        raise exc
+    """Anything but an HTTPException (those have the plugin's more specific handler)."""
     log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     return _problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 

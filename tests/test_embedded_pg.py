@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 
 import psycopg
 
 from scripts.embedded_pg import EmbeddedPostgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.server_process import free_port
 
 
 def connect(port: int):
