@@ -117,9 +117,12 @@ class EmbeddedPostgres:
         stale = self.data_dir / "postmaster.pid"
         if stale.exists():  # left by a crash: the server is not running, so the file lies
             stale.unlink()
+        # wal_level=minimal: a development server has no replicas, and tables created and loaded in
+        # one transaction (every monthly ingest) then skip the WAL entirely
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-            "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
+            "-c max_connections=200 -c shared_buffers=256MB -c fsync=on "
+            "-c wal_level=minimal -c max_wal_senders=0"
         )
         self.log_file.touch(exist_ok=True)
         self._prepare_root_access()

@@ -3,9 +3,9 @@
     python -m scripts.ingest --month-dir DIR --as-of YYYY-MM-DD     # one month
     python -m scripts.ingest --seeds-dir DIR                        # every month_NNN, in order
 
-Every file of a month is validated before anything is written; the month then loads in one
-transaction with COPY (a bad month changes nothing). Loading a month again replaces its snapshot
-rows (a restatement); live tables only move forward in as_of.
+Every file of a month is validated (in a worker thread, while the server COPYs the file before
+it) and the whole month loads in one transaction: a bad month changes nothing. Loading a month
+again replaces its snapshot partition (a restatement); live tables only move forward in as_of.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -255,23 +256,47 @@ def _locate_problem(path: Path, table: RawTable, known_users: pa.Array | None, f
     raise IngestError(path, f"unreadable: {fast_error}")
 
 
-def check_month(month_dir: Path) -> list[CheckedFile]:
+def _submit_checks(month_dir: Path, pool: ThreadPoolExecutor) -> list[Future]:
+    """Validate the month's files in order on the pool; users.csv first, the others against it.
+    Headers are checked at once, so a missing or misnamed file fails before any work starts."""
     if not month_dir.is_dir():
         raise IngestError(month_dir, "not a directory")
-    checked, users = [], None
     for table in TABLES:
-        result, ids = check_file(month_dir / table.file_name, table, users)
-        checked.append(result)
-        if table.name == "users":
-            users = ids
-    return checked
+        _check_header(month_dir / table.file_name, table)
+    users_table, *others = TABLES
+    users = pool.submit(check_file, month_dir / users_table.file_name, users_table, None)
+
+    def check_against_users(table: RawTable) -> tuple[CheckedFile, pa.Array]:
+        return check_file(month_dir / table.file_name, table, users.result()[1])
+
+    return [users, *(pool.submit(check_against_users, table) for table in others)]
+
+
+def check_month(month_dir: Path) -> list[CheckedFile]:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return [future.result()[0] for future in _submit_checks(month_dir, pool)]
 
 
 # -- loading -------------------------------------------------------------------------------------
+# Snapshots are list-partitioned by as_of. A month is COPYed into a table created in the loading
+# transaction, gets its primary key after the COPY (one sorted build instead of a million inserts)
+# and then takes the place of that month's partition; live tables are rebuilt the same way from the
+# old live rows and the new month. Tables new in their transaction are not WAL-logged when the
+# server runs with wal_level=minimal (the embedded one does), and COPY FREEZE spares the first
+# reader from rewriting every page. Readers wait only for the final swap, never see half a month.
+# Written once by the loader, which also analyzes them: autovacuum has nothing to do there, and a
+# worker holding a lock on one would make the next month's swap wait for it to be cancelled (1 s).
+WRITE_ONCE = sql.SQL("with (autovacuum_enabled = false)")
+
+
 def _columns_ddl(table: RawTable) -> sql.Composable:
     return sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in table.columns
     )
+
+
+def partition_name(table: RawTable, as_of: date) -> str:
+    return f"{table.snapshot_table}_{as_of:%Y_%m_%d}"
 
 
 def ensure_raw_tables(conn: psycopg.Connection) -> None:
@@ -281,15 +306,14 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
-                "loaded_at timestamptz not null, primary key (user_id)) "
-                # room on every page, so that monthly upserts are HOT updates (2x faster)
-                "with (fillfactor = 50)"
+                "loaded_at timestamptz not null, primary key (user_id))"
             ).format(sql.Identifier(table.name), columns)
         )
+        _partition_legacy_snapshots(conn, table)
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
-                "loaded_at timestamptz not null, primary key (user_id, as_of))"
+                "loaded_at timestamptz not null, primary key (user_id, as_of)) partition by list (as_of)"
             ).format(sql.Identifier(table.snapshot_table), columns)
         )
     conn.execute(
@@ -300,48 +324,138 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
     )
 
 
-def _load_table(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> None:
+def _partition_legacy_snapshots(conn: psycopg.Connection, table: RawTable) -> None:
+    """Databases loaded before snapshots were partitioned keep their rows, one partition per month.
+    The dbt staging views on the old table go with it; the next `dbt build` recreates them."""
+    kind = conn.execute(
+        "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'raw' and c.relname = %s",
+        (table.snapshot_table,),
+    ).fetchone()
+    if kind is None or kind[0] != "r":
+        return
+    legacy = f"{table.snapshot_table}_unpartitioned"
+    conn.execute(
+        sql.SQL("alter table raw.{} rename to {}").format(
+            sql.Identifier(table.snapshot_table), sql.Identifier(legacy)
+        )
+    )
+    conn.execute(
+        sql.SQL(
+            "create table raw.{} ({}, as_of date not null, loaded_at timestamptz not null, "
+            "primary key (user_id, as_of)) partition by list (as_of)"
+        ).format(sql.Identifier(table.snapshot_table), _columns_ddl(table))
+    )
+    months = conn.execute(sql.SQL("select distinct as_of from raw.{}").format(sql.Identifier(legacy)))
+    for (as_of,) in months.fetchall():
+        partition = sql.Identifier("raw", partition_name(table, as_of))
+        conn.execute(
+            sql.SQL("create table {} partition of raw.{} for values in ({})").format(
+                partition, sql.Identifier(table.snapshot_table), sql.Literal(as_of)
+            )
+        )
+    conn.execute(
+        sql.SQL("insert into raw.{} select * from raw.{}").format(
+            sql.Identifier(table.snapshot_table), sql.Identifier(legacy)
+        )
+    )
+    conn.execute(sql.SQL("drop table raw.{} cascade").format(sql.Identifier(legacy)))
+    print(f"raw.{table.snapshot_table}: partitioned by as_of (run dbt build to recreate its staging view)")
+
+
+def _rename(conn: psycopg.Connection, old: str, new: str) -> None:
+    """Rename a raw table and its primary key index, so that names never collide on the next load."""
+    conn.execute(sql.SQL("alter table raw.{} rename to {}").format(sql.Identifier(old), sql.Identifier(new)))
+    conn.execute(
+        sql.SQL("alter index raw.{} rename to {}").format(
+            sql.Identifier(f"{old}_pkey"), sql.Identifier(f"{new}_pkey")
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One file of the month in tables of its own, invisible to readers until published."""
+
+    checked: CheckedFile
+    as_of: date
+
+    @property
+    def partition(self) -> str:
+        return partition_name(self.checked.table, self.as_of)
+
+    @property
+    def incoming(self) -> str:
+        return f"{self.partition}__incoming"
+
+    @property
+    def next_live(self) -> str:
+        return f"{self.checked.table.name}__next"
+
+
+def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> StagedFile:
+    """COPY the file into a new table, index it, and build the live table as it will be after it."""
+    staged = StagedFile(checked, as_of)
     table = checked.table
     names = sql.SQL(", ").join(sql.Identifier(c) for c in table.header)
-    temp = sql.Identifier(f"incoming_{table.name}")
-    conn.execute(sql.SQL("create temp table {} ({}) on commit drop").format(temp, _columns_ddl(table)))
-    with conn.cursor() as cur:
-        try:
-            copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(temp, names)
-            with cur.copy(copy_sql) as copy, checked.path.open("rb") as fh:
-                while block := fh.read(1 << 20):
-                    copy.write(block)
-        except psycopg.errors.DataError as exc:
-            raise _copy_error(checked.path, exc) from None
-        cur.execute(
-            sql.SQL("delete from raw.{} where as_of = %s").format(sql.Identifier(table.snapshot_table)),
-            (as_of,),
+    names_l = sql.SQL(", ").join(sql.Identifier("l", c) for c in [*table.header, "as_of", "loaded_at"])
+    incoming, next_live = sql.Identifier("raw", staged.incoming), sql.Identifier("raw", staged.next_live)
+    live = sql.Identifier("raw", table.name)
+    month = sql.Literal(as_of)
+    conn.execute(
+        sql.SQL(
+            # the check constraint lets ATTACH PARTITION skip scanning for rows of other months
+            "create table {} ({}, as_of date not null default {month} check (as_of = {month}), "
+            "loaded_at timestamptz not null default now()) {storage}"
+        ).format(incoming, _columns_ddl(table), month=month, storage=WRITE_ONCE)
+    )
+    try:
+        copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, header true, freeze true)")
+        with conn.cursor().copy(copy_sql.format(incoming, names)) as copy, checked.path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                copy.write(block)
+    except psycopg.errors.DataError as exc:
+        raise _copy_error(checked.path, exc) from None
+    conn.execute(sql.SQL("alter table {} add primary key (user_id, as_of)").format(incoming))
+    # Live holds each user's newest month: a month loaded again wins its ties, an older one never wins.
+    conn.execute(
+        sql.SQL("create table {} ({}, as_of date not null, loaded_at timestamptz not null) {}").format(
+            next_live, _columns_ddl(table), WRITE_ONCE
         )
-        cur.execute(
-            sql.SQL("insert into raw.{} ({}, as_of, loaded_at) select {}, %s, now() from {}").format(
-                sql.Identifier(table.snapshot_table), names, names, temp
-            ),
-            (as_of,),
+    )
+    conn.execute(
+        sql.SQL(
+            "insert into {next} ({names}, as_of, loaded_at) "
+            "select {names}, as_of, loaded_at from {incoming} n "
+            "where not exists (select from {live} l where l.user_id = n.user_id and l.as_of > {month}) "
+            "union all "
+            "select {names_l} from {live} l left join {incoming} n on n.user_id = l.user_id "
+            "where n.user_id is null or l.as_of > {month}"
+        ).format(next=next_live, names=names, names_l=names_l, incoming=incoming, live=live, month=month)
+    )
+    conn.execute(sql.SQL("alter table {} add primary key (user_id)").format(next_live))
+    conn.execute(sql.SQL("analyze {}, {}").format(incoming, next_live))
+    return staged
+
+
+def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
+    """Swap the staged tables in: the month's partition (replacing a restated one) and the live table."""
+    table = staged.checked.table
+    conn.execute(sql.SQL("drop table if exists raw.{}").format(sql.Identifier(staged.partition)))
+    _rename(conn, staged.incoming, staged.partition)
+    conn.execute(
+        sql.SQL("alter table raw.{} attach partition raw.{} for values in ({})").format(
+            sql.Identifier(table.snapshot_table), sql.Identifier(staged.partition), sql.Literal(staged.as_of)
         )
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
-            for c in [*table.header[1:], "as_of", "loaded_at"]
-        )
-        # Live tables hold each user's latest month: reloading an older month never rolls them back.
-        cur.execute(
-            sql.SQL(
-                "insert into raw.{live} as live ({names}, as_of, loaded_at) "
-                "select {names}, %s, now() from {temp} "
-                "on conflict (user_id) do update set {updates} where live.as_of <= excluded.as_of"
-            ).format(live=sql.Identifier(table.name), names=names, temp=temp, updates=updates),
-            (as_of,),
-        )
-        cur.execute(
-            "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
-            "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
-            "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
-            (as_of, table.name, str(checked.path), checked.sha256, checked.rows),
-        )
+    )
+    conn.execute(sql.SQL("drop table raw.{}").format(sql.Identifier(table.name)))
+    _rename(conn, staged.next_live, table.name)
+    conn.execute(
+        "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
+        "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
+        "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
+        (staged.as_of, table.name, str(staged.checked.path), staged.checked.sha256, staged.checked.rows),
+    )
 
 
 def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
@@ -358,16 +472,27 @@ def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
 
 
 def load_month(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> dict[str, int]:
-    """Validate then load one month atomically; returns rows loaded per table."""
+    """Validate and load one month in one transaction; returns rows loaded per table. Each file is
+    validated in a worker thread while the server COPYs the one before it; the first invalid file
+    rolls the whole month back, so a bad month still changes nothing."""
     started = time.perf_counter()
-    checked = check_month(Path(month_dir))
-    database.ensure_database(target)
-    with database.connect(target) as conn:
-        conn.execute("select pg_advisory_xact_lock(hashtext('streamflow.ingest'))")
-        ensure_raw_tables(conn)
-        for item in checked:
-            _load_table(conn, item, as_of)
-    counts = {item.table.name: item.rows for item in checked}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
+        checks = _submit_checks(Path(month_dir), pool)
+        try:
+            database.ensure_database(target)
+            with database.connect(target) as conn:
+                conn.execute("select pg_advisory_xact_lock(hashtext('streamflow.ingest'))")
+                # hash joins and primary-key builds over a million rows stay in memory
+                conn.execute("set local work_mem = '256MB'")
+                conn.execute("set local maintenance_work_mem = '512MB'")
+                ensure_raw_tables(conn)
+                staged = [_stage(conn, check.result()[0], as_of) for check in checks]
+                for item in staged:
+                    _publish(conn, item)
+        finally:
+            for check in checks:  # after a failure, do not validate the rest
+                check.cancel()
+    counts = {item.checked.table.name: item.checked.rows for item in staged}
     summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
     print(f"loaded {month_dir} as_of {as_of}: {summary} rows in {time.perf_counter() - started:.1f}s")
     return counts

@@ -8,11 +8,12 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from scripts import ingest
 from scripts.raw_tables import TABLES
-from tests.conftest import query, table_checksums
+from tests.conftest import _recreate, query, table_checksums
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)
 
@@ -131,6 +132,68 @@ def test_restating_a_month_replaces_only_that_month(loaded, seeds, tmp_path):
     assert value == 42.5
     assert query(loaded, statement, (other_as_of,)) == other
     ingest.load_month(month_dir, as_of)  # put the real month back for the other tests
+
+
+def test_each_month_is_one_partition_and_no_staging_table_is_left(loaded, seeds):
+    months = [as_of for _, as_of in ingest.month_dirs(seeds)]
+    ingest.load_month(*ingest.month_dirs(seeds)[-1])  # a restatement swaps a partition
+    for table in TABLES:
+        partitions = query(
+            loaded,
+            "select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i "
+            "join pg_class c on c.oid = i.inhrelid where i.inhparent = %s::regclass order by 1",
+            (f"raw.{table.snapshot_table}",),
+        )
+        assert [name for name, _ in partitions] == [ingest.partition_name(table, m) for m in months]
+        assert all(str(m) in bound for (_, bound), m in zip(partitions, months, strict=True))
+    leftovers = query(
+        loaded,
+        "select relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'raw' and (strpos(relname, '__incoming') > 0 or strpos(relname, '__next') > 0)",
+    )
+    assert leftovers == []
+
+
+def test_snapshots_loaded_before_partitioning_keep_their_rows(server, seeds):
+    """A database from before snapshots were partitioned: its rows move into month partitions."""
+    target = _recreate(server, "sf_test_ingest_legacy")
+    usage = next(t for t in TABLES if t.name == "usage_agg_30d")
+    columns = ", ".join(f"{c.name} {c.pg_type}" for c in usage.columns)
+    with psycopg.connect(target.url) as conn:
+        conn.execute("create schema raw")
+        conn.execute(
+            f"create table raw.usage_agg_30d_snapshots ({columns}, as_of date not null, "
+            "loaded_at timestamptz not null, primary key (user_id, as_of))"
+        )
+        conn.execute(
+            "insert into raw.usage_agg_30d_snapshots (user_id, watch_hours_30d, as_of, loaded_at) "
+            "values ('old-1', 1.5, '2023-11-30', now()), ('old-1', 2.5, '2023-12-31', now()), "
+            "('old-2', 3.5, '2023-12-31', now())"
+        )
+        conn.execute("create view raw.on_old_table as select * from raw.usage_agg_30d_snapshots")
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    ingest.load_month(month_dir, as_of, target)
+    [(kind,)] = query(
+        target, "select relkind from pg_class where oid = 'raw.usage_agg_30d_snapshots'::regclass"
+    )
+    assert kind == "p"
+    old_rows = query(
+        target,
+        "select user_id, watch_hours_30d, as_of::text from raw.usage_agg_30d_snapshots "
+        "where as_of < %s order by as_of, user_id",
+        (as_of,),
+    )
+    assert old_rows == [
+        ("old-1", 1.5, "2023-11-30"),
+        ("old-1", 2.5, "2023-12-31"),
+        ("old-2", 3.5, "2023-12-31"),
+    ]
+    [(count,)] = query(target, "select count(*) from raw.usage_agg_30d_snapshots where as_of = %s", (as_of,))
+    assert count == len(read_csv(month_dir / "usage_agg_30d.csv"))
+    [(partitions,)] = query(
+        target, "select count(*) from pg_inherits where inhparent = 'raw.usage_agg_30d_snapshots'::regclass"
+    )
+    assert partitions == 3
 
 
 # -- bad files: each aborts the whole month, names file/line/column, writes nothing ----------
