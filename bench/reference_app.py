@@ -46,8 +46,9 @@ async def features(state: State, user_id: str) -> dict:
 def create_app() -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):
+        size = int(os.environ.get("DB_POOL_SIZE", "16"))  # the bench gives A the same pool
         pool = AsyncConnectionPool(
-            os.environ["DATABASE_URL"], min_size=4, max_size=8, open=False, kwargs={"autocommit": True}
+            os.environ["DATABASE_URL"], min_size=size, max_size=size, open=False, kwargs={"autocommit": True}
         )
         await pool.open(wait=True)
         app.state.pool = pool

@@ -1,5 +1,6 @@
 """Serving, side by side under the same load (wrk, 16 connections, 1 server worker each):
-A our API, B `feast serve` (defaults and --max-requests 0), C the reference limit."""
+A our API, B `feast serve` (defaults and --max-requests 0), C the reference limit; and A with
+2 workers, for how it scales on this machine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from bench import wrk
 from scripts import settings
 from scripts.feast_steps import REPO_DIR, feast_env
 from tests.server_process import running
+
+POOL_SIZE = 16  # A and C alike: one connection per wrk connection, nobody waits for the pool
 
 
 def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
@@ -33,7 +36,13 @@ def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[l
         "A  our API (GET /features/{id})": (
             [python, "-m", "serving"],
             "/ready",
-            {"WORKERS": "1", "DATABASE_URL": target.url},
+            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
+            {},
+        ),
+        "A2 our API, 2 workers": (
+            [python, "-m", "serving"],
+            "/ready",
+            {"WORKERS": "2", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
             {},
         ),
         "B  feast serve, defaults": (feast_cmd, "/health", feast_env(target), {"feast": True}),
@@ -61,7 +70,7 @@ def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[l
                 "httptools",
             ],
             f"/features/{sample_user}",
-            {"DATABASE_URL": target.url},
+            {"DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
             {},
         ),
     }

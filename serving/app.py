@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from litestar import Controller, Litestar, Request, Response, Router, get, post
+import msgspec
+from litestar import Controller, Litestar, MediaType, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
@@ -31,6 +32,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from litestar.response.base import ASGIResponse
 from psycopg import sql
 
 from serving import metrics  # first: fixes the metrics mode before Feast is imported
@@ -50,6 +52,7 @@ from serving.schemas import (
 )
 
 log = logging.getLogger("serving")
+JSON = msgspec.json.Encoder()
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 FRESHNESS_PERIOD_S = 30
 REGISTRY_VERSION = (
@@ -228,7 +231,10 @@ class FeatureController(Controller):
         "/{user_id:str}",
         operation_id="getUserFeatures",
         operation_class=_SelectionQueryOperation,
-        responses=_problems(400, 401, 404, 503),
+        responses={
+            200: ResponseSpec(FeatureVector, description="The user's features"),
+            **_problems(400, 401, 404, 503),
+        },
         summary="Online features of one user",
         description="Values in the feature service's order, with the as_of and status of each view. "
         "404 when the online store knows nothing of the user.",
@@ -238,7 +244,7 @@ class FeatureController(Controller):
         state: State,
         user_id: Annotated[str, PathParameter(pattern=USER_ID_PATTERN, min_length=1, max_length=64)],
         request: Request,
-    ) -> FeatureVector:
+    ) -> ASGIResponse:
         service, names = _query_selection(request) if request.scope["query_string"] else (None, None)
         selection = await _selection(state, service, names)
         vector = await state.resources.reader.one(user_id, selection)
@@ -248,12 +254,15 @@ class FeatureController(Controller):
                 title="Unknown user",
                 detail=f"user {user_id!r} has no features in the online store",
             )
-        return FeatureVector(
+        # Encoded here and handed to the server as is: Litestar's generic response path (headers,
+        # cookies, serializer lookup) costs ~20 us a request, a tenth of this route's CPU.
+        body = FeatureVector(
             user_id=user_id,
             feature_service=selection.service,
             features=vector.features,
             feature_views=vector.views,
         )
+        return ASGIResponse(body=JSON.encode(body), media_type=MediaType.JSON)
 
     @post(
         "/",

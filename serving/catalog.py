@@ -3,9 +3,11 @@ them, their online tables and TTLs, and the one SQL statement that reads a selec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from operator import itemgetter
 
 from psycopg import sql
 
@@ -42,13 +44,27 @@ class Selection:
         return (None,) * sum(len(features) + 1 for _, features in self.parts)
 
     @cached_property
-    def layout(self) -> tuple[tuple[str, timedelta | None, tuple[str, ...], int], ...]:
-        """Per view: name, TTL, feature names, and where its event_ts sits in a row."""
+    def views(self) -> tuple[tuple[str, timedelta | None, int], ...]:
+        """Per view: name, TTL, and where its event_ts sits in a row."""
         out, offset = [], 0
         for view, features in self.parts:
-            out.append((view.name, view.ttl, features, offset))
+            out.append((view.name, view.ttl, offset))
             offset += len(features) + 1
         return tuple(out)
+
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f for _, features in self.parts for f in features)
+
+    @cached_property
+    def feature_values(self) -> Callable[[tuple], tuple]:
+        """Picks the feature values out of a row (every column but the event timestamps), in C."""
+        positions, offset = [], 0
+        for _, features in self.parts:
+            positions += range(offset + 1, offset + 1 + len(features))
+            offset += len(features) + 1
+        pick = itemgetter(*positions)
+        return pick if len(positions) > 1 else lambda row: (pick(row),)
 
     @cached_property
     def single_sql(self) -> bytes:

@@ -19,7 +19,7 @@ class StoreUnavailable(RuntimeError):
     """The online store did not answer in time; the caller answers 503 and retries later."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Vector:
     user_id: str
     found: bool
@@ -27,20 +27,22 @@ class Vector:
     views: dict[str, FeatureViewStatus]
 
 
+MISSING = FeatureViewStatus(event_timestamp=None, status="missing")
+
+
 def _vector(user_id: str, selection: Selection, row: tuple, now: datetime) -> Vector:
-    """Split one row (per view: event_ts, then its features) into values and view statuses."""
-    features: dict[str, Any] = {}
+    """Split one row into the feature values and each view's status (the hot path: kept lean)."""
     views: dict[str, FeatureViewStatus] = {}
     found = False
-    for view_name, ttl, names, at in selection.layout:
+    for view_name, ttl, at in selection.views:
         event_ts = row[at]
         if event_ts is None:
-            status = "missing"
+            views[view_name] = MISSING
         else:
             found = True
             status = "stale" if ttl is not None and now - event_ts > ttl else "present"
-        views[view_name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
-        features.update(zip(names, row[at + 1 : at + 1 + len(names)], strict=True))
+            views[view_name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
+    features = dict(zip(selection.feature_names, selection.feature_values(row), strict=True))
     return Vector(user_id, found, features, views)
 
 
@@ -118,7 +120,7 @@ class OnlineReader:
         probe = self.breaker.before()
         try:
             async with self.pool.connection() as conn:
-                row = await (await conn.execute(selection.single_sql, (user_id,))).fetchone()
+                row = await (await conn.execute(selection.single_sql, (user_id,), binary=True)).fetchone()
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
