@@ -280,10 +280,11 @@ def check_month(month_dir: Path) -> list[CheckedFile]:
 # -- loading -------------------------------------------------------------------------------------
 # Snapshots are list-partitioned by as_of. A month is COPYed into a table created in the loading
 # transaction, gets its primary key after the COPY (one sorted build instead of a million inserts)
-# and then takes the place of that month's partition; live tables are rebuilt the same way from the
-# old live rows and the new month. Tables new in their transaction are not WAL-logged when the
-# server runs with wal_level=minimal (the embedded one does), and COPY FREEZE spares the first
-# reader from rewriting every page. Readers wait only for the final swap, never see half a month.
+# and then takes the place of that month's partition. Live tables are truncated and refilled from
+# the rows they keep plus the new month, their key rebuilt after. Tables created or truncated in
+# their transaction are not WAL-logged when the server runs with wal_level=minimal (the embedded
+# one does), and COPY FREEZE spares the first reader from rewriting every page. Everything happens
+# in the month's one transaction: readers see the old month or the new one, never half of it.
 # Written once by the loader, which also analyzes them: autovacuum has nothing to do there, and a
 # worker holding a lock on one would make the next month's swap wait for it to be cancelled (1 s).
 WRITE_ONCE = sql.SQL("with (autovacuum_enabled = false)")
@@ -306,8 +307,14 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
-                "loaded_at timestamptz not null, primary key (user_id))"
-            ).format(sql.Identifier(table.name), columns)
+                "loaded_at timestamptz not null, primary key (user_id)) {}"
+            ).format(sql.Identifier(table.name), columns, WRITE_ONCE)
+        )
+        # tables of an earlier version were updated in place (fillfactor 50, autovacuum on)
+        conn.execute(
+            sql.SQL("alter table raw.{} set (fillfactor = 100, autovacuum_enabled = false)").format(
+                sql.Identifier(table.name)
+            )
         )
         _partition_legacy_snapshots(conn, table)
         conn.execute(
@@ -375,7 +382,7 @@ def _rename(conn: psycopg.Connection, old: str, new: str) -> None:
 
 @dataclass(frozen=True)
 class StagedFile:
-    """One file of the month in tables of its own, invisible to readers until published."""
+    """One file of the month in a table of its own, invisible to readers until published."""
 
     checked: CheckedFile
     as_of: date
@@ -389,19 +396,17 @@ class StagedFile:
         return f"{self.partition}__incoming"
 
     @property
-    def next_live(self) -> str:
-        return f"{self.checked.table.name}__next"
+    def kept(self) -> str:
+        """Temporary: the live rows this month does not replace."""
+        return f"kept_{self.checked.table.name}"
 
 
 def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> StagedFile:
-    """COPY the file into a new table, index it, and build the live table as it will be after it."""
+    """COPY the file into a new table and index it; set aside the live rows it will not replace."""
     staged = StagedFile(checked, as_of)
     table = checked.table
     names = sql.SQL(", ").join(sql.Identifier(c) for c in table.header)
-    names_l = sql.SQL(", ").join(sql.Identifier("l", c) for c in [*table.header, "as_of", "loaded_at"])
-    incoming, next_live = sql.Identifier("raw", staged.incoming), sql.Identifier("raw", staged.next_live)
-    live = sql.Identifier("raw", table.name)
-    month = sql.Literal(as_of)
+    incoming, month = sql.Identifier("raw", staged.incoming), sql.Literal(as_of)
     conn.execute(
         sql.SQL(
             # the check constraint lets ATTACH PARTITION skip scanning for rows of other months
@@ -417,30 +422,30 @@ def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> Stage
     except psycopg.errors.DataError as exc:
         raise _copy_error(checked.path, exc) from None
     conn.execute(sql.SQL("alter table {} add primary key (user_id, as_of)").format(incoming))
-    # Live holds each user's newest month: a month loaded again wins its ties, an older one never wins.
-    conn.execute(
-        sql.SQL("create table {} ({}, as_of date not null, loaded_at timestamptz not null) {}").format(
-            next_live, _columns_ddl(table), WRITE_ONCE
-        )
-    )
+    conn.execute(sql.SQL("analyze {}").format(incoming))
+    # Live holds each user's newest month: users this file does not name keep their row, and so
+    # do users whose live row is newer (an older month loaded again never wins).
     conn.execute(
         sql.SQL(
-            "insert into {next} ({names}, as_of, loaded_at) "
-            "select {names}, as_of, loaded_at from {incoming} n "
-            "where not exists (select from {live} l where l.user_id = n.user_id and l.as_of > {month}) "
-            "union all "
-            "select {names_l} from {live} l left join {incoming} n on n.user_id = l.user_id "
-            "where n.user_id is null or l.as_of > {month}"
-        ).format(next=next_live, names=names, names_l=names_l, incoming=incoming, live=live, month=month)
+            "create temp table {kept} on commit drop as select l.* from {live} l "
+            "left join {incoming} n on n.user_id = l.user_id where n.user_id is null or l.as_of > {month}"
+        ).format(
+            kept=sql.Identifier(staged.kept),
+            live=sql.Identifier("raw", table.name),
+            incoming=incoming,
+            month=month,
+        )
     )
-    conn.execute(sql.SQL("alter table {} add primary key (user_id)").format(next_live))
-    conn.execute(sql.SQL("analyze {}, {}").format(incoming, next_live))
     return staged
 
 
 def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
-    """Swap the staged tables in: the month's partition (replacing a restated one) and the live table."""
+    """Swap the month's partition in (replacing a restated one) and refill the live table.
+
+    The live table is emptied and refilled rather than replaced, so that views, grants and
+    comments on it survive; its primary key is rebuilt once after the fill."""
     table = staged.checked.table
+    live, pkey = sql.Identifier("raw", table.name), sql.Identifier(f"{table.name}_pkey")
     conn.execute(sql.SQL("drop table if exists raw.{}").format(sql.Identifier(staged.partition)))
     _rename(conn, staged.incoming, staged.partition)
     conn.execute(
@@ -448,8 +453,23 @@ def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
             sql.Identifier(table.snapshot_table), sql.Identifier(staged.partition), sql.Literal(staged.as_of)
         )
     )
-    conn.execute(sql.SQL("drop table raw.{}").format(sql.Identifier(table.name)))
-    _rename(conn, staged.next_live, table.name)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in [*table.header, "as_of", "loaded_at"])
+    conn.execute(sql.SQL("truncate {}").format(live))
+    conn.execute(sql.SQL("alter table {} drop constraint {}").format(live, pkey))
+    conn.execute(
+        sql.SQL(
+            "insert into {live} ({columns}) select {columns} from {kept} "
+            "union all select {columns} from raw.{partition} n "
+            "where not exists (select from {kept} k where k.user_id = n.user_id)"
+        ).format(
+            live=live,
+            columns=columns,
+            kept=sql.Identifier(staged.kept),
+            partition=sql.Identifier(staged.partition),
+        )
+    )
+    conn.execute(sql.SQL("alter table {} add constraint {} primary key (user_id)").format(live, pkey))
+    conn.execute(sql.SQL("analyze {}").format(live))
     conn.execute(
         "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
         "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "

@@ -154,6 +154,26 @@ def test_each_month_is_one_partition_and_no_staging_table_is_left(loaded, seeds)
     assert leftovers == []
 
 
+def test_views_and_grants_on_live_tables_survive_a_load(loaded, seeds):
+    """Live tables are refilled, not replaced: what users built on them keeps working."""
+    months = ingest.month_dirs(seeds)
+    with psycopg.connect(loaded.url) as conn:
+        conn.execute("create view raw.my_live_usage as select user_id, as_of from raw.usage_agg_30d")
+        conn.execute("grant select on raw.usage_agg_30d to public")
+    try:
+        ingest.load_month(*months[-1])
+        [(rows, newest)] = query(loaded, "select count(*), max(as_of) from raw.my_live_usage")
+        [(live_rows,)] = query(loaded, "select count(*) from raw.usage_agg_30d")
+        assert rows == live_rows > 0
+        assert newest == months[-1][1]
+        [(granted,)] = query(loaded, "select has_table_privilege('public', 'raw.usage_agg_30d', 'select')")
+        assert granted
+    finally:
+        with psycopg.connect(loaded.url) as conn:
+            conn.execute("drop view raw.my_live_usage")
+            conn.execute("revoke select on raw.usage_agg_30d from public")
+
+
 def test_snapshots_loaded_before_partitioning_keep_their_rows(server, seeds):
     """A database from before snapshots were partitioned: its rows move into month partitions."""
     target = _recreate(server, "sf_test_ingest_legacy")
