@@ -50,13 +50,14 @@ def main() -> int:
             throughput = [x.requests_per_s / y.requests_per_s for x, y in zip(a, c, strict=True)]
             p99 = [x.p99_ms / y.p99_ms for x, y in zip(a, c, strict=True)]
             mean_a = statistics.mean(r.requests_per_s for r in a)
-            errors = sum(r.non_2xx + r.socket_errors for runs in results.values() for r in runs)
+            errors = {n.split()[0]: sum(r.non_2xx + r.socket_errors for r in rs) for n, rs in results.items()}
             print(
                 f"\n  A/C req/s per round {' '.join(f'{t:.2f}' for t in throughput)} "
                 f"(mean {statistics.mean(throughput):.2f});  p99 A/C {' '.join(f'{t:.2f}' for t in p99)} "
                 f"(mean {statistics.mean(p99):.2f})\n  A/B {mean_a / b[0].requests_per_s:.1f}x   "
                 f"A/B' {mean_a / b_tuned[0].requests_per_s:.1f}x   "
-                f"non-2xx or socket errors, all runs: {errors}\n"
+                f"non-2xx or socket errors, all runs: "
+                f"{', '.join(f'{name} {count}' for name, count in errors.items())}\n"
                 f"  A with 2 workers / 1 worker: {a2[0].requests_per_s / mean_a:.2f}x "
                 f"({psutil.cpu_count()} cores, shared with wrk and PostgreSQL)"
             )
