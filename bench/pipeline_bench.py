@@ -126,14 +126,17 @@ def run_size(
     step, _ = measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)
     steps.append(step)
     step, out = measured("materialize (2 months)", [python, "-m", "scripts.feast_steps", "materialize"], env)
-    rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) rows written", out))
+    users = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users x", out))
     work = sum(float(s) for s in re.findall(r"views in ([\d.]+)s", out))
     with psycopg.connect(target.url) as conn:
-        per_row = conn.execute(
-            "select count(*)::float / count(distinct table_name) from information_schema.columns "
-            "where table_schema = 'feast_online' and column_name not in ('user_id', 'event_ts', 'created_ts')"
+        features = conn.execute(
+            "select count(*) from information_schema.columns where table_schema = 'feast_online' "
+            "and column_name <> 'user_id' and column_name !~ '__(event|created)_ts$'"
         ).fetchone()[0]
-    step.note = f"{rows:,} rows, {rows * per_row / work:,.0f} feature values/s (SQL work {work:.1f}s)"
+    step.note = (
+        f"{users:,} user rows x {features} features: "
+        f"{users * features / work:,.0f} feature values/s (SQL work {work:.1f}s)"
+    )
     steps.append(step)
     out_csv = workdir / f"training_{users}.csv"
     step, out = measured(

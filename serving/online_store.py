@@ -9,8 +9,8 @@ one table per view, and upserts without looking at timestamps. This store keeps 
   no protobuf decoding and no join (the API serves a whole feature service from one row);
 - every write is guarded per view: a view's columns are only replaced by values with an equal or
   newer event timestamp, so materializing an old month after a new one never regresses them;
-- `materialize_window` loads a window straight from the offline table with one set-based
-  `INSERT ... SELECT` when the offline store is the same database (the common setup here).
+- `materialize_window` loads a window of every view straight from the offline tables with one
+  set-based `INSERT ... SELECT` when the offline store is the same database (the common setup here).
 
 Plugged into Feast by `online_store.type: serving.online_store.StreamflowOnlineStore`, so
 `get_online_features`, `feast materialize` and the SDK keep working on it. Entities keyed by a
@@ -242,25 +242,71 @@ class StreamflowOnlineStore(OnlineStore):
             progress(len(data))
 
     def materialize_window(
-        self, conn: Connection, config: RepoConfig, view: FeatureView, start: datetime, end: datetime
+        self,
+        conn: Connection,
+        config: RepoConfig,
+        views: Sequence[FeatureView],
+        start: datetime,
+        end: datetime,
     ) -> int:
-        """Load each entity's latest row in [start, end) of the view's offline table, set-based.
+        """Load each entity's latest row in [start, end) of every view's offline table, set-based,
+        in one upsert: a user's row is written once per window, not once per view (5x fewer row
+        versions). Each view's column group keeps its own guard. Returns the users written.
 
-        Runs on the caller's connection so that several views can be loaded in one transaction.
+        Runs on the caller's connection, inside the caller's transaction.
         """
-        source = view.batch_source
-        timestamp = sql.Identifier(source.timestamp_field)
-        features = [source.field_mapping.get(f, f) for f, _, _ in feature_columns(view)]
-        latest = sql.SQL(
-            "select distinct on ({key}) {key}, {ts}, now(), {features} from {source} "
-            "where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc"
-        ).format(
-            key=sql.Identifier(ENTITY_COLUMN),
-            ts=timestamp,
-            features=_idents(features),
-            source=sql.SQL(source.get_table_query_string()),
+        latest, groups = [], []
+        for i, view in enumerate(views):
+            source = view.batch_source
+            timestamp = sql.Identifier(source.timestamp_field)
+            features = [source.field_mapping.get(f, f) for f, _, _ in feature_columns(view)]
+            names = [name for name, _ in view_columns(view)]
+            latest.append(
+                sql.SQL(
+                    "{alias} ({key}, {names}) as (select distinct on ({key}) {key}, {ts}, now(), {features} "
+                    "from {source} where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc)"
+                ).format(
+                    alias=sql.Identifier(f"v{i}"),
+                    key=sql.Identifier(ENTITY_COLUMN),
+                    names=_idents(names),
+                    ts=timestamp,
+                    features=_idents(features),
+                    source=sql.SQL(source.get_table_query_string()),
+                )
+            )
+            groups.append(names)
+        key = sql.Identifier(ENTITY_COLUMN)
+        aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
+        users = sql.SQL(" union ").join(sql.SQL("select {} from {}").format(key, a) for a in aliases)
+        joins = sql.SQL(" ").join(sql.SQL("left join {} using ({})").format(a, key) for a in aliases)
+
+        def newer(event_ts: str) -> sql.Composable:  # this view's values win over the stored ones
+            ts = sql.Identifier(event_ts)
+            return sql.SQL(
+                "(excluded.{0} is not null and (current.{0} is null or current.{0} <= excluded.{0}))"
+            ).format(ts)
+
+        updates = sql.SQL(", ").join(
+            sql.SQL("{col} = case when {newer} then excluded.{col} else current.{col} end").format(
+                col=sql.Identifier(name), newer=newer(group[0])
+            )
+            for group in groups
+            for name in group
         )
-        statement = self._guarded_upsert(self.table_identifier(config), view, latest)
+        statement = sql.SQL(
+            "with {latest}, users ({key}) as ({users}) "
+            "insert into {table} as current ({key}, {cols}) select {key}, {cols} from users {joins} "
+            "on conflict ({key}) do update set {updates} where {any_newer}"
+        ).format(
+            latest=sql.SQL(", ").join(latest),
+            key=key,
+            users=users,
+            table=self.table_identifier(config),
+            cols=_idents([name for group in groups for name in group]),
+            joins=joins,
+            updates=updates,
+            any_newer=sql.SQL(" or ").join(newer(group[0]) for group in groups),
+        )
         return conn.execute(statement, {"start": start, "end": end}).rowcount
 
     # -- reads (the Feast SDK path; the API reads the same row with a statement of its own) -----

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 
 from scripts import build_training_dataset, check_skew, feast_steps, ingest
@@ -186,6 +187,35 @@ def test_materialize_is_idempotent_and_never_regresses(store, fresh_db):
     )
     assert online_snapshot(fresh_db) == before
     assert {r[1] for r in online_snapshot(fresh_db)} == {latest}
+
+
+def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
+    """Our set-based path writes all views in one statement; each view's guard still decides alone."""
+    views = sorted(store.list_feature_views(), key=lambda v: v.name)
+    online = store._get_provider().online_store
+    before = online_snapshot(fresh_db)
+    user, latest = before[0][0], before[0][1]
+    [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")
+    with psycopg.connect(fresh_db.url) as conn:
+        conn.execute(  # this user lost the subs_profile group, as if it had never been loaded
+            "update feast_online.streamflow_user_features set subs_profile_fv__event_ts = null, "
+            "subs_profile_fv__months_active = null where user_id = %s",
+            (user,),
+        )
+        online.materialize_window(conn, store.config, views, first, first + timedelta(seconds=1))
+    try:
+        [(subs_ts, months_active, usage_ts)] = query(
+            fresh_db,
+            "select subs_profile_fv__event_ts, subs_profile_fv__months_active, usage_agg_30d_fv__event_ts "
+            "from feast_online.streamflow_user_features where user_id = %s",
+            (user,),
+        )
+        assert subs_ts == first and months_active is not None  # the empty group took the old month
+        assert usage_ts == latest  # the newer groups kept theirs
+        assert online_snapshot(fresh_db)[1:] == before[1:]  # nobody else moved back
+    finally:
+        feast_steps.materialize(store)
+    assert online_snapshot(fresh_db) == before
 
 
 def test_apply_is_idempotent(store, fresh_db):
