@@ -126,7 +126,7 @@ def run_size(
     step, _ = measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)
     steps.append(step)
     step, out = measured("materialize (2 months)", [python, "-m", "scripts.feast_steps", "materialize"], env)
-    users = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users x", out))
+    user_rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users x", out))
     work = sum(float(s) for s in re.findall(r"views in ([\d.]+)s", out))
     with psycopg.connect(target.url) as conn:
         features = conn.execute(
@@ -134,8 +134,8 @@ def run_size(
             "and column_name <> 'user_id' and column_name !~ '__(event|created)_ts$'"
         ).fetchone()[0]
     step.note = (
-        f"{users:,} user rows x {features} features: "
-        f"{users * features / work:,.0f} feature values/s (SQL work {work:.1f}s)"
+        f"{user_rows:,} user rows x {features} features: "
+        f"{user_rows * features / work:,.0f} feature values/s (SQL work {work:.1f}s)"
     )
     steps.append(step)
     out_csv = workdir / f"training_{users}.csv"
