@@ -285,6 +285,7 @@ def check_month(month_dir: Path) -> list[CheckedFile]:
 # their transaction are not WAL-logged when the server runs with wal_level=minimal (the embedded
 # one does), and COPY FREEZE spares the first reader from rewriting every page. Everything happens
 # in the month's one transaction: readers see the old month or the new one, never half of it.
+
 # Written once by the loader, which also analyzes them: autovacuum has nothing to do there, and a
 # worker holding a lock on one would make the next month's swap wait for it to be cancelled (1 s).
 WRITE_ONCE = sql.SQL("with (autovacuum_enabled = false)")
@@ -307,10 +308,11 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
-                "loaded_at timestamptz not null, primary key (user_id)) {}"
-            ).format(sql.Identifier(table.name), columns, WRITE_ONCE)
+                "loaded_at timestamptz not null, primary key (user_id))"
+            ).format(sql.Identifier(table.name), columns)
         )
-        # tables of an earlier version were updated in place (fillfactor 50, autovacuum on)
+        # write-once like the partitions; also resets live tables of an earlier version, which
+        # were updated in place (fillfactor 50, autovacuum on)
         conn.execute(
             sql.SQL("alter table raw.{} set (fillfactor = 100, autovacuum_enabled = false)").format(
                 sql.Identifier(table.name)
