@@ -318,13 +318,15 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
                 sql.Identifier(table.name)
             )
         )
-        _partition_legacy_snapshots(conn, table)
+        legacy = _set_aside_unpartitioned_snapshots(conn, table)
         conn.execute(
             sql.SQL(
                 "create table if not exists raw.{} ({}, as_of date not null, "
                 "loaded_at timestamptz not null, primary key (user_id, as_of)) partition by list (as_of)"
             ).format(sql.Identifier(table.snapshot_table), columns)
         )
+        if legacy:
+            _move_into_partitions(conn, table, legacy)
     conn.execute(
         "create table if not exists raw.ingest_log ("
         " as_of date not null, table_name text not null, source_file text not null,"
@@ -333,28 +335,28 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
     )
 
 
-def _partition_legacy_snapshots(conn: psycopg.Connection, table: RawTable) -> None:
-    """Databases loaded before snapshots were partitioned keep their rows, one partition per month.
-    The dbt staging views on the old table go with it; the next `dbt build` recreates them."""
+def _set_aside_unpartitioned_snapshots(conn: psycopg.Connection, table: RawTable) -> str | None:
+    """A database loaded before snapshots were partitioned: rename its snapshot table out of the
+    way (the name of the renamed table, else None), so the partitioned one can take its place."""
     kind = conn.execute(
         "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = 'raw' and c.relname = %s",
         (table.snapshot_table,),
     ).fetchone()
     if kind is None or kind[0] != "r":
-        return
+        return None
     legacy = f"{table.snapshot_table}_unpartitioned"
     conn.execute(
         sql.SQL("alter table raw.{} rename to {}").format(
             sql.Identifier(table.snapshot_table), sql.Identifier(legacy)
         )
     )
-    conn.execute(
-        sql.SQL(
-            "create table raw.{} ({}, as_of date not null, loaded_at timestamptz not null, "
-            "primary key (user_id, as_of)) partition by list (as_of)"
-        ).format(sql.Identifier(table.snapshot_table), _columns_ddl(table))
-    )
+    return legacy
+
+
+def _move_into_partitions(conn: psycopg.Connection, table: RawTable, legacy: str) -> None:
+    """The old rows keep living, one partition per month. The dbt staging views on the old table
+    go with it; the next `dbt build` recreates them."""
     months = conn.execute(sql.SQL("select distinct as_of from raw.{}").format(sql.Identifier(legacy)))
     for (as_of,) in months.fetchall():
         partition = sql.Identifier("raw", partition_name(table, as_of))

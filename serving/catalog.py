@@ -59,10 +59,11 @@ class Selection:
     @cached_property
     def feature_values(self) -> Callable[[tuple], tuple]:
         """Picks the feature values out of a row (every column but the event timestamps), in C."""
-        positions, offset = [], 0
-        for _, features in self.parts:
-            positions += range(offset + 1, offset + 1 + len(features))
-            offset += len(features) + 1
+        positions = [
+            at + 1 + i
+            for (_, _, at), (_, features) in zip(self.views, self.parts, strict=True)
+            for i in range(len(features))
+        ]
         pick = itemgetter(*positions)
         return pick if len(positions) > 1 else lambda row: (pick(row),)
 

@@ -186,22 +186,35 @@ class StreamflowOnlineStore(OnlineStore):
 
     # -- writes -------------------------------------------------------------------------------
     @staticmethod
-    def _guarded_upsert(table: sql.Identifier, view: FeatureView, source: sql.Composable) -> sql.Composed:
-        """Write `source` rows (user_id, event_ts, created_ts, features...) into the view's
-        columns; an existing row's group is only replaced by an equal or newer event."""
-        group = [name for name, _ in view_columns(view)]
-        event_ts = sql.Identifier(group[0])
+    def _guarded_upsert(
+        table: sql.Identifier, groups: list[list[str]], source: sql.Composable
+    ) -> sql.Composed:
+        """Write `source` rows (user_id, then each view's group: event_ts, created_ts, features)
+        into the online table. An existing row's group is only replaced by an equal or newer
+        event of that same view; a source row without a view's event leaves that group alone."""
+
+        def newer(event_ts: str) -> sql.Composable:
+            return sql.SQL(
+                "(excluded.{0} is not null and (current.{0} is null or current.{0} <= excluded.{0}))"
+            ).format(sql.Identifier(event_ts))
+
+        updates = sql.SQL(", ").join(
+            sql.SQL("{col} = case when {newer} then excluded.{col} else current.{col} end").format(
+                col=sql.Identifier(name), newer=newer(group[0])
+            )
+            for group in groups
+            for name in group
+        )
         return sql.SQL(
             "insert into {table} as current ({key}, {cols}) {source} "
-            "on conflict ({key}) do update set ({cols}) = row({excluded}) "
-            "where current.{ts} is null or current.{ts} <= excluded.{ts}"
+            "on conflict ({key}) do update set {updates} where {any_newer}"
         ).format(
             table=table,
             key=sql.Identifier(ENTITY_COLUMN),
-            cols=_idents(group),
+            cols=_idents([name for group in groups for name in group]),
             source=source,
-            excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in group),
-            ts=event_ts,
+            updates=updates,
+            any_newer=sql.SQL(" or ").join(newer(group[0]) for group in groups),
         )
 
     def online_write_batch(
@@ -237,7 +250,8 @@ class StreamflowOnlineStore(OnlineStore):
             latest = sql.SQL(
                 "select distinct on ({key}) {cols} from incoming order by {key}, event_ts desc"
             ).format(key=sql.Identifier(ENTITY_COLUMN), cols=_idents(staged))
-            conn.execute(self._guarded_upsert(self.table_identifier(config), table, latest))
+            group = [name for name, _ in view_columns(table)]
+            conn.execute(self._guarded_upsert(self.table_identifier(config), [group], latest))
         if progress:
             progress(len(data))
 
@@ -277,36 +291,16 @@ class StreamflowOnlineStore(OnlineStore):
             groups.append(names)
         key = sql.Identifier(ENTITY_COLUMN)
         aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-        users = sql.SQL(" union ").join(sql.SQL("select {} from {}").format(key, a) for a in aliases)
-        joins = sql.SQL(" ").join(sql.SQL("left join {} using ({})").format(a, key) for a in aliases)
-
-        def newer(event_ts: str) -> sql.Composable:  # this view's values win over the stored ones
-            ts = sql.Identifier(event_ts)
-            return sql.SQL(
-                "(excluded.{0} is not null and (current.{0} is null or current.{0} <= excluded.{0}))"
-            ).format(ts)
-
-        updates = sql.SQL(", ").join(
-            sql.SQL("{col} = case when {newer} then excluded.{col} else current.{col} end").format(
-                col=sql.Identifier(name), newer=newer(group[0])
-            )
-            for group in groups
-            for name in group
-        )
-        statement = sql.SQL(
-            "with {latest}, users ({key}) as ({users}) "
-            "insert into {table} as current ({key}, {cols}) select {key}, {cols} from users {joins} "
-            "on conflict ({key}) do update set {updates} where {any_newer}"
+        per_user = sql.SQL(
+            "with {latest}, users ({key}) as ({users}) select {key}, {cols} from users {joins}"
         ).format(
             latest=sql.SQL(", ").join(latest),
             key=key,
-            users=users,
-            table=self.table_identifier(config),
+            users=sql.SQL(" union ").join(sql.SQL("select {} from {}").format(key, a) for a in aliases),
             cols=_idents([name for group in groups for name in group]),
-            joins=joins,
-            updates=updates,
-            any_newer=sql.SQL(" or ").join(newer(group[0]) for group in groups),
+            joins=sql.SQL(" ").join(sql.SQL("left join {} using ({})").format(a, key) for a in aliases),
         )
+        statement = self._guarded_upsert(self.table_identifier(config), groups, per_user)
         return conn.execute(statement, {"start": start, "end": end}).rowcount
 
     # -- reads (the Feast SDK path; the API reads the same row with a statement of its own) -----
