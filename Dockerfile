@@ -17,6 +17,7 @@ RUN pip install --no-cache-dir uv==0.13.8
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 
+COPY streamflow ./streamflow
 COPY scripts ./scripts
 COPY serving ./serving
 COPY dbt_project ./dbt_project

@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 
 from bench import pipeline_bench, serving_bench, stack, wrk
-from scripts.generate_data import generate
+from streamflow.generate import generate
+from tests.support import build_stack
 
 
 def machine() -> str:
@@ -42,7 +43,7 @@ def main() -> int:
         if "serving" in parts:
             print("== serving: same online data, same users, 16 connections, 1 worker each")
             target = stack.use_fresh_database("bench")
-            store = stack.build(seeds)
+            store = build_stack(seeds)
             stack.build_wide_reference_table(target)
             ids = stack.user_ids(target)
             results = serving_bench.run(target, ids, seconds)

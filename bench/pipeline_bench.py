@@ -16,8 +16,8 @@ import pandas as pd
 import psutil
 import psycopg
 
-from scripts import settings
-from scripts.raw_tables import TABLES
+from streamflow import settings
+from streamflow.exports import TABLES
 
 NAIVE_LIMIT = 10_000  # Feast's DataFrame path grows with the square of the rows: 35k users took 348 s
 
@@ -159,7 +159,7 @@ def naive_training_seconds(target: settings.PgTarget) -> float:
     """What the course does: entity DataFrame -> get_historical_features (temp table, no ANALYZE)."""
     code = f"""
 import time, warnings, pandas as pd, psycopg
-from scripts.feast_steps import feature_store
+from streamflow.features.store import feature_store
 warnings.filterwarnings("ignore")
 store = feature_store()
 with psycopg.connect({target.url!r}) as conn:

@@ -11,9 +11,9 @@ import time
 import httpx
 
 from bench import wrk
-from scripts import settings
-from scripts.feast_steps import REPO_DIR, feast_env
-from tests.server_process import running
+from streamflow import settings
+from streamflow.features.store import REPO_DIR, feast_env
+from tests.support import running
 
 POOL_SIZE = 16  # A and C alike: one connection per wrk connection, nobody waits for the pool
 

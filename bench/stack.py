@@ -4,12 +4,11 @@ benchmark never touches the user's data."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from scripts import database, embedded_pg, settings
+from streamflow import database, embedded_pg, settings
 
 
 def bench_target(suffix: str = "bench") -> settings.PgTarget:
@@ -20,7 +19,7 @@ def bench_target(suffix: str = "bench") -> settings.PgTarget:
 def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
     """Start the server if it is ours, recreate `<db>_<suffix>`, point DATABASE_URL at it."""
     if settings.uses_embedded():
-        embedded_pg.main(["up"])
+        print(embedded_pg.up())
     target = bench_target(suffix)
     with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
         conn.execute(
@@ -30,18 +29,6 @@ def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
     os.environ["DATABASE_URL"] = target.url
     database.ensure_database(target)
     return target
-
-
-def build(seeds: Path, store=None):
-    from scripts import feast_steps, ingest, run_dbt
-
-    ingest.load_all(seeds)
-    if not run_dbt.run(["build", "--quiet"]):
-        raise SystemExit("dbt build failed on the benchmark data")
-    feast_steps.apply()
-    store = feast_steps.feature_store()
-    feast_steps.materialize(store)
-    return store
 
 
 def build_wide_reference_table(target: settings.PgTarget) -> int:

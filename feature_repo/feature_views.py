@@ -1,4 +1,4 @@
-"""GENERATED from the dbt manifest by scripts/generate_feast_repo.py: do not edit.
+"""GENERATED from the dbt manifest by streamflow/features/feast_repo_gen.py: do not edit.
 
 One FeatureView per dbt feature mart, fields from its contract.
 Change the dbt marts' YAML (dbt_project/models/marts/) and run

@@ -1,1 +1,2 @@
-"""Command-line steps and shared plumbing of the StreamFlow feature platform."""
+"""The commands people run (`python -m scripts.<command>`): each parses its arguments and calls
+the library, `streamflow`."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import shlex
 
-from scripts.feast_steps import feast_env
-from scripts.run_dbt import dbt_env
+from streamflow.dbt import dbt_env
+from streamflow.features.store import feast_env
 
 
 def main() -> int:

@@ -10,25 +10,31 @@ import shutil
 import sys
 
 import uvicorn
+from psycopg import sql
 
-from scripts import database, settings
+from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
+from streamflow import database, settings
+from streamflow.features.online_store import StreamflowOnlineStore
+from streamflow.features.store import repo_config
 
 EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
 
 
 def inspect_stack() -> tuple[str | None, str]:
     """(what is wrong, or None; a user id to show in the example commands)."""
+    table = StreamflowOnlineStore.table_identifier(repo_config())
     try:
         with database.connect() as conn:
-            table = conn.execute("select to_regclass('feast_online.streamflow_user_features')").fetchone()[0]
+            exists = conn.execute("select to_regclass(%s)", (table.as_string(conn),)).fetchone()[0]
             services = conn.execute("select to_regclass('feast.feature_services')").fetchone()[0]
-            if table is None or services is None:
+            if exists is None or services is None:
                 return "the stack was never built (no online store): run `make pipeline` first", EXAMPLE_USER
             example = conn.execute(
-                "select coalesce("
-                " (select user_id from feast_online.streamflow_user_features where user_id = %s),"
-                " (select min(user_id) from feast_online.streamflow_user_features))",
+                sql.SQL(
+                    "select coalesce((select user_id from {0} where user_id = %s), "
+                    "(select min(user_id) from {0}))"
+                ).format(table),
                 (EXAMPLE_USER,),
             ).fetchone()[0]
     except Exception as exc:

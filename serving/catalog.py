@@ -1,5 +1,5 @@
 """What the API can serve, read once from the Feast registry: feature services, the views behind
-them, their online tables and TTLs, and the one SQL statement that reads a selection."""
+them and their TTLs, the online table, and the one SQL statement that reads a selection."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from operator import itemgetter
 
 from psycopg import sql
 
-from serving.online_store import ENTITY_COLUMN, column, online_table
+from streamflow.features.online_store import ENTITY_COLUMN, StreamflowOnlineStore, column
 
 
 class UnknownSelection(ValueError):
@@ -21,8 +21,6 @@ class UnknownSelection(ValueError):
 @dataclass(frozen=True)
 class ViewSpec:
     name: str
-    schema: str
-    table: str
     ttl: timedelta | None
     features: tuple[str, ...]
 
@@ -36,6 +34,7 @@ class Selection:
     """
 
     service: str
+    table: sql.Identifier  # the online table: one row per user, every view's columns
     parts: tuple[tuple[ViewSpec, tuple[str, ...]], ...]
 
     @cached_property
@@ -86,12 +85,11 @@ def _select_list(selection: Selection) -> sql.Composable:
 
 def single_statement(selection: Selection) -> bytes:
     """One primary-key lookup returning the whole selection (rendered once). No row: unknown user."""
-    table = selection.parts[0][0]
     return (
         sql.SQL("select {cols} from {table} where {key} = %s")
         .format(
             cols=_select_list(selection),
-            table=sql.Identifier(table.schema, table.table),
+            table=selection.table,
             key=sql.Identifier(ENTITY_COLUMN),
         )
         .as_bytes(None)
@@ -100,7 +98,6 @@ def single_statement(selection: Selection) -> bytes:
 
 def batch_statement(selection: Selection) -> bytes:
     """One round trip for many users, one row per requested id in request order (rendered once)."""
-    table = selection.parts[0][0]
     return (
         sql.SQL(
             "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) "
@@ -108,7 +105,7 @@ def batch_statement(selection: Selection) -> bytes:
         )
         .format(
             cols=_select_list(selection),
-            table=sql.Identifier(table.schema, table.table),
+            table=selection.table,
             key=sql.Identifier(ENTITY_COLUMN),
         )
         .as_bytes(None)
@@ -117,8 +114,12 @@ def batch_statement(selection: Selection) -> bytes:
 
 class Catalog:
     def __init__(
-        self, views: dict[str, ViewSpec], services: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+        self,
+        table: sql.Identifier,
+        views: dict[str, ViewSpec],
+        services: dict[str, tuple[tuple[str, tuple[str, ...]], ...]],
     ):
+        self.table = table
         self.views = views
         self.services = services
         self.view_of_feature = {f: v.name for v in views.values() for f in v.features}
@@ -127,12 +128,9 @@ class Catalog:
 
     @classmethod
     def from_store(cls, store) -> Catalog:
-        schema = store.config.online_store.db_schema
         views = {
             v.name: ViewSpec(
                 name=v.name,
-                schema=schema,
-                table=online_table(store.project),
                 ttl=v.ttl if v.ttl and v.ttl.total_seconds() > 0 else None,
                 features=tuple(f.name for f in v.features),
             )
@@ -143,7 +141,7 @@ class Catalog:
             s.name: tuple((p.name, tuple(f.name for f in p.features)) for p in s.feature_view_projections)
             for s in store.list_feature_services()
         }
-        return cls(views, services)
+        return cls(StreamflowOnlineStore.table_identifier(store.config), views, services)
 
     def select(self, service: str, features: list[str] | None = None) -> Selection:
         """The features of `service`, or only `features` (any served feature) when given."""
@@ -164,9 +162,9 @@ class Catalog:
             for feature in dict.fromkeys(features):
                 grouped.setdefault(self.view_of_feature[feature], []).append(feature)
             parts = tuple((self.views[v], tuple(fs)) for v, fs in grouped.items())
-            return Selection("custom", parts)
+            return Selection("custom", self.table, parts)
         if service not in self.services:
             raise UnknownSelection(
                 f"unknown feature service {service!r}; known: {', '.join(sorted(self.services))}"
             )
-        return Selection(service, tuple((self.views[v], fs) for v, fs in self.services[service]))
+        return Selection(service, self.table, tuple((self.views[v], fs) for v, fs in self.services[service]))

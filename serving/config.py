@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from scripts import settings as db_settings
+from streamflow import settings as db_settings
 
 
 def _int(name: str, default: int) -> int:

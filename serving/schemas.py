@@ -7,8 +7,10 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
+from streamflow.exports import USER_ID, USER_ID_MAX_LENGTH
+
+USER_ID_PATTERN = f"^{USER_ID}$"
+UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1, max_length=USER_ID_MAX_LENGTH)]
 FeatureValue = int | float | bool | str | None
 
 

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from scripts import embedded_pg, settings
-from scripts.embedded_pg import EmbeddedPostgres, wait_until_accepting
-from scripts.generate_data import generate
-from tests.server_process import free_port
-
-REAL_SEEDS = Path(
-    os.environ.get("STREAMFLOW_REAL_SEEDS", settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds")
-)
-HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
+from streamflow import database, embedded_pg, settings
+from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
+from streamflow.generate import generate
+from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, free_port, recreate_database
 
 
 @pytest.fixture(scope="session")
@@ -37,23 +31,14 @@ def server() -> Iterator[settings.PgTarget]:
         started.stop()
 
 
-def _recreate(server: settings.PgTarget, name: str) -> settings.PgTarget:
-    with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return server.with_database(name)
-
-
 @pytest.fixture(scope="module")
 def fresh_db(server, request):
     """A new, empty database for this module; every project tool points at it meanwhile."""
     name = "sf_test_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:40]
-    target = _recreate(server, name)
+    target = recreate_database(server, name)
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = target.url
-    from scripts.database import ensure_database
-
-    ensure_database(target)
+    database.ensure_database(target)
     yield target
     if previous is None:
         os.environ.pop("DATABASE_URL", None)
@@ -70,44 +55,6 @@ def generated_seeds(tmp_path_factory) -> Path:
 def seeds(generated_seeds) -> Path:
     """The real exports when present (as CI has them), else generated data of the same format."""
     return REAL_SEEDS if HAS_REAL_SEEDS else generated_seeds
-
-
-def query(target: settings.PgTarget, statement: str, params=None) -> list[tuple]:
-    with psycopg.connect(target.url) as conn:
-        return conn.execute(statement, params).fetchall()
-
-
-def table_checksums(target: settings.PgTarget, schemas=("raw", "features")) -> dict[str, str]:
-    """md5 of every row of every table in the given schemas: equal means nothing changed."""
-    with psycopg.connect(target.url) as conn:
-        tables = conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1, 2",
-            (list(schemas),),
-        ).fetchall()
-        sums = {}
-        for schema, table in tables:
-            ident = sql.Identifier(schema, table)
-            (digest,) = conn.execute(
-                sql.SQL(
-                    "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} t"
-                ).format(ident)
-            ).fetchone()
-            sums[f"{schema}.{table}"] = digest
-        return sums
-
-
-def build_stack(seeds: Path):
-    """ingest -> dbt build -> feast apply -> materialize on the current DATABASE_URL; the store."""
-    from scripts import feast_steps, ingest, run_dbt
-
-    ingest.load_all(seeds)
-    result = run_dbt.invoke(["build", "--quiet"])
-    assert result.success, run_dbt.failed_nodes(result)
-    feast_steps.apply()
-    store = feast_steps.feature_store()
-    feast_steps.materialize(store)
-    return store
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from scripts import settings
 from serving.app import create_app
 from serving.config import ServingSettings
-from tests.conftest import build_stack, query
+from streamflow import settings
+from tests.support import build_stack, query
 
 pytestmark = pytest.mark.slow
 COURSE_ORDER = [

@@ -10,8 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import build_stack
-from tests.server_process import api_server, wait_for
+from tests.support import api_server, build_stack, wait_for
 
 pytestmark = pytest.mark.slow
 REQUEST_TIMEOUT_BOUND_S = 3.5  # DB_TIMEOUT_MS (2 s) plus scheduling slack on a busy 2-core machine

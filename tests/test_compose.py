@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from scripts import settings
+from streamflow import settings
 
 ROOT = settings.PROJECT_ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

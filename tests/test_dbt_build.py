@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from scripts import ingest, run_dbt
-from tests.conftest import query, table_checksums
+from streamflow import dbt, ingest
+from tests.support import query, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,8 @@ MARTS = [
 
 
 def build():
-    result = run_dbt.invoke(["build", "--quiet"])
-    return result.success, run_dbt.failed_nodes(result)
+    result = dbt.invoke(["build", "--quiet"])
+    return result.success, dbt.failed_nodes(result)
 
 
 def test_build_green_on_the_seeds_with_contracts_and_keys(fresh_db, seeds):

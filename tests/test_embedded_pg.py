@@ -8,8 +8,8 @@ import time
 
 import psycopg
 
-from scripts.embedded_pg import EmbeddedPostgres
-from tests.server_process import free_port
+from streamflow.embedded_pg import EmbeddedPostgres
+from tests.support import free_port
 
 
 def connect(port: int):

@@ -12,9 +12,15 @@ import pandas as pd
 import psycopg
 import pytest
 
-from scripts import build_training_dataset, check_skew, feast_steps, ingest
-from scripts.raw_tables import TABLES
-from tests.conftest import build_stack, query
+from scripts.generate_feast_repo import main as generate
+from streamflow import ingest, settings
+from streamflow.exports import TABLES
+from streamflow.features import training
+from streamflow.features.apply import apply
+from streamflow.features.materialize import materialize
+from streamflow.features.skew import skew
+from streamflow.features.store import feature_store
+from tests.support import build_stack, query
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +104,7 @@ def test_point_in_time_correct_for_every_user_and_date(store, seeds, tmp_path):
     entities.assign(event_timestamp=entities.event_timestamp.map(lambda t: t.isoformat())).to_csv(
         csv_path, index=False
     )
-    frame = build_training_dataset.build(entities_csv=csv_path, out=tmp_path / "train.csv", store=store)
+    frame = training.build(entities_csv=csv_path, out=tmp_path / "train.csv", store=store)
     assert len(frame) == len(entities)
     checked = mismatches = 0
     features = [*COURSE_FEATURES, "watch_hours_30d_mom_change"]
@@ -122,7 +128,7 @@ def test_point_in_time_correct_for_every_user_and_date(store, seeds, tmp_path):
 
 def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
     out = tmp_path / "training_df.csv"
-    frame = build_training_dataset.build(out=out, store=store)
+    frame = training.build(out=out, store=store)
     labels = pd.read_csv(ingest.month_dirs(seeds)[0][0] / "labels.csv", dtype=str)
     assert len(frame) == len(labels)
     assert list(frame.columns[:2]) == ["user_id", "event_timestamp"]
@@ -138,9 +144,9 @@ def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
 
 
 def test_online_equals_offline_at_the_latest_as_of(store):
-    users, differences = check_skew.skew(store)
+    users, differences = skew(store)
     [(expected_users,)] = query(
-        feast_steps.settings.admin_target(),
+        settings.admin_target(),
         "select count(*) from features.churn_labels "
         "where as_of = (select max(as_of) from features.churn_labels)",
     )
@@ -178,7 +184,7 @@ def online_snapshot(target) -> list[tuple]:
 def test_materialize_is_idempotent_and_never_regresses(store, fresh_db):
     before = online_snapshot(fresh_db)
     latest = max(r[1] for r in before)
-    assert feast_steps.materialize(store)  # again: same values
+    assert materialize(store)  # again: same values
     assert online_snapshot(fresh_db) == before
     # an older window after the newer one, through Feast's own SDK path (online_write_batch)
     first = min(r[0] for r in query(fresh_db, "select min(feature_timestamp) from features.subs_profile"))
@@ -214,23 +220,21 @@ def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
         assert usage_ts == latest  # the newer groups kept theirs
         assert online_snapshot(fresh_db)[1:] == before[1:]  # nobody else moved back
     finally:
-        feast_steps.materialize(store)
+        materialize(store)
     assert online_snapshot(fresh_db) == before
 
 
 def test_apply_is_idempotent(store, fresh_db):
     views = sorted((v.name, len(v.features)) for v in store.list_feature_views())
     online_before = online_snapshot(fresh_db)
-    feast_steps.apply()
-    feast_steps.apply()
-    fresh = feast_steps.feature_store()
+    apply()
+    apply()
+    fresh = feature_store()
     assert sorted((v.name, len(v.features)) for v in fresh.list_feature_views()) == views
     assert online_snapshot(fresh_db) == online_before, "re-applying must not drop online data"
 
 
 def test_feature_views_match_the_dbt_contracts(store):
-    from scripts.generate_feast_repo import main as generate
-
     assert generate(["--check"]) == 0
     views = {v.name: v for v in store.list_feature_views()}
     assert set(views) == {"subs_profile_fv", "usage_agg_30d_fv", "payments_agg_90d_fv", "support_agg_90d_fv",
@@ -251,7 +255,7 @@ def test_sdk_reads_from_many_threads_at_once(store):
     from concurrent.futures import ThreadPoolExecutor
 
     service = store.get_feature_service("churn_api_v1")
-    users = [r[0] for r in online_snapshot(feast_steps.settings.admin_target())[:64]]
+    users = [r[0] for r in online_snapshot(settings.admin_target())[:64]]
 
     def read(user_id):
         return store.get_online_features(features=service, entity_rows=[{"user_id": user_id}]).to_dict()
@@ -267,11 +271,11 @@ def test_feast_cli_works_with_the_project_environment(store):
     import subprocess
     import sys
 
-    venv_bin = feast_steps.settings.PROJECT_ROOT / ".venv" / "bin"
+    venv_bin = settings.PROJECT_ROOT / ".venv" / "bin"
     script = (
         f'eval "$({sys.executable} -m scripts.env)" && cd feature_repo && {venv_bin}/feast feature-views list'
     )
-    result = subprocess.run(["bash", "-c", script], cwd=feast_steps.settings.PROJECT_ROOT,
+    result = subprocess.run(["bash", "-c", script], cwd=settings.PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     for view in (

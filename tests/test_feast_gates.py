@@ -11,8 +11,12 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from scripts import build_training_dataset, feast_steps, generate_feast_repo, ingest, run_dbt
-from tests.conftest import build_stack, query
+from scripts import feast_steps, generate_feast_repo
+from streamflow import dbt, ingest
+from streamflow.features import training
+from streamflow.features.feast_repo_gen import MANIFEST
+from streamflow.features.materialize import StepRefused, materialize
+from tests.support import build_stack, query
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +52,7 @@ def test_a_later_month_never_leaks_into_an_earlier_training_row(store, fresh_db,
     later_as_of = date(2024, 3, 31) if last_as_of < date(2024, 3, 31) else last_as_of + timedelta(days=31)
     _write_month(last_dir, tmp_path / "later", lambda r: r.update(watch_hours_30d="700.0"))
     ingest.load_month(tmp_path / "later", later_as_of)
-    assert run_dbt.run(["build", "--quiet"])
+    assert dbt.run(["build", "--quiet"])
     entity_time = pd.Timestamp(last_as_of, tz="UTC") + timedelta(days=10)  # before the later month
     entities = tmp_path / "entities.csv"
     users = [
@@ -60,21 +64,21 @@ def test_a_later_month_never_leaks_into_an_earlier_training_row(store, fresh_db,
         )
     ]
     pd.DataFrame({"user_id": users, "event_timestamp": entity_time.isoformat()}).to_csv(entities, index=False)
-    frame = build_training_dataset.build(entities_csv=entities, out=tmp_path / "t.csv", store=store)
+    frame = training.build(entities_csv=entities, out=tmp_path / "t.csv", store=store)
     assert len(frame) == len(users)
     assert (frame["watch_hours_30d"] < 700).all(), "a value dated after the entity timestamp leaked"
     assert frame["watch_hours_30d"].notna().all()
 
 
 def test_materialize_refuses_after_a_failed_build_and_online_keeps_serving(store, fresh_db, seeds, tmp_path):
-    feast_steps.materialize(store)
+    materialize(store)
     good = online_values(fresh_db)
     month_dir, as_of = ingest.month_dirs(seeds)[-1]
     _write_month(month_dir, tmp_path / "bad", lambda r: r.update(watch_hours_30d="-1.0"))
     ingest.load_month(tmp_path / "bad", as_of + timedelta(days=400))  # far in the future: would win online
-    assert not run_dbt.run(["build", "--quiet"])
-    with pytest.raises(feast_steps.StepRefused, match="last dbt build failed"):
-        feast_steps.materialize(store)
+    assert not dbt.run(["build", "--quiet"])
+    with pytest.raises(StepRefused, match="last dbt build failed"):
+        materialize(store)
     assert online_values(fresh_db) == good
     assert feast_steps.main(["materialize"]) == 3
 
@@ -87,13 +91,13 @@ def test_materialize_refuses_when_data_arrived_after_the_build(store, fresh_db, 
         "values ('test-ok', 'build', true, now() - interval '1 day') returning 1",
     )
     ingest.load_month(month_dir, as_of)
-    with pytest.raises(feast_steps.StepRefused, match="ingested after the last dbt build"):
-        feast_steps.materialize(store)
+    with pytest.raises(StepRefused, match="ingested after the last dbt build"):
+        materialize(store)
 
 
 def test_stale_generated_feature_views_are_detected(tmp_path):
     assert generate_feast_repo.main(["--check"]) == 0
-    manifest = json.loads(generate_feast_repo.MANIFEST.read_text())
+    manifest = json.loads(MANIFEST.read_text())
     node = manifest["nodes"]["model.streamflow.usage_agg_30d"]
     node["columns"]["watch_hours_30d"]["description"] = "changed in dbt, not regenerated"
     changed = tmp_path / "manifest.json"

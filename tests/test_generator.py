@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import filecmp
 
-from scripts import ingest
-from scripts.generate_data import generate, user_ids
-from scripts.raw_tables import TABLES
+from streamflow import ingest
+from streamflow.exports import TABLES
+from streamflow.generate import generate, user_ids
 
 
 def _same_tree(a, b) -> bool:

@@ -11,9 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts import ingest
-from scripts.raw_tables import TABLES
-from tests.conftest import _recreate, query, table_checksums
+from scripts import ingest as ingest_command
+from streamflow import ingest
+from streamflow.exports import TABLES
+from streamflow.ingest.tables import partition_name
+from tests.bad_exports import BAD_MONTHS, rewrite, set_cell
+from tests.support import query, recreate_database, table_checksums
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)
 
@@ -144,7 +147,7 @@ def test_each_month_is_one_partition_and_no_staging_table_is_left(loaded, seeds)
             "join pg_class c on c.oid = i.inhrelid where i.inhparent = %s::regclass order by 1",
             (f"raw.{table.snapshot_table}",),
         )
-        assert [name for name, _ in partitions] == [ingest.partition_name(table, m) for m in months]
+        assert [name for name, _ in partitions] == [partition_name(table, m) for m in months]
         assert all(str(m) in bound for (_, bound), m in zip(partitions, months, strict=True))
     leftovers = query(
         loaded,
@@ -176,7 +179,7 @@ def test_views_and_grants_on_live_tables_survive_a_load(loaded, seeds):
 
 def test_snapshots_loaded_before_partitioning_keep_their_rows(server, seeds):
     """A database from before snapshots were partitioned: its rows move into month partitions."""
-    target = _recreate(server, "sf_test_ingest_legacy")
+    target = recreate_database(server, "sf_test_ingest_legacy")
     usage = next(t for t in TABLES if t.name == "usage_agg_30d")
     columns = ", ".join(f"{c.name} {c.pg_type}" for c in usage.columns)
     with psycopg.connect(target.url) as conn:
@@ -217,104 +220,13 @@ def test_snapshots_loaded_before_partitioning_keep_their_rows(server, seeds):
 
 
 # -- bad files: each aborts the whole month, names file/line/column, writes nothing ----------
-def _rewrite(path: Path, transform) -> None:
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(transform(lines)))
-
-
-def _set_cell(column: str, line: int, value: str):
-    def transform(lines):
-        header = lines[0].rstrip("\n").split(",")
-        cells = lines[line - 1].rstrip("\n").split(",")
-        cells[header.index(column)] = value
-        lines[line - 1] = ",".join(cells) + "\n"
-        return lines
-
-    return transform
-
-
-BAD_MONTHS = {
-    # name: (file, transform, expected fragments of the message)
-    "missing_column": (
-        "usage_agg_30d.csv",
-        lambda ls: [",".join(line.rstrip("\n").split(",")[:-1]) + "\n" for line in ls],
-        ["usage_agg_30d.csv", "line 1", "rebuffer_events_7d", "missing column"],
-    ),
-    "extra_column": (
-        "payments_agg_90d.csv",
-        lambda ls: [line.rstrip("\n") + (",extra\n" if i == 0 else ",1\n") for i, line in enumerate(ls)],
-        ["payments_agg_90d.csv", "line 1", "extra", "unexpected column"],
-    ),
-    "renamed_column": (
-        "labels.csv",
-        lambda ls: ["user_id,churned\n", *ls[1:]],
-        ["labels.csv", "line 1", "churn_label"],
-    ),
-    "unparsable_int": (
-        "subscriptions.csv",
-        _set_cell("months_active", 5, "twelve"),
-        ["subscriptions.csv", "line 5", "months_active", "'twelve'"],
-    ),
-    "unparsable_float": (
-        "usage_agg_30d.csv",
-        _set_cell("watch_hours_30d", 9, "1.2.3"),
-        ["usage_agg_30d.csv", "line 9", "watch_hours_30d"],
-    ),
-    "bad_boolean": (
-        "subscriptions.csv",
-        _set_cell("paperless_billing", 7, "yes"),
-        ["subscriptions.csv", "line 7", "paperless_billing", "True or False"],
-    ),
-    "bad_date": (
-        "users.csv",
-        _set_cell("signup_date", 4, "2022-02-30"),
-        ["users.csv", "line 4", "signup_date"],
-    ),
-    "duplicate_user": (
-        "support_agg_90d.csv",
-        lambda ls: [*ls[:6], ls[2], *ls[7:]],
-        ["support_agg_90d.csv", "line 7", "user_id", "duplicate"],
-    ),
-    "empty_user_id": (
-        "labels.csv",
-        _set_cell("user_id", 3, ""),
-        ["labels.csv", "line 3", "user_id", "empty"],
-    ),
-    "unknown_user": (
-        "usage_agg_30d.csv",
-        _set_cell("user_id", 6, "0000-NOBODY"),
-        ["usage_agg_30d.csv", "line 6", "user_id", "not in users.csv"],
-    ),
-    "too_many_fields": (
-        "payments_agg_90d.csv",
-        lambda ls: [*ls[:10], ls[10].rstrip("\n") + ",9\n", *ls[11:]],
-        ["payments_agg_90d.csv", "line 11", "expected 2 fields"],
-    ),
-    "truncated_last_line": (
-        "support_agg_90d.csv",
-        lambda ls: [*ls[:-1], ls[-1].split(",")[0]],
-        ["support_agg_90d.csv", "support_tickets_90d", "too few fields"],
-    ),
-    "wrong_delimiter": (
-        "labels.csv",
-        lambda ls: [line.replace(",", ";") for line in ls],
-        ["labels.csv", "line 1", "delimiter"],
-    ),
-    "zero_byte_file": (
-        "payments_agg_90d.csv",
-        lambda ls: [],
-        ["payments_agg_90d.csv", "empty file"],
-    ),
-}
-
-
 @pytest.mark.parametrize("case", sorted(BAD_MONTHS))
 def test_bad_month_aborts_and_changes_nothing(loaded, seeds, tmp_path, case):
     file_name, transform, fragments = BAD_MONTHS[case]
     month_dir, as_of = ingest.month_dirs(seeds)[0]
     bad = tmp_path / "month_000"
     shutil.copytree(month_dir, bad)
-    _rewrite(bad / file_name, transform)
+    rewrite(bad / file_name, transform)
     before = table_checksums(loaded)
     with pytest.raises(ingest.IngestError) as failure:
         ingest.load_month(bad, as_of)
@@ -344,8 +256,8 @@ def test_cli_reports_the_error_and_exits_non_zero(loaded, seeds, tmp_path, capsy
     month_dir, _ = ingest.month_dirs(seeds)[0]
     bad = tmp_path / "month_000"
     shutil.copytree(month_dir, bad)
-    _rewrite(bad / "users.csv", _set_cell("user_is_senior", 2, "maybe"))
-    assert ingest.main(["--month-dir", str(bad), "--as-of", "2024-01-31"]) == 2
+    rewrite(bad / "users.csv", set_cell("user_is_senior", 2, "maybe"))
+    assert ingest_command.main(["--month-dir", str(bad), "--as-of", "2024-01-31"]) == 2
     err = capsys.readouterr().err
     assert "nothing was written" in err and "users.csv, line 2, column user_is_senior" in err
 

@@ -10,9 +10,8 @@ import subprocess
 import httpx
 import pytest
 
-from scripts import settings
-from tests.conftest import HAS_REAL_SEEDS, REAL_SEEDS
-from tests.server_process import free_port, wait_for
+from streamflow import settings
+from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from scripts import ingest
-from tests.conftest import build_stack, table_checksums
-from tests.server_process import api_server
-from tests.test_ingest import BAD_MONTHS, _rewrite
+from streamflow import ingest
+from tests.bad_exports import BAD_MONTHS, rewrite
+from tests.support import api_server, build_stack, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +54,7 @@ def test_broken_month_changes_no_raw_feature_or_online_table(stack, seeds, tmp_p
     month_dir, as_of = ingest.month_dirs(seeds)[-1]
     bad = tmp_path / month_dir.name
     shutil.copytree(month_dir, bad)
-    _rewrite(bad / file_name, transform)
+    rewrite(bad / file_name, transform)
     before = table_checksums(stack, ("raw", "features", "feast_online"))
     with pytest.raises(ingest.IngestError) as failure:
         ingest.load_month(bad, as_of)

@@ -10,10 +10,10 @@ import psutil
 import psycopg
 import pytest
 
-from scripts import feast_steps, settings
-from tests.conftest import build_stack
+from streamflow import settings
+from streamflow.features.materialize import MATERIALIZE_LOCK
 from tests.reliability.load import run_load
-from tests.server_process import api_server
+from tests.support import api_server, build_stack
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = 60
@@ -54,7 +54,7 @@ def test_a_minute_of_load_without_errors_or_memory_growth(stack):
 
 def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     holder = psycopg.connect(settings.admin_target().url, autocommit=True)
-    holder.execute("select pg_advisory_lock(hashtext(%s))", (feast_steps.MATERIALIZE_LOCK,))
+    holder.execute("select pg_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,))
     try:
         refused = subprocess.run(
             [sys.executable, "-m", "scripts.feast_steps", "materialize"],
@@ -63,7 +63,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
             cwd=settings.PROJECT_ROOT,
         )
     finally:
-        holder.execute("select pg_advisory_unlock(hashtext(%s))", (feast_steps.MATERIALIZE_LOCK,))
+        holder.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
         holder.close()
     assert refused.returncode == 3
     assert "another materialize is running" in refused.stderr

@@ -15,9 +15,12 @@ import httpx
 import psycopg
 import pytest
 
-from scripts import feast_steps, ingest, run_dbt
+from streamflow import dbt, ingest
+from streamflow.features.apply import apply
+from streamflow.features.materialize import materialize
+from streamflow.features.store import feature_store
 from tests.reliability.load import run_load
-from tests.server_process import api_server, free_port, wait_for
+from tests.support import api_server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 DB_TIMEOUT_S = 2.0  # DB_TIMEOUT_MS of the server: no request may wait longer on the database
@@ -29,9 +32,9 @@ def stack(private_pg, seeds):
     _, target = private_pg
     months = ingest.month_dirs(seeds)
     ingest.load_month(*months[0])  # the first month only: a later test materializes the second
-    assert run_dbt.run(["build", "--quiet"])
-    feast_steps.apply()
-    feast_steps.materialize()
+    assert dbt.run(["build", "--quiet"])
+    apply()
+    materialize()
     return target, months
 
 
@@ -101,7 +104,7 @@ VIEW_FEATURES: dict[str, set[str]] = {}
 
 def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
     target, months = stack
-    store = feast_steps.feature_store()
+    store = feature_store()
     for view in store.list_feature_views():
         VIEW_FEATURES[view.name] = {f.name for f in view.features}
     users = _users(target, 200)
@@ -112,9 +115,9 @@ def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
         def new_month():
             time.sleep(2)
             ingest.load_month(*months[1])
-            assert run_dbt.run(["build", "--quiet"])
-            feast_steps.materialize(store)
-            feast_steps.apply()  # unchanged repo, while serving
+            assert dbt.run(["build", "--quiet"])
+            materialize(store)
+            apply()  # unchanged repo, while serving
 
         writer = threading.Thread(target=new_month)
         writer.start()

@@ -10,9 +10,8 @@ import httpx
 import psycopg
 import pytest
 
-from scripts import settings
-from tests.conftest import build_stack
-from tests.server_process import free_port
+from streamflow import settings
+from tests.support import build_stack, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = settings.PROJECT_ROOT
@@ -66,8 +65,6 @@ def test_errors_and_logs_never_show_a_password(stack):
     )
     bodies = []
     try:
-        from tests.server_process import wait_for
-
         wait_for(f"http://127.0.0.1:{port}/ready")
         server.stop("fast")
         for path in ["/features/0000-NOBODY", "/ready", "/features/x", "/metrics"]:

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from scripts.settings import PgTarget
 from serving.catalog import Selection
 from serving.schemas import FeatureViewStatus
+from streamflow.settings import PgTarget
 
 
 class StoreUnavailable(RuntimeError):

@@ -9,10 +9,11 @@ one table per view, and upserts without looking at timestamps. This store keeps 
   no protobuf decoding and no join (the API serves a whole feature service from one row);
 - every write is guarded per view: a view's columns are only replaced by values with an equal or
   newer event timestamp, so materializing an old month after a new one never regresses them;
-- `materialize_window` loads a window of every view straight from the offline tables with one
-  set-based `INSERT ... SELECT` when the offline store is the same database (the common setup here).
+- `materialize_window` (what `make materialize` runs) loads a window of every view straight from
+  the offline tables with one set-based `INSERT ... SELECT`, so it needs the offline store in the
+  same database (as configured here); `feast materialize` writes through `online_write_batch`.
 
-Plugged into Feast by `online_store.type: serving.online_store.StreamflowOnlineStore`, so
+Plugged into Feast by `online_store.type: streamflow.features.online_store.StreamflowOnlineStore`, so
 `get_online_features`, `feast materialize` and the SDK keep working on it. Entities keyed by a
 single `user_id` join key only.
 """
@@ -51,7 +52,9 @@ MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them i
 
 
 class StreamflowOnlineStoreConfig(PostgreSQLConfig):
-    type: Literal["serving.online_store.StreamflowOnlineStore"] = "serving.online_store.StreamflowOnlineStore"
+    type: Literal["streamflow.features.online_store.StreamflowOnlineStore"] = (
+        "streamflow.features.online_store.StreamflowOnlineStore"
+    )
 
 
 def online_table(project: str) -> str:

@@ -1,4 +1,5 @@
-"""Helpers to run the real API server process (uvicorn) and a private PostgreSQL for fault tests."""
+"""What tests (and the benchmarks) share: the real seeds, SQL helpers, building a whole stack,
+and running real server processes (the API, uvicorn) on free ports."""
 
 from __future__ import annotations
 
@@ -10,10 +11,65 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import psycopg
+from psycopg import sql
 
-from scripts import settings
+from streamflow import dbt, ingest, settings
+from streamflow.features.apply import apply
+from streamflow.features.materialize import materialize
+from streamflow.features.store import feature_store
+
+REAL_SEEDS = Path(
+    os.environ.get("STREAMFLOW_REAL_SEEDS", settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds")
+)
+HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
+
+
+def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget:
+    """An empty database `name` on `server` (dropped first if it exists)."""
+    with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return server.with_database(name)
+
+
+def query(target: settings.PgTarget, statement: str, params=None) -> list[tuple]:
+    with psycopg.connect(target.url) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def table_checksums(target: settings.PgTarget, schemas=("raw", "features")) -> dict[str, str]:
+    """md5 of every row of every table in the given schemas: equal means nothing changed."""
+    with psycopg.connect(target.url) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1, 2",
+            (list(schemas),),
+        ).fetchall()
+        sums = {}
+        for schema, table in tables:
+            ident = sql.Identifier(schema, table)
+            (digest,) = conn.execute(
+                sql.SQL(
+                    "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} t"
+                ).format(ident)
+            ).fetchone()
+            sums[f"{schema}.{table}"] = digest
+        return sums
+
+
+def build_stack(seeds: Path):
+    """ingest -> dbt build -> feast apply -> materialize on the current DATABASE_URL; the store."""
+    ingest.load_all(seeds)
+    result = dbt.invoke(["build", "--quiet"])
+    assert result.success, dbt.failed_nodes(result)
+    apply()
+    store = feature_store()
+    materialize(store)
+    return store
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from scripts import settings
+from streamflow import settings
 
 SCHEMAS = ("raw", "staging", "features", "feast", "feast_online")
 

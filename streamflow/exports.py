@@ -1,12 +1,18 @@
-"""The monthly export format: one CSV per table, its columns, their kinds and PostgreSQL types.
+"""The monthly export format: one CSV per table, its columns, their kinds and PostgreSQL types,
+the user id rule and the as_of of each month folder.
 
-Ingestion, the data generator and the tests all read the format from here.
+Ingestion, the data generator, the API and the tests all read the format from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+# What a user id may look like, wherever one arrives (a CSV cell, a URL, a request body).
+USER_ID_MAX_LENGTH = 64
+USER_ID = rf"[A-Za-z0-9_-]{{1,{USER_ID_MAX_LENGTH}}}"
+USER_ID_RULE = f"[A-Za-z0-9_-], 1-{USER_ID_MAX_LENGTH} characters"
 
 # kind -> PostgreSQL type of the raw column
 PG_TYPES = {

@@ -1,0 +1,50 @@
+"""The Feast repository (`feature_repo/`) and a FeatureStore on it, configured from the one
+settings source: `feature_store.yaml` reads the `STREAMFLOW_PG_*` variables set here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from streamflow import settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
+
+
+def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
+    """The variables `feature_store.yaml` reads, for `target` (the owner role by default)."""
+    target = target or settings.admin_target()
+    return {
+        **target.as_env(),
+        "STREAMFLOW_PG_PASSWORD_URLENCODED": quote(target.password, safe=""),
+        "FEAST_USAGE": "false",
+    }
+
+
+def use_repo(target: settings.PgTarget | None = None) -> None:
+    """Point Feast's configuration at `target` and make the repo's modules importable."""
+    os.environ.update(feast_env(target))
+    if str(REPO_DIR) not in sys.path:
+        sys.path.insert(0, str(REPO_DIR))  # the repo's modules import each other by name
+
+
+def feature_store(target: settings.PgTarget | None = None) -> FeatureStore:
+    """A FeatureStore on feature_repo/, configured for `target` (the owner role by default)."""
+    use_repo(target)
+    from feast import FeatureStore  # here, not above: importing feast costs ~3 s, feast_env needs none of it
+
+    return FeatureStore(repo_path=str(REPO_DIR))
+
+
+def repo_config(target: settings.PgTarget | None = None) -> RepoConfig:
+    """feature_store.yaml as Feast reads it, for `target`, without opening a registry."""
+    use_repo(target)
+    from feast.repo_config import load_repo_config
+
+    return load_repo_config(REPO_DIR, REPO_DIR / "feature_store.yaml")

@@ -1,0 +1,187 @@
+"""Load a validated month into schema `raw` in one transaction.
+
+Snapshots are list-partitioned by as_of. A month is COPYed into a table created in the loading
+transaction, gets its primary key after the COPY (one sorted build instead of a million inserts)
+and then takes the place of that month's partition. Live tables are truncated and refilled from
+the rows they keep plus the new month, their key rebuilt after. Tables created or truncated in
+their transaction are not WAL-logged when the server runs with wal_level=minimal (the embedded
+one does), and COPY FREEZE spares the first reader from rewriting every page. Everything happens
+in the month's one transaction: readers see the old month or the new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from streamflow import database, settings
+from streamflow.exports import month_end
+from streamflow.ingest.tables import WRITE_ONCE, columns_ddl, ensure_raw_tables, partition_name, rename
+from streamflow.ingest.validate import CheckedFile, IngestError, submit_checks
+
+MONTH_DIR = re.compile(r"^month_(\d{3,})$")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One file of the month in a table of its own, invisible to readers until published."""
+
+    checked: CheckedFile
+    as_of: date
+
+    @property
+    def partition(self) -> str:
+        return partition_name(self.checked.table, self.as_of)
+
+    @property
+    def incoming(self) -> str:
+        return f"{self.partition}__incoming"
+
+    @property
+    def kept(self) -> str:
+        """Temporary: the live rows this month does not replace."""
+        return f"kept_{self.checked.table.name}"
+
+
+def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> StagedFile:
+    """COPY the file into a new table and index it; set aside the live rows it will not replace."""
+    staged = StagedFile(checked, as_of)
+    table = checked.table
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in table.header)
+    incoming, month = sql.Identifier("raw", staged.incoming), sql.Literal(as_of)
+    conn.execute(
+        sql.SQL(
+            # the check constraint lets ATTACH PARTITION skip scanning for rows of other months
+            "create table {} ({}, as_of date not null default {month} check (as_of = {month}), "
+            "loaded_at timestamptz not null default now()) {storage}"
+        ).format(incoming, columns_ddl(table), month=month, storage=WRITE_ONCE)
+    )
+    try:
+        copy_sql = sql.SQL("copy {} ({}) from stdin (format csv, header true, freeze true)")
+        with conn.cursor().copy(copy_sql.format(incoming, names)) as copy, checked.path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                copy.write(block)
+    except psycopg.errors.DataError as exc:
+        raise _copy_error(checked.path, exc) from None
+    conn.execute(sql.SQL("alter table {} add primary key (user_id, as_of)").format(incoming))
+    conn.execute(sql.SQL("analyze {}").format(incoming))
+    # Live holds each user's newest month: users this file does not name keep their row, and so
+    # do users whose live row is newer (an older month loaded again never wins).
+    conn.execute(
+        sql.SQL(
+            "create temp table {kept} on commit drop as select l.* from {live} l "
+            "left join {incoming} n on n.user_id = l.user_id where n.user_id is null or l.as_of > {month}"
+        ).format(
+            kept=sql.Identifier(staged.kept),
+            live=sql.Identifier("raw", table.name),
+            incoming=incoming,
+            month=month,
+        )
+    )
+    return staged
+
+
+def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
+    """Swap the month's partition in (replacing a restated one) and refill the live table.
+
+    The live table is emptied and refilled rather than replaced, so that views, grants and
+    comments on it survive; its primary key is rebuilt once after the fill."""
+    table = staged.checked.table
+    live, pkey = sql.Identifier("raw", table.name), sql.Identifier(f"{table.name}_pkey")
+    conn.execute(sql.SQL("drop table if exists raw.{}").format(sql.Identifier(staged.partition)))
+    rename(conn, staged.incoming, staged.partition)
+    conn.execute(
+        sql.SQL("alter table raw.{} attach partition raw.{} for values in ({})").format(
+            sql.Identifier(table.snapshot_table), sql.Identifier(staged.partition), sql.Literal(staged.as_of)
+        )
+    )
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in [*table.header, "as_of", "loaded_at"])
+    conn.execute(sql.SQL("truncate {}").format(live))
+    conn.execute(sql.SQL("alter table {} drop constraint {}").format(live, pkey))
+    conn.execute(
+        sql.SQL(
+            "insert into {live} ({columns}) select {columns} from {kept} "
+            "union all select {columns} from raw.{partition} n "
+            "where not exists (select from {kept} k where k.user_id = n.user_id)"
+        ).format(
+            live=live,
+            columns=columns,
+            kept=sql.Identifier(staged.kept),
+            partition=sql.Identifier(staged.partition),
+        )
+    )
+    conn.execute(sql.SQL("alter table {} add constraint {} primary key (user_id)").format(live, pkey))
+    conn.execute(sql.SQL("analyze {}").format(live))
+    conn.execute(
+        "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
+        "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
+        "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
+        (staged.as_of, table.name, str(staged.checked.path), staged.checked.sha256, staged.checked.rows),
+    )
+
+
+def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
+    """A file that passed validation and that COPY still rejects (a value the two judge
+    differently): named by file, line and column like every validation error."""
+    context = exc.diag.context or ""
+    line = re.search(r"line (\d+)", context)
+    column = re.search(r'column "?(\w+)"?', exc.diag.message_primary or "")
+    return IngestError(
+        path,
+        "row has too few fields" if "missing data" in str(exc) else (exc.diag.message_primary or str(exc)),
+        line=int(line.group(1)) if line else None,
+        column=column.group(1) if column else None,
+    )
+
+
+def load_month(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> dict[str, int]:
+    """Validate and load one month in one transaction; returns rows loaded per table. Each file is
+    validated in a worker thread while the server COPYs the one before it; the first invalid file
+    rolls the whole month back, so a bad month still changes nothing."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
+        checks = submit_checks(Path(month_dir), pool)
+        try:
+            database.ensure_database(target)
+            with database.connect(target) as conn:
+                conn.execute("select pg_advisory_xact_lock(hashtext('streamflow.ingest'))")
+                # hash joins and primary-key builds over a million rows stay in memory
+                conn.execute("set local work_mem = '256MB'")
+                conn.execute("set local maintenance_work_mem = '512MB'")
+                ensure_raw_tables(conn)
+                staged = [_stage(conn, check.result()[0], as_of) for check in checks]
+                for item in staged:
+                    _publish(conn, item)
+        finally:
+            for check in checks:  # after a failure, do not validate the rest
+                check.cancel()
+    counts = {item.checked.table.name: item.checked.rows for item in staged}
+    summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+    print(f"loaded {month_dir} as_of {as_of}: {summary} rows in {time.perf_counter() - started:.1f}s")
+    return counts
+
+
+def implied_as_of(month_dir: Path) -> date | None:
+    """The as_of a folder named month_NNN stands for (month_000 = 2024-01-31); None for other names."""
+    match = MONTH_DIR.match(Path(month_dir).name)
+    return month_end(int(match.group(1))) if match else None
+
+
+def month_dirs(seeds_dir: Path) -> list[tuple[Path, date]]:
+    """Every month_NNN folder in order, with the as_of its number implies."""
+    found = sorted((int(m.group(1)), p) for p in Path(seeds_dir).iterdir() if (m := MONTH_DIR.match(p.name)))
+    if not found:
+        raise IngestError(Path(seeds_dir), "no month_NNN folders found")
+    return [(path, month_end(number)) for number, path in found]
+
+
+def load_all(seeds_dir: Path, target: settings.PgTarget | None = None) -> None:
+    for month_dir, as_of in month_dirs(seeds_dir):
+        load_month(month_dir, as_of, target)
