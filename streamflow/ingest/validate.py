@@ -26,6 +26,7 @@ CHUNK_ROWS = 200_000
 # What a non-blank cell of each kind must look like. Blank means unknown and loads as NULL.
 CELL_PATTERNS = {
     "id": USER_ID,
+    "text": r"[^\x00-\x1f]{1,200}",
     "bool": r"True|False",
     "int": r"[+-]?\d{1,18}",
     "float": r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?",
