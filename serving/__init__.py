@@ -1,1 +1,1 @@
-"""The StreamFlow features API (Litestar) and the online store it reads."""
+"""The StreamFlow features API (Litestar), reading the online store through the `streamflow` library."""
