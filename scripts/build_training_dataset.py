@@ -15,6 +15,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from streamflow.database import DatabaseUnreachable
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.training import DEFAULT_OUT, DEFAULT_SERVICE, build
 
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--feature-service", default=DEFAULT_SERVICE)
     args = parser.parse_args(argv)
-    frame = build(args.as_of, args.entities, args.out, args.feature_service)
+    try:
+        frame = build(args.as_of, args.entities, args.out, args.feature_service)
+    except DatabaseUnreachable as exc:
+        print(f"training set stopped: {exc}", file=sys.stderr)
+        return 2
     if frame.empty:
         print(f"no users found for {args.entities or args.as_of}", file=sys.stderr)
         return 1

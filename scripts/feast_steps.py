@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from streamflow.database import DatabaseUnreachable
 from streamflow.features.apply import apply
 from streamflow.features.materialize import StepRefused, materialize
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
             apply()
         else:
             materialize()
-    except StepRefused as exc:
+    except (StepRefused, DatabaseUnreachable) as exc:
         print(f"{args.step} refused: {exc}", file=sys.stderr)
         return 3
     return 0

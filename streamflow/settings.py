@@ -1,52 +1,94 @@
 """The one settings source for PostgreSQL: `DATABASE_URL` / `PG*` variables, else the embedded server.
 
-Every tool of the project (ingest, dbt, Feast, the API, tests) resolves its connection here, so
-pointing the whole stack at another database is one environment variable.
+Configuration follows libpq: a URL (or key=value conninfo) parsed by psycopg, completed by the
+`PG*` variables it does not set; the password from the URL, `PGPASSWORD`, or none here, in which
+case every consumer's libpq reads `PGPASSFILE` / `~/.pgpass` (or the server needs none: trust,
+peer, certificate). Every tool of the project (ingest, dbt, Feast, the API, tests) resolves its
+connection here, so pointing the whole stack at another database is one environment variable.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlencode
+
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("STREAMFLOW_STATE_DIR", PROJECT_ROOT / ".streamflow"))
 EMBEDDED_DATABASE = "streamflow"
 EMBEDDED_SUPERUSER = "postgres"
 READER_ROLE = "streamflow_reader"
+# The TLS files every consumer can be given (dbt, Feast's stores, psycopg); empty means unset.
+TLS_FILES = ("sslrootcert", "sslcert", "sslkey")
 
 
 @dataclass(frozen=True)
 class PgTarget:
-    """Connection parameters of one database; `url` keeps the password, `safe_url` never does."""
+    """One database as libpq names it. `params` holds the other libpq keywords given (sslrootcert,
+    sslcert, sslkey, connect_timeout, application_name, options, ...). `url` and `conninfo` carry
+    the password; `safe_url` and the repr never do."""
 
     host: str
     port: int
     database: str
     user: str
-    password: str
+    password: str = field(default="", repr=False)
     sslmode: str = "disable"
+    params: tuple[tuple[str, str], ...] = ()
+
+    def keywords(self) -> dict[str, str]:
+        """libpq keywords; no password keyword when there is none (libpq then reads .pgpass)."""
+        return {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.database,
+            "user": self.user,
+            **({"password": self.password} if self.password else {}),
+            "sslmode": self.sslmode,
+            **dict(self.params),
+        }
+
+    @property
+    def conninfo(self) -> str:
+        return make_conninfo("", **self.keywords())
+
+    def _url(self, auth: str) -> str:
+        query = {
+            k: v
+            for k, v in self.keywords().items()
+            if k not in ("host", "port", "dbname", "user", "password")
+        }
+        host = self.host
+        if host.startswith("/"):  # a Unix socket folder: libpq takes it as a query parameter
+            host, query = "", {"host": self.host, **query}
+        path = quote(self.database, safe="")
+        return f"postgresql://{auth}@{host}:{self.port}/{path}?" + urlencode(query, quote_via=quote)
 
     @property
     def url(self) -> str:
-        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
-        return (
-            f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
-            f"?sslmode={self.sslmode}"
-        )
+        user = quote(self.user, safe="")
+        return self._url(f"{user}:{quote(self.password, safe='')}" if self.password else user)
 
     @property
     def safe_url(self) -> str:
-        return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+        user = quote(self.user, safe="")
+        return self._url(f"{user}:***" if self.password else user)
+
+    def tls_file(self, name: str) -> str:
+        return dict(self.params).get(name, "")
 
     def with_role(self, user: str, password: str) -> PgTarget:
-        return PgTarget(self.host, self.port, self.database, user, password, self.sslmode)
+        return dataclasses.replace(self, user=user, password=password)
 
     def with_database(self, database: str) -> PgTarget:
-        return PgTarget(self.host, self.port, database, self.user, self.password, self.sslmode)
+        return dataclasses.replace(self, database=database)
 
     def as_env(self, prefix: str = "STREAMFLOW_PG_") -> dict[str, str]:
         """The variables `profiles.yml` and `feature_store.yaml` read (`env_var`, `${VAR}`)."""
@@ -57,7 +99,29 @@ class PgTarget:
             f"{prefix}USER": self.user,
             f"{prefix}PASSWORD": self.password,
             f"{prefix}SSLMODE": self.sslmode,
+            **{f"{prefix}{name.upper()}": self.tls_file(name) for name in TLS_FILES},
         }
+
+
+def parse(conninfo: str = "") -> PgTarget:
+    """A URL or key=value conninfo (psycopg parses it), completed by the PG* variables for
+    whatever it leaves out, then by libpq's defaults."""
+    from_env = {
+        option.keyword.decode(): os.environ[option.envvar.decode()]
+        for option in pq.Conninfo.get_defaults()
+        if option.envvar and os.environ.get(option.envvar.decode())
+    }
+    params = {**from_env, **{k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v not in (None, "")}}
+    user = params.pop("user", None) or getpass.getuser()
+    return PgTarget(
+        host=params.pop("host", "localhost"),
+        port=int(params.pop("port", "5432")),
+        database=params.pop("dbname", user),
+        user=user,
+        password=params.pop("password", ""),
+        sslmode=params.pop("sslmode", "prefer"),
+        params=tuple(sorted(params.items())),
+    )
 
 
 def embedded_port() -> int:
@@ -82,18 +146,8 @@ def uses_embedded() -> bool:
 
 def admin_target() -> PgTarget:
     """The owner connection used by ingest, dbt, `feast apply` and materialize."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return _parse_url(url)
-    if os.environ.get("PGHOST"):
-        return PgTarget(
-            host=os.environ["PGHOST"],
-            port=int(os.environ.get("PGPORT", "5432")),
-            database=os.environ.get("PGDATABASE", EMBEDDED_DATABASE),
-            user=os.environ.get("PGUSER", "postgres"),
-            password=os.environ.get("PGPASSWORD", ""),
-            sslmode=os.environ.get("PGSSLMODE", "prefer"),
-        )
+    if not uses_embedded():
+        return parse(os.environ.get("DATABASE_URL", ""))
     return PgTarget(
         host="127.0.0.1",
         port=embedded_port(),
@@ -113,18 +167,3 @@ def reader_target() -> PgTarget:
     password = os.environ.get("STREAMFLOW_READER_PASSWORD") or _secret("reader_password")
     user = os.environ.get("STREAMFLOW_READER_USER", READER_ROLE)
     return admin_target().with_role(user, password)
-
-
-def _parse_url(url: str) -> PgTarget:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError("DATABASE_URL must start with postgresql://")
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    return PgTarget(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        database=unquote(parts.path.lstrip("/")) or "postgres",
-        user=unquote(parts.username or "postgres"),
-        password=unquote(parts.password or ""),
-        sslmode=query.get("sslmode", os.environ.get("PGSSLMODE", "prefer")),
-    )

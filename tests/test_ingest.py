@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from scripts import ingest as ingest_command
+from scripts import pipeline as pipeline_command
 from streamflow import ingest
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import partition_name
@@ -265,3 +266,110 @@ def test_cli_reports_the_error_and_exits_non_zero(loaded, seeds, tmp_path, capsy
 def test_month_folders_map_to_month_ends(seeds):
     months = ingest.month_dirs(seeds)
     assert months[0][1] == JAN and months[1][1] == FEB
+
+
+# -- exports as other tools write them ---------------------------------------------------------
+SNAPSHOT_DIGEST = (
+    "select * from ("
+    + " union all ".join(
+        f"select '{t.snapshot_table}', md5(string_agg(({', '.join(t.header)})::text, '|' order by user_id)) "
+        f"from raw.{t.snapshot_table} where as_of = %(as_of)s"
+        for t in TABLES
+    )
+    + ") as digests order by 1"
+)
+
+
+def _spreadsheet_style(source: Path, target: Path) -> None:
+    """The same rows as another tool writes them: columns reversed, a byte order mark, quoted
+    column names, CRLF line ends."""
+    with source.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, *data = rows
+    order = list(reversed(range(len(header))))
+    lines = [",".join(f'"{header[i]}"' for i in order)]
+    lines += [",".join(row[i] for i in order) for row in data]
+    target.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+
+
+def test_columns_by_name_in_any_order_with_spreadsheet_quirks(loaded, seeds, tmp_path):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    quirky = tmp_path / "month_000"
+    quirky.mkdir()
+    for table in TABLES:
+        _spreadsheet_style(month_dir / table.file_name, quirky / table.file_name)
+    assert (quirky / "users.csv").read_bytes().startswith(b'\xef\xbb\xbf"has_dependents",')
+    before = query(loaded, SNAPSHOT_DIGEST, {"as_of": as_of})
+    assert ingest.load_month(quirky, as_of) == ingest.load_month(month_dir, as_of)
+    ingest.load_month(quirky, as_of)
+    assert query(loaded, SNAPSHOT_DIGEST, {"as_of": as_of}) == before
+
+
+def test_a_rejected_file_lists_every_problem(loaded, seeds, tmp_path):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    rewrite(bad / "subscriptions.csv", set_cell("months_active", 3, "three"))
+    rewrite(bad / "subscriptions.csv", set_cell("paperless_billing", 5, "yes"))
+    rewrite(bad / "subscriptions.csv", set_cell("monthly_fee", 8, "12,5".replace(",", ";")))
+    before = table_checksums(loaded)
+    with pytest.raises(ingest.IngestError) as failure:
+        ingest.load_month(bad, as_of)
+    message = str(failure.value)
+    assert "subscriptions.csv: 3 problems" in message, message
+    for fragment in ("line 3, column months_active: 'three'", "line 5, column paperless_billing: 'yes'",
+                     "line 8, column monthly_fee: '12;5'"):  # fmt: skip
+        assert fragment in message, message
+    assert table_checksums(loaded) == before
+
+
+def test_at_most_20_problems_are_listed(loaded, seeds, tmp_path):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    for line in range(2, 32):
+        rewrite(bad / "labels.csv", set_cell("churn_label", line, "maybe"))
+    with pytest.raises(ingest.IngestError) as failure:
+        ingest.load_month(bad, as_of)
+    message = str(failure.value)
+    assert "labels.csv: 20 problems or more" in message
+    assert message.count("is not True or False") == 20
+    assert "line 21, column churn_label" in message and "line 22," not in message
+
+
+def test_a_repeated_column_is_refused_by_name(loaded, seeds, tmp_path):
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    bad = tmp_path / "month_000"
+    shutil.copytree(month_dir, bad)
+    rewrite(bad / "labels.csv", lambda ls: [line.rstrip("\n") + ("," + line.split(",")[1]) for line in ls])
+    with pytest.raises(
+        ingest.IngestError, match=r"labels\.csv, line 1, column churn_label: .*repeated column"
+    ):
+        ingest.load_month(bad, as_of)
+
+
+@pytest.mark.parametrize("case", ["missing", "a_file", "no_months"])
+def test_pipeline_refuses_a_bad_seeds_dir_in_one_line(loaded, tmp_path, monkeypatch, capsys, case):
+    seeds_dir = tmp_path / "seeds"
+    if case == "a_file":
+        seeds_dir.write_text("not a folder")
+    elif case == "no_months":
+        (seeds_dir / "2024-01").mkdir(parents=True)
+    monkeypatch.setenv("SEEDS_DIR", str(seeds_dir))
+    before = table_checksums(loaded)
+    assert pipeline_command.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = {"missing": "no such folder", "a_file": "not a folder", "no_months": "no month_NNN folders"}[
+        case
+    ]
+    assert err.startswith("ingest aborted, nothing was written") and expected in err, err
+    assert str(seeds_dir) in err and len(err.splitlines()) == 1
+    assert table_checksums(loaded) == before
+
+
+def test_a_month_folder_without_its_files_is_refused(loaded, tmp_path, capsys):
+    empty = tmp_path / "month_000"
+    empty.mkdir()
+    assert ingest_command.main(["--month-dir", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "users.csv: missing file" in err and len(err.splitlines()) == 1

@@ -3,28 +3,30 @@ settings source: `feature_store.yaml` reads the `STREAMFLOW_PG_*` variables set 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-from streamflow import settings
+from streamflow import database, settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
 REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
+FEAST_PREFIX = "STREAMFLOW_FEAST_"
 
 
 def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
-    """The variables `feature_store.yaml` reads, for `target` (the owner role by default)."""
+    """The variables `feature_store.yaml` reads, for `target` (the owner role by default).
+
+    Feast pastes them into the YAML text before parsing it, so each value is a JSON string: valid
+    YAML whatever a password holds, and `""` (not null) where there is none."""
     target = target or settings.admin_target()
-    return {
-        **target.as_env(),
-        "STREAMFLOW_PG_PASSWORD_URLENCODED": quote(target.password, safe=""),
-        "FEAST_USAGE": "false",
-    }
+    registry_url = "postgresql+psycopg" + target.url.removeprefix("postgresql")
+    values = {**target.as_env(FEAST_PREFIX), f"{FEAST_PREFIX}REGISTRY_URL": registry_url}
+    return {name: json.dumps(value) for name, value in values.items()} | {"FEAST_USAGE": "false"}
 
 
 def use_repo(target: settings.PgTarget | None = None) -> None:
@@ -35,7 +37,10 @@ def use_repo(target: settings.PgTarget | None = None) -> None:
 
 
 def feature_store(target: settings.PgTarget | None = None) -> FeatureStore:
-    """A FeatureStore on feature_repo/, configured for `target` (the owner role by default)."""
+    """A FeatureStore on feature_repo/, configured for `target` (the owner role by default).
+    Raises DatabaseUnreachable (one line: what libpq said, what to fix) when the database is not
+    there, instead of the registry's SQLAlchemy traceback."""
+    database.connect(target).close()
     use_repo(target)
     from feast import FeatureStore  # here, not above: importing feast costs ~3 s, feast_env needs none of it
 

@@ -54,7 +54,7 @@ def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> Stage
     """COPY the file into a new table and index it; set aside the live rows it will not replace."""
     staged = StagedFile(checked, as_of)
     table = checked.table
-    names = sql.SQL(", ").join(sql.Identifier(c) for c in table.header)
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in checked.columns)  # the file's order
     incoming, month = sql.Identifier("raw", staged.incoming), sql.Literal(as_of)
     conn.execute(
         sql.SQL(
@@ -176,9 +176,12 @@ def implied_as_of(month_dir: Path) -> date | None:
 
 def month_dirs(seeds_dir: Path) -> list[tuple[Path, date]]:
     """Every month_NNN folder in order, with the as_of its number implies."""
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise IngestError(seeds_dir, "no such folder" if not seeds_dir.exists() else "not a folder")
     found = sorted((int(m.group(1)), p) for p in Path(seeds_dir).iterdir() if (m := MONTH_DIR.match(p.name)))
     if not found:
-        raise IngestError(Path(seeds_dir), "no month_NNN folders found")
+        raise IngestError(seeds_dir, "no month_NNN folders found (month_000 = 2024-01-31, month_001, ...)")
     return [(path, month_end(number)) for number, path in found]
 
 

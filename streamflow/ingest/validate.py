@@ -1,7 +1,7 @@
 """Validation of a month's CSV exports, before anything is written.
 
 A file passes a fast typed parse in Arrow's multithreaded reader with vectorised checks; only a
-file that fails it gets the slow pandas pass that names the first bad cell's line and column.
+file that fails it gets the slow pass that names every bad row and cell by line and column.
 """
 
 from __future__ import annotations
@@ -9,19 +9,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from streamflow.exports import TABLES, USER_ID, USER_ID_RULE, RawTable
 
-CHUNK_ROWS = 200_000
+MAX_PROBLEMS = 20  # listed per rejected file
 
 # What a non-blank cell of each kind must look like. Blank means unknown and loads as NULL.
 CELL_PATTERNS = {
@@ -59,40 +58,47 @@ class IngestError(Exception):
 class CheckedFile:
     table: RawTable
     path: Path
+    columns: tuple[str, ...]  # in the file's order
     rows: int
     sha256: str
 
 
-def _check_header(path: Path, table: RawTable) -> None:
+def read_header(path: Path, table: RawTable) -> tuple[str, ...]:
+    """The file's column names, in the file's order. Columns are matched by name, so any order
+    loads, and so do the quirks spreadsheet tools add: a UTF-8 byte order mark, CRLF line ends,
+    quoted names, spaces around them. A missing, unknown or repeated column is an error."""
     if not path.exists():
         raise IngestError(path, f"missing file (every month needs {table.file_name})")
-    with path.open("rb") as fh:
-        first = fh.readline()
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline()
+    except OSError as exc:
+        raise IngestError(path, f"cannot read the file ({exc.strerror})") from None
     if not first.strip():
         raise IngestError(path, "empty file: expected a header line " + ",".join(table.header), line=1)
     try:
-        header = first.decode("utf-8-sig").rstrip("\r\n").split(",")
+        header = [name.strip() for name in next(csv.reader([first.decode("utf-8-sig")]))]
     except UnicodeDecodeError as exc:
         raise IngestError(path, f"not UTF-8 ({exc.reason})", line=1) from None
-    if header == table.header:
-        return
+    if sorted(header) == sorted(table.header):
+        return tuple(header)
     if len(header) == 1 and any(d in header[0] for d in ";\t|"):
         raise IngestError(path, "wrong delimiter: columns must be separated by commas", line=1)
     missing = [c for c in table.header if c not in header]
     extra = [c for c in header if c not in table.header]
+    repeated = sorted({c for c in header if header.count(c) > 1})
     problems = []
     if missing:
         problems.append("missing column(s) " + ", ".join(missing))
     if extra:
         problems.append("unexpected column(s) " + ", ".join(extra))
-    if not problems:
-        problems.append("columns out of order")
-    column = (missing or extra or [None])[0]
+    if repeated:
+        problems.append("repeated column(s) " + ", ".join(repeated))
     raise IngestError(
         path,
-        "; ".join(problems) + f" (expected header {','.join(table.header)})",
+        "; ".join(problems) + f" (expected the columns {','.join(table.header)}, in any order)",
         line=1,
-        column=column,
+        column=(missing or extra or repeated)[0],
     )
 
 
@@ -106,42 +112,22 @@ def _locate_bad_utf8(path: Path) -> int:
     return 0
 
 
-def _chunks(path: Path, table: RawTable) -> Iterable[pd.DataFrame]:
-    reader = pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        chunksize=CHUNK_ROWS,
-        encoding="utf-8",
-        engine="c",
-        skip_blank_lines=False,
-    )
-    try:
-        yield from reader
-    except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if match:
-            expected, line, saw = match.groups()
-            raise IngestError(path, f"expected {expected} fields, found {saw}", line=int(line)) from None
-        raise IngestError(path, f"unreadable CSV: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise IngestError(path, f"not UTF-8 ({exc.reason})", line=_locate_bad_utf8(path)) from None
-
-
 def _arrow_types(table: RawTable) -> dict[str, pa.DataType]:
     kinds = {"id": pa.string(), "text": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
              "float": pa.float64(), "date": pa.date32()}  # fmt: skip
     return {c.name: kinds[c.kind] for c in table.columns}
 
 
-def _fast_check(path: Path, table: RawTable, known_users: pa.Array | None) -> tuple[int, pa.Array] | str:
+def _fast_check(
+    path: Path, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None
+) -> tuple[int, pa.Array] | str:
     """Typed parse in Arrow's multithreaded C++ reader plus vectorized checks; the row count and
-    the user ids when every cell is valid, else a short reason (then `_locate_problem` runs)."""
+    the user ids when every cell is valid, else a short reason (then `_problems` runs)."""
     try:
         data = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            # the names as read_header cleaned them, in the file's order; the header line skipped
+            read_options=pacsv.ReadOptions(block_size=1 << 24, column_names=list(columns), skip_rows=1),
             convert_options=pacsv.ConvertOptions(
                 column_types=_arrow_types(table), true_values=["True"], false_values=["False"],
                 null_values=[""], strings_can_be_null=True, include_columns=table.header,
@@ -170,86 +156,98 @@ def _fast_check(path: Path, table: RawTable, known_users: pa.Array | None) -> tu
 
 def check_file(path: Path, table: RawTable, known_users: pa.Array | None) -> tuple[CheckedFile, pa.Array]:
     """Validate one file completely; returns what it holds and the user ids it names."""
-    _check_header(path, table)
-    result = _fast_check(path, table, known_users)
+    columns = read_header(path, table)
+    result = _fast_check(path, table, columns, known_users)
     if isinstance(result, str):
-        _locate_problem(path, table, known_users, result)
+        raise _problems(path, table, columns, known_users, result)
     rows, ids = result
     with path.open("rb") as fh:  # streamed: a million-row file is never held in memory
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return CheckedFile(table, path, rows, digest), ids
+    return CheckedFile(table, path, columns, rows, digest), ids
 
 
-def _locate_problem(path: Path, table: RawTable, known_users: pa.Array | None, fast_error: str) -> None:
-    """The slow, precise pass, run only when the fast one rejected the file: finds the first bad
-    cell and raises an IngestError naming its line and column."""
+def _problems(
+    path: Path, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None, fast_error: str
+) -> IngestError:
+    """The slow, precise pass, run only when the fast one rejected the file: every bad row and
+    cell (up to MAX_PROBLEMS) by line and column, so the file can be fixed in one round."""
+    kinds = {c.name: c.kind for c in table.columns}
+    patterns = [(name, kinds[name], re.compile(CELL_PATTERNS[kinds[name]])) for name in columns]
     known = set(known_users.to_pylist()) if known_users is not None else None
     seen: set[str] = set()
-    for chunk in _chunks(path, table):
-        lines = chunk.index.to_numpy() + 2  # header is line 1
-        for column in table.columns:
-            cells = chunk[column.name]
-            blank = cells == ""
-            if column.kind == "id" and blank.any():
-                raise IngestError(
-                    path,
-                    "empty user_id",
-                    line=int(lines[blank.to_numpy().argmax()]),
-                    column=column.name,
-                )
-            bad = ~blank & ~cells.str.fullmatch(CELL_PATTERNS[column.kind])
-            if bad.any():
-                i = bad.to_numpy().argmax()
-                raise IngestError(
-                    path,
-                    f"{cells.iloc[i]!r} is not {KIND_NAMES[column.kind]}",
-                    line=int(lines[i]),
-                    column=column.name,
-                )
-            if column.kind == "date":
-                parsed = pd.to_datetime(cells[~blank], format="%Y-%m-%d", errors="coerce")
-                if parsed.isna().any():
-                    i = chunk.index.get_loc(parsed.index[parsed.isna().to_numpy().argmax()])
-                    raise IngestError(
-                        path,
-                        f"{cells.iloc[i]!r} is not a calendar date",
-                        line=int(lines[i]),
-                        column=column.name,
-                    )
-        ids = chunk["user_id"]
-        dup = ids.duplicated() | ids.isin(seen)
-        if dup.any():
-            i = dup.to_numpy().argmax()
-            raise IngestError(
-                path, f"duplicate user_id {ids.iloc[i]!r}", line=int(lines[i]), column="user_id"
-            )
-        if known is not None:
-            unknown = ~ids.isin(known)
-            if unknown.any():
-                i = unknown.to_numpy().argmax()
-                raise IngestError(
-                    path,
-                    f"user_id {ids.iloc[i]!r} is not in users.csv",
-                    line=int(lines[i]),
-                    column="user_id",
-                )
-        seen.update(ids)
-    with path.open(newline="", encoding="utf-8") as fh:  # what pandas pads silently: short rows
-        for line, row in enumerate(csv.reader(fh), start=1):
-            if len(row) < len(table.columns):
-                raise IngestError(path, "row has too few fields", line=line, column=table.header[len(row)])
-            if len(row) > len(table.columns):
-                raise IngestError(path, f"expected {len(table.columns)} fields, found {len(row)}", line=line)
-    raise IngestError(path, f"unreadable: {fast_error}")
+    found: list[tuple[int, str | None, str]] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh)
+            next(rows)  # the header, checked already
+            for row in rows:
+                line = rows.line_num
+                found += _row_problems(row, line, patterns, known, seen)
+                if len(found) >= MAX_PROBLEMS:
+                    break
+    except UnicodeDecodeError as exc:
+        return IngestError(path, f"not UTF-8 ({exc.reason})", line=_locate_bad_utf8(path))
+    if not found:
+        return IngestError(path, f"unreadable: {fast_error}")
+    if len(found) == 1:
+        return IngestError(path, found[0][2], line=found[0][0], column=found[0][1])
+    shown = found[:MAX_PROBLEMS]
+    listed = "\n".join(
+        f"  line {line}" + (f", column {column}" if column else "") + f": {message}"
+        for line, column, message in shown
+    )
+    count = f"{len(shown)} problems" if len(found) < MAX_PROBLEMS else f"{MAX_PROBLEMS} problems or more"
+    error = IngestError(path, f"{count}:\n{listed}")
+    error.line, error.column = found[0][0], found[0][1]
+    return error
+
+
+def _row_problems(
+    row: list[str],
+    line: int,
+    patterns: list[tuple[str, str, re.Pattern]],
+    known: set[str] | None,
+    seen: set[str],
+) -> list[tuple[int, str | None, str]]:
+    """(line, column, message) for each problem of one data row."""
+    if len(row) < len(patterns):
+        return [(line, patterns[len(row)][0], "row has too few fields")]
+    if len(row) > len(patterns):
+        return [(line, None, f"expected {len(patterns)} fields, found {len(row)}")]
+    problems = []
+    for (name, kind, pattern), cell in zip(patterns, row, strict=True):
+        if cell == "":
+            if kind == "id":
+                problems.append((line, name, "empty user_id"))
+            continue
+        if not pattern.fullmatch(cell):
+            problems.append((line, name, f"{cell!r} is not {KIND_NAMES[kind]}"))
+        elif kind == "date" and not _is_calendar_date(cell):
+            problems.append((line, name, f"{cell!r} is not a calendar date"))
+        elif kind == "id":
+            if cell in seen:
+                problems.append((line, name, f"duplicate user_id {cell!r}"))
+            elif known is not None and cell not in known:
+                problems.append((line, name, f"user_id {cell!r} is not in users.csv"))
+            seen.add(cell)
+    return problems
+
+
+def _is_calendar_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def submit_checks(month_dir: Path, pool: ThreadPoolExecutor) -> list[Future]:
     """Validate the month's files in order on the pool; users.csv first, the others against it.
     Headers are checked at once, so a missing or misnamed file fails before any work starts."""
     if not month_dir.is_dir():
-        raise IngestError(month_dir, "not a directory")
+        raise IngestError(month_dir, "no such folder" if not month_dir.exists() else "not a folder")
     for table in TABLES:
-        _check_header(month_dir / table.file_name, table)
+        read_header(month_dir / table.file_name, table)
     users_table, *others = TABLES
     users = pool.submit(check_file, month_dir / users_table.file_name, users_table, None)
 

@@ -1,0 +1,137 @@
+"""The one connection truth: DATABASE_URL / PG* read the libpq way, and the same parameters reach
+every consumer (psycopg, dbt's profile, Feast's registry URL and store configs), no secret shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from streamflow import dbt, settings
+from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
+
+TLS_URL = (
+    "postgresql://app:p%40ss%3Aw%23rd@db.example.com:6543/features"
+    "?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/etc/client.crt&sslkey=/etc/client.key"
+    "&application_name=etl&connect_timeout=7&options=-c%20search_path%3Dfeatures"
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No PG* variable or DATABASE_URL of the machine leaks into a case."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("PG") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_every_url_parameter_is_kept(clean_env):
+    target = settings.parse(TLS_URL)
+    assert (target.host, target.port, target.database, target.user) == (
+        "db.example.com",
+        6543,
+        "features",
+        "app",
+    )
+    assert target.password == "p@ss:w#rd"
+    assert target.sslmode == "verify-full"
+    assert dict(target.params) == {
+        "sslrootcert": "/etc/ca.pem",
+        "sslcert": "/etc/client.crt",
+        "sslkey": "/etc/client.key",
+        "application_name": "etl",
+        "connect_timeout": "7",
+        "options": "-c search_path=features",
+    }
+    assert settings.parse(target.url) == target  # the URL we hand on says the same
+    assert settings.parse(target.conninfo) == target
+
+
+def test_pg_variables_fill_what_the_url_leaves_out(clean_env):
+    clean_env.setenv("PGPASSWORD", "from-env")
+    clean_env.setenv("PGSSLROOTCERT", "/etc/env-ca.pem")
+    clean_env.setenv("PGPORT", "7777")
+    target = settings.parse("postgresql://app@db.example.com/features?sslmode=verify-ca")
+    assert target.password == "from-env"
+    assert target.port == 7777
+    assert target.tls_file("sslrootcert") == "/etc/env-ca.pem"
+    assert settings.parse("postgresql://app:in-url@db/features").password == "in-url"  # the URL wins
+
+
+def test_pghost_alone_is_a_target(clean_env):
+    clean_env.setenv("PGHOST", "db.internal")
+    clean_env.setenv("PGUSER", "etl")
+    clean_env.setenv("PGDATABASE", "warehouse")
+    assert not settings.uses_embedded()
+    target = settings.admin_target()
+    assert (target.host, target.user, target.database, target.password) == (
+        "db.internal",
+        "etl",
+        "warehouse",
+        "",
+    )
+    assert target.sslmode == "prefer"  # libpq's default
+
+
+def test_no_password_means_none_is_sent(clean_env):
+    """Trust, peer or certificate auth, or libpq's own .pgpass lookup: no password keyword at all."""
+    target = settings.parse("postgresql://postgres@localhost:5432/db")
+    assert target.password == ""
+    assert "password" not in target.keywords()
+    assert "password" not in target.conninfo
+    assert target.url == "postgresql://postgres@localhost:5432/db?sslmode=prefer"
+
+
+def test_secrets_are_never_shown(clean_env):
+    target = settings.parse(TLS_URL)
+    for shown in (repr(target), target.safe_url, str(target)):
+        assert "p@ss" not in shown and "p%40ss" not in shown, shown
+    assert "***" in target.safe_url
+
+
+def test_dbt_gets_the_same_parameters(clean_env):
+    clean_env.setenv("DATABASE_URL", TLS_URL)
+    env = dbt.dbt_env()
+    assert env["STREAMFLOW_PG_PASSWORD"] == "p@ss:w#rd"
+    assert env["STREAMFLOW_PG_SSLMODE"] == "verify-full"
+    assert env["STREAMFLOW_PG_SSLROOTCERT"] == "/etc/ca.pem"
+    assert env["STREAMFLOW_PG_SSLCERT"] == "/etc/client.crt"
+    assert env["STREAMFLOW_PG_SSLKEY"] == "/etc/client.key"
+    profile = (dbt.DBT_DIR / "profiles.yml").read_text()
+    for name in ("sslmode", "sslrootcert", "sslcert", "sslkey", "password"):
+        assert f"{name}: " in profile and f"STREAMFLOW_PG_{name.upper()}" in profile
+
+
+@pytest.mark.parametrize("password", ["", 'we"ird: #pass\\word', "p@ss:w#rd"])
+def test_feast_reads_the_same_parameters_whatever_the_password(clean_env, password):
+    """Feast pastes the variables into the YAML text: an empty or odd password must still parse
+    (an empty one used to become null and fail feast apply)."""
+    target = settings.parse(TLS_URL).with_role("app", password)
+    config = repo_config(target)
+    for store in (config.online_store, config.offline_store):
+        assert store.password == password
+        assert (store.host, store.port, store.user, store.sslmode) == (
+            "db.example.com",
+            6543,
+            "app",
+            "verify-full",
+        )
+        assert store.sslrootcert_path == "/etc/ca.pem"
+        assert (store.sslcert_path, store.sslkey_path) == ("/etc/client.crt", "/etc/client.key")
+    registry = config.registry.path
+    assert registry.startswith("postgresql+psycopg://app")
+    assert "sslmode=verify-full" in registry and "sslrootcert=%2Fetc%2Fca.pem" in registry
+    assert settings.parse(registry.replace("postgresql+psycopg", "postgresql", 1)) == target
+
+
+def test_feast_variables_are_json_strings(clean_env):
+    values = feast_env(settings.parse(TLS_URL))
+    assert json.loads(values[f"{FEAST_PREFIX}PASSWORD"]) == "p@ss:w#rd"
+    yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
+    used = {name for name in values if f"${{{name}}}" in yaml_text}
+    assert used == {name for name in values if name.startswith(FEAST_PREFIX)}
+    assert yaml.safe_load(yaml_text)["project"] == "streamflow"
