@@ -54,8 +54,8 @@ dbt-build: db-up ## dbt build: staging views, tests, contracted feature marts
 apply: db-up ## feast apply (after dbt)
 	$(PY) -m scripts.feast_steps apply
 
-materialize: db-up ## Load every as_of of the marts into the online store, oldest first
-	$(PY) -m scripts.feast_steps materialize
+materialize: db-up ## Load the months the online store lacks (new or restated), oldest first; FULL=1: all
+	$(PY) -m scripts.feast_steps materialize $(if $(FULL),--full)
 
 training-set: db-up ## Point-in-time training set -> data/processed/training_df.csv
 	$(PY) -m scripts.build_training_dataset

@@ -24,15 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--month-dir", type=Path, help="one month folder of CSV exports")
     group.add_argument("--seeds-dir", type=Path, help="a folder of month_NNN folders")
     parser.add_argument("--as-of", type=date.fromisoformat, help="as_of of --month-dir (YYYY-MM-DD)")
+    parser.add_argument("--force", action="store_true", help="reload months whose files were loaded already")
     args = parser.parse_args(argv)
     try:
         if args.month_dir:
             as_of = args.as_of or ingest.implied_as_of(args.month_dir)
             if as_of is None:
                 parser.error("--as-of is required unless the folder is named month_NNN")
-            ingest.load_month(args.month_dir, as_of)
+            ingest.load_month(args.month_dir, as_of, force=args.force)
         else:
-            ingest.load_all(args.seeds_dir)
+            ingest.load_all(args.seeds_dir, force=args.force)
     except (ingest.IngestError, DatabaseUnreachable) as exc:
         print(f"ingest aborted, nothing was written: {exc}", file=sys.stderr)
         return 2

@@ -6,9 +6,11 @@ the project's own profiles, and keeps dbt from calling home.
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import date
 
-from streamflow import settings
+from streamflow import database, settings
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -44,3 +46,37 @@ def failed_nodes(result) -> list[str]:
 def run(args: list[str]) -> bool:
     """Run one dbt command; True when every node succeeded."""
     return bool(invoke(args).success)
+
+
+def months_to_build() -> list[date] | None:
+    """The as_ofs loaded or restated since the last successful build (what `build_months()` in
+    dbt_project/macros/build_window.sql reads too); None when no build ever succeeded."""
+    with database.connect() as conn:
+        exists = conn.execute(
+            "select to_regclass('raw.ingest_log') is not null "
+            "and to_regclass('features.dbt_build_log') is not null"
+        ).fetchone()[0]
+        if not exists:
+            return None
+        [(built_on,)] = conn.execute(
+            "select max(raw_loaded_at) from features.dbt_build_log where succeeded and command = 'build'"
+        ).fetchall()
+        if built_on is None:
+            return None
+        rows = conn.execute(
+            "select distinct as_of from raw.ingest_log where loaded_at > %s order by 1", (built_on,)
+        ).fetchall()
+    return [as_of for (as_of,) in rows]
+
+
+def build_incrementally() -> bool | None:
+    """`dbt build` of what changed: the months loaded or restated since the last good build, their
+    data tests scoped to them; everything on a first build. None when there is nothing to build."""
+    months = months_to_build()
+    if months is None:
+        return run(["build"])
+    if not months:
+        return None
+    window = json.dumps({"build_months": [m.isoformat() for m in months]})
+    print(f"dbt build of {len(months)} month(s): {', '.join(m.isoformat() for m in months)}", flush=True)
+    return run(["build", "--vars", window])

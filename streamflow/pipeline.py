@@ -56,7 +56,10 @@ def run(with_feast: bool = True) -> int:
     for month_dir, as_of in months:
         ingest.load_month(month_dir, as_of)
     step("dbt build")
-    if not dbt.run(["build"]):
+    built = dbt.build_incrementally()
+    if built is None:
+        print("no month loaded or restated since the last good build: the marts are current")
+    elif not built:
         print(
             "dbt build failed: the feature marts keep their last good data; stopping here.",
             file=sys.stderr,

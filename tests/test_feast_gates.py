@@ -90,7 +90,7 @@ def test_materialize_refuses_when_data_arrived_after_the_build(store, fresh_db, 
         "insert into features.dbt_build_log (invocation_id, command, succeeded, raw_loaded_at) "
         "values ('test-ok', 'build', true, now() - interval '1 day') returning 1",
     )
-    ingest.load_month(month_dir, as_of)
+    ingest.load_month(month_dir, as_of, force=True)  # the same files, loaded again on purpose
     with pytest.raises(StepRefused, match="ingested after the last dbt build"):
         materialize(store)
 

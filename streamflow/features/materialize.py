@@ -1,5 +1,7 @@
-"""Materialize: every as_of of the feature marts into the online store, oldest first, in one
-transaction per month; refused unless the last `dbt build` passed on the data now in `raw`."""
+"""Materialize: the months of the feature marts the online store does not hold yet (new ones,
+restated ones, ones of a view added since), oldest first, in one transaction per month; refused
+unless the last `dbt build` passed on the data now in `raw`. Each view's month is recorded in
+`feast_online.materialized_months`, so the monthly run costs one month whatever the history."""
 
 from __future__ import annotations
 
@@ -17,6 +19,30 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 MATERIALIZE_LOCK = "streamflow.materialize"
+MONTH_WINDOW = timedelta(seconds=1)  # every row of a month carries its month end at 00:00 UTC
+MONTHS_LOG_DDL = (
+    "create table if not exists feast_online.materialized_months ("
+    " feature_view text not null, event_timestamp timestamptz not null,"
+    " materialized_at timestamptz not null, primary key (feature_view, event_timestamp))"
+)
+RECORD_MONTH = (
+    "insert into feast_online.materialized_months "
+    "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
+    "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
+)
+MONTHS_TO_DO = """
+    select month from unnest(%(months)s::timestamptz[]) as month
+    where exists (
+        select from unnest(%(views)s::text[]) as view
+        left join feast_online.materialized_months as done
+            on done.feature_view = view and done.event_timestamp = month
+        where done.materialized_at is null
+            or done.materialized_at < (
+                select max(loaded_at) from raw.ingest_log where as_of = (month at time zone 'UTC')::date
+            )
+    )
+    order by month
+"""
 
 
 class StepRefused(RuntimeError):
@@ -49,8 +75,9 @@ def _marts_exist(conn: psycopg.Connection, tables: list[str]) -> None:
 
 
 # -- materialize -------------------------------------------------------------------------------
-def materialize(store: FeatureStore | None = None) -> dict[str, int]:
-    """Every as_of of the marts into the online store, oldest first; returns users per as_of."""
+def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[str, int]:
+    """The months to do (`full`: every month of the marts) into the online store, oldest first;
+    returns the users written per as_of (rows whose values did not change are not rewritten)."""
     store = store or feature_store()
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
     if not views:
@@ -66,31 +93,40 @@ def materialize(store: FeatureStore | None = None) -> dict[str, int]:
         try:
             _marts_exist(conn, sources)
             assert_dbt_build_passed(conn)
+            conn.execute(MONTHS_LOG_DDL)
             timestamps = _event_timestamps(conn, views)
             if not timestamps:
                 raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
-            windows = list(
-                zip(timestamps, [*timestamps[1:], timestamps[-1] + timedelta(seconds=1)], strict=True)
-            )
-            for start, end in windows:  # oldest first; the store's guard keeps newer rows anyway
+            todo = timestamps if full else _months_to_do(conn, views, timestamps)
+            if not todo:
+                print("the online store holds every month of the marts: nothing to materialize")
+                return loaded
+            for start in todo:  # oldest first; the store's guard keeps newer rows anyway
                 started = time.perf_counter()
                 with conn.transaction():  # one month of every view becomes visible at once
                     conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
-                    users = online.materialize_window(conn, store.config, views, start, end)
+                    users = online.materialize_window(conn, store.config, views, start, start + MONTH_WINDOW)
+                    conn.execute(RECORD_MONTH, {"views": [v.name for v in views], "month": start})
                 loaded[start.date().isoformat()] = users
                 print(
-                    f"materialized as_of {start.date()}: {users:,} users x {len(views)} views "
+                    f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
                     f"in {time.perf_counter() - started:.2f}s",
                     flush=True,
                 )
             for view in views:
-                store.registry.apply_materialization(view, store.project, windows[0][0], windows[-1][1])
-            # Each month rewrote every row: reclaim the old versions now, so that reads follow no
-            # dead tuples and the planner knows the table (cheap at this size).
-            conn.execute(sql.SQL("vacuum (analyze) {}").format(online.table_identifier(store.config)))
+                store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)
+            # Planner statistics for the rows just written; dead row versions are autovacuum's
+            # (a month rewrites only the rows that changed, not the table).
+            conn.execute(sql.SQL("analyze {}").format(online.table_identifier(store.config)))
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
     return loaded
+
+
+def _months_to_do(conn: psycopg.Connection, views, timestamps: list[datetime]) -> list[datetime]:
+    """Months some view has not materialized, or whose export was loaded again since."""
+    rows = conn.execute(MONTHS_TO_DO, {"views": [v.name for v in views], "months": timestamps}).fetchall()
+    return [month for (month,) in rows]
 
 
 def _event_timestamps(conn: psycopg.Connection, views) -> list[datetime]:

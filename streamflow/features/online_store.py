@@ -193,17 +193,26 @@ class StreamflowOnlineStore(OnlineStore):
         table: sql.Identifier, groups: list[list[str]], source: sql.Composable
     ) -> sql.Composed:
         """Write `source` rows (user_id, then each view's group: event_ts, created_ts, features)
-        into the online table. An existing row's group is only replaced by an equal or newer
-        event of that same view; a source row without a view's event leaves that group alone."""
+        into the online table. An existing row's group is only replaced by a newer event of that
+        same view, or by the same event with other values (a restatement); a source row without
+        a view's event leaves that group alone, and a row nothing changes is not rewritten."""
 
-        def newer(event_ts: str) -> sql.Composable:
+        def newer(group: list[str]) -> sql.Composable:
+            event_ts, features = group[0], group[2:]
             return sql.SQL(
-                "(excluded.{0} is not null and (current.{0} is null or current.{0} <= excluded.{0}))"
-            ).format(sql.Identifier(event_ts))
+                "(excluded.{ts} is not null and (current.{ts} is null or current.{ts} < excluded.{ts} "
+                "or (current.{ts} = excluded.{ts} and ({current}) is distinct from ({excluded}))))"
+            ).format(
+                ts=sql.Identifier(event_ts),
+                current=sql.SQL(", ").join(sql.SQL("current.{}").format(sql.Identifier(f)) for f in features),
+                excluded=sql.SQL(", ").join(
+                    sql.SQL("excluded.{}").format(sql.Identifier(f)) for f in features
+                ),
+            )
 
         updates = sql.SQL(", ").join(
             sql.SQL("{col} = case when {newer} then excluded.{col} else current.{col} end").format(
-                col=sql.Identifier(name), newer=newer(group[0])
+                col=sql.Identifier(name), newer=newer(group)
             )
             for group in groups
             for name in group
@@ -217,7 +226,7 @@ class StreamflowOnlineStore(OnlineStore):
             cols=_idents([name for group in groups for name in group]),
             source=source,
             updates=updates,
-            any_newer=sql.SQL(" or ").join(newer(group[0]) for group in groups),
+            any_newer=sql.SQL(" or ").join(newer(group) for group in groups),
         )
 
     def online_write_batch(

@@ -22,9 +22,9 @@ import psycopg
 from psycopg import sql
 
 from streamflow import database, settings
-from streamflow.exports import month_end
+from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import WRITE_ONCE, columns_ddl, ensure_raw_tables, partition_name, rename
-from streamflow.ingest.validate import CheckedFile, IngestError, submit_checks
+from streamflow.ingest.validate import CheckedFile, IngestError, file_sha256, submit_checks
 
 MONTH_DIR = re.compile(r"^month_(\d{3,})$")
 
@@ -141,13 +141,38 @@ def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
     )
 
 
-def load_month(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> dict[str, int]:
-    """Validate and load one month in one transaction; returns rows loaded per table. Each file is
-    validated in a worker thread while the server COPYs the one before it; the first invalid file
-    rolls the whole month back, so a bad month still changes nothing."""
+def already_loaded(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> bool:
+    """Every file of the month is byte-identical (sha256) to the one loaded for this as_of."""
+    database.ensure_database(target)
+    with database.connect(target) as conn:
+        if conn.execute("select to_regclass('raw.ingest_log')").fetchone()[0] is None:
+            return False
+        loaded = dict(
+            conn.execute("select table_name, sha256 from raw.ingest_log where as_of = %s", (as_of,))
+        )
+    if set(loaded) != {table.name for table in TABLES}:
+        return False
+    return all(
+        (month_dir / table.file_name).is_file()
+        and file_sha256(month_dir / table.file_name) == loaded[table.name]
+        for table in TABLES
+    )
+
+
+def load_month(
+    month_dir: Path, as_of: date, target: settings.PgTarget | None = None, force: bool = False
+) -> dict[str, int]:
+    """Validate and load one month in one transaction; returns rows loaded per table (none when
+    the month's files are the ones loaded already, unless `force`). Each file is validated in a
+    worker thread while the server COPYs the one before it; the first invalid file rolls the
+    whole month back, so a bad month still changes nothing."""
+    month_dir = Path(month_dir)
+    if not force and month_dir.is_dir() and already_loaded(month_dir, as_of, target):
+        print(f"skipped {month_dir} as_of {as_of}: the same files are loaded already (--force reloads)")
+        return {}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
-        checks = submit_checks(Path(month_dir), pool)
+        checks = submit_checks(month_dir, pool)
         try:
             database.ensure_database(target)
             with database.connect(target) as conn:
@@ -185,6 +210,6 @@ def month_dirs(seeds_dir: Path) -> list[tuple[Path, date]]:
     return [(path, month_end(number)) for number, path in found]
 
 
-def load_all(seeds_dir: Path, target: settings.PgTarget | None = None) -> None:
+def load_all(seeds_dir: Path, target: settings.PgTarget | None = None, force: bool = False) -> None:
     for month_dir, as_of in month_dirs(seeds_dir):
-        load_month(month_dir, as_of, target)
+        load_month(month_dir, as_of, target, force)

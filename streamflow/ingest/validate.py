@@ -161,9 +161,12 @@ def check_file(path: Path, table: RawTable, known_users: pa.Array | None) -> tup
     if isinstance(result, str):
         raise _problems(path, table, columns, known_users, result)
     rows, ids = result
+    return CheckedFile(table, path, columns, rows, file_sha256(path)), ids
+
+
+def file_sha256(path: Path) -> str:
     with path.open("rb") as fh:  # streamed: a million-row file is never held in memory
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return CheckedFile(table, path, columns, rows, digest), ids
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _problems(

@@ -2,6 +2,9 @@
 
 with labels as (
     select * from {{ ref('stg_streamflow__labels') }}
+    {% if is_incremental() %}
+        where {{ in_build_months() }}
+    {% endif %}
 ),
 
 final as (

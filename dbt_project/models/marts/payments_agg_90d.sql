@@ -2,6 +2,9 @@
 
 with payments as (
     select * from {{ ref('stg_streamflow__payments_agg_90d') }}
+    {% if is_incremental() %}
+        where {{ in_build_months() }}
+    {% endif %}
 ),
 
 final as (

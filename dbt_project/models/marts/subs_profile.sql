@@ -2,6 +2,9 @@
 
 with subscriptions as (
     select * from {{ ref('stg_streamflow__subscriptions') }}
+    {% if is_incremental() %}
+        where {{ in_build_months() }}
+    {% endif %}
 ),
 
 final as (

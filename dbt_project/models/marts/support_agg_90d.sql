@@ -2,6 +2,9 @@
 
 with support as (
     select * from {{ ref('stg_streamflow__support_agg_90d') }}
+    {% if is_incremental() %}
+        where {{ in_build_months() }}
+    {% endif %}
 ),
 
 final as (

@@ -2,6 +2,9 @@
 
 with usage as (
     select * from {{ ref('stg_streamflow__usage_agg_30d') }}
+    {% if is_incremental() %}
+        where {{ in_build_months() }}
+    {% endif %}
 ),
 
 final as (

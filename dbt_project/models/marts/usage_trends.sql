@@ -1,6 +1,11 @@
--- Reads the curated usage mart, which has passed the quality gate already.
+-- Reads the curated usage mart, which has passed the quality gate already. An incremental build
+-- writes the build months and the month after each (its change is measured against them), so it
+-- reads the month before each of those too.
 with usage as (
     select * from {{ ref('usage_agg_30d') }}
+    {% if is_incremental() %}
+        where {{ in_build_months(shifts=[-1, 0, 1]) }}
+    {% endif %}
 ),
 
 with_previous_month as (
@@ -36,3 +41,6 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+    where {{ in_build_months(shifts=[0, 1]) }}
+{% endif %}
