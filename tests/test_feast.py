@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 
+from scripts import build_training_dataset as training_command
 from scripts.generate_feast_repo import main as generate
 from streamflow import ingest, settings
 from streamflow.exports import TABLES
@@ -104,7 +106,9 @@ def test_point_in_time_correct_for_every_user_and_date(store, seeds, tmp_path):
     entities.assign(event_timestamp=entities.event_timestamp.map(lambda t: t.isoformat())).to_csv(
         csv_path, index=False
     )
-    frame = training.build(entities_csv=csv_path, out=tmp_path / "train.csv", store=store)
+    out = tmp_path / "train.parquet"
+    assert training.build(entities_csv=csv_path, out=out, store=store, file_format="parquet") == len(entities)
+    frame = pd.read_parquet(out, dtype_backend="numpy_nullable")
     assert len(frame) == len(entities)
     checked = mismatches = 0
     features = [*COURSE_FEATURES, "watch_hours_30d_mom_change"]
@@ -128,7 +132,11 @@ def test_point_in_time_correct_for_every_user_and_date(store, seeds, tmp_path):
 
 def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
     out = tmp_path / "training_df.csv"
-    frame = training.build(out=out, store=store)
+    rows = training.build(out=out, store=store)
+    frame = training.historical_features(
+        store, training.entities_at([ingest.month_dirs(seeds)[0][1]]).as_string(None)
+    )
+    assert rows == len(frame)
     labels = pd.read_csv(ingest.month_dirs(seeds)[0][0] / "labels.csv", dtype=str)
     assert len(frame) == len(labels)
     assert list(frame.columns[:2]) == ["user_id", "event_timestamp"]
@@ -287,3 +295,38 @@ def test_feast_cli_works_with_the_project_environment(store):
         "usage_trends_fv",
     ):
         assert view in result.stdout
+
+
+def test_a_multi_month_training_set_streams_to_parquet_with_its_types(store, seeds, tmp_path):
+    months = [as_of for _, as_of in ingest.month_dirs(seeds)]
+    out = tmp_path / "every_month.parquet"
+    rows = training.build(None, out=out, store=store, file_format="parquet")
+    table = pq.read_table(out)
+    assert (
+        rows == table.num_rows == sum(len(pd.read_csv(d / "labels.csv")) for d, _ in ingest.month_dirs(seeds))
+    )
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    assert sorted({t.date() for t in frame["event_timestamp"]}) == months  # one row per (user, as_of)
+    assert not frame.duplicated(["user_id", "event_timestamp"]).any()
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types["months_active"] == "int64" and types["plan_stream_tv"] == "bool"
+    assert types["event_timestamp"] == "timestamp[us, tz=UTC]" and types["churn_label"] == "bool"
+    assert table.column("plan_stream_tv").null_count > 0  # NULL stays NULL, not False
+    # the label and the features are those of each row's own month
+    later = frame[frame["event_timestamp"].dt.date == months[-1]].set_index("user_id")
+    [(user, label, months_active)] = query(
+        settings.admin_target(),
+        "select l.user_id, l.churn_label, s.months_active from features.churn_labels l "
+        "join features.subs_profile s using (user_id, as_of) where as_of = %s order by 1 limit 1",
+        (months[-1],),
+    )
+    assert later.loc[user, "churn_label"] == label and later.loc[user, "months_active"] == months_active
+    by_range = tmp_path / "range.parquet"
+    command = ["--as-of", f"{months[0]}..{months[-1]}", "--format", "parquet", "--out", str(by_range)]
+    assert training_command.main(command) == 0
+    assert pq.read_table(by_range).equals(table)
+    assert training.build([months[0], months[-1]], out=tmp_path / "two.csv", store=store) == sum(
+        len(pd.read_csv(d / "labels.csv"))
+        for d, m in ingest.month_dirs(seeds)
+        if m in (months[0], months[-1])
+    )

@@ -64,8 +64,9 @@ def test_a_later_month_never_leaks_into_an_earlier_training_row(store, fresh_db,
         )
     ]
     pd.DataFrame({"user_id": users, "event_timestamp": entity_time.isoformat()}).to_csv(entities, index=False)
-    frame = training.build(entities_csv=entities, out=tmp_path / "t.csv", store=store)
-    assert len(frame) == len(users)
+    out = tmp_path / "t.parquet"
+    assert training.build(entities_csv=entities, out=out, store=store, file_format="parquet") == len(users)
+    frame = pd.read_parquet(out, dtype_backend="numpy_nullable")
     assert (frame["watch_hours_30d"] < 700).all(), "a value dated after the entity timestamp leaked"
     assert frame["watch_hours_30d"].notna().all()
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import math
 
-from psycopg import sql
-
-from streamflow import database
-from streamflow.features.training import DEFAULT_SERVICE, historical_features
+from streamflow.features.training import DEFAULT_SERVICE, entities_at, historical_features, labelled_months
 
 FLOAT_TOLERANCE = 1e-9  # Float64 end to end: values must be equal, not merely close
 
@@ -25,12 +22,8 @@ def _same(a, b) -> bool:
 
 def skew(store, service_name: str = DEFAULT_SERVICE) -> tuple[int, list[tuple[str, str, object, object]]]:
     """(users compared, [(user_id, feature, offline, online)] that differ)."""
-    with database.connect() as conn:
-        query = sql.SQL(
-            "select user_id, feature_timestamp as event_timestamp from features.churn_labels "
-            "where as_of = (select max(as_of) from features.churn_labels)"
-        ).as_string(conn)
-    offline = historical_features(store, query, service_name)
+    latest = labelled_months()[-1]
+    offline = historical_features(store, entities_at([latest]).as_string(None), service_name)
     service = store.get_feature_service(service_name)
     online = store.get_online_features(
         features=service, entity_rows=[{"user_id": u} for u in offline["user_id"]]

@@ -1,7 +1,8 @@
 """Point-in-time-correct training sets through Feast.
 
-`build` writes `user_id, event_timestamp, <every churn_model_v1 feature>, churn_label` to
-data/processed/training_df.csv (or `out`).
+`build` writes `user_id, event_timestamp, <every churn_model_v1 feature>, churn_label`, one row
+per (user, as_of) for one month, several, or every labelled month, to data/processed/training_df.csv
+(or `out`; CSV or Parquet), streamed in batches so memory stays bounded whatever the row count.
 
 Why the entities are SQL: handed a DataFrame, Feast's Postgres store uploads it row by row into an
 un-ANALYZEd temp table and the planner falls into nested loops that grow with the square of the
@@ -12,16 +13,20 @@ sees real row counts and the time stays linear.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from feast.type_map import pg_type_code_to_arrow
 from psycopg import sql
 
@@ -29,18 +34,30 @@ from streamflow import database, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
 
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+
 DEFAULT_OUT = settings.PROJECT_ROOT / "data" / "processed" / "training_df.csv"
 DEFAULT_SERVICE = "churn_model_v1"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
 TIMESTAMPTZ_OID = 1184
+BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
 
 
-def entities_at(as_of: date) -> sql.Composed:
-    """Every user labelled at `as_of`, at that as_of, with the label observed then."""
+def entities_at(as_ofs: Sequence[date] | None) -> sql.Composed:
+    """Every user labelled at each of `as_ofs` (None: every labelled month), at that as_of, with
+    the label observed then: one row per (user, as_of)."""
+    where = (
+        sql.SQL("") if as_ofs is None else sql.SQL(" where as_of = any({})").format(sql.Literal(list(as_ofs)))
+    )
     return sql.SQL(
-        "select user_id, feature_timestamp as event_timestamp, churn_label "
-        "from features.churn_labels where as_of = {}"
-    ).format(sql.Literal(as_of))
+        "select user_id, feature_timestamp as event_timestamp, churn_label from features.churn_labels{}"
+    ).format(where)
+
+
+def labelled_months() -> list[date]:
+    with database.connect() as conn:
+        return [row[0] for row in conn.execute("select distinct as_of from features.churn_labels order by 1")]
 
 
 def upload_entities(conn, csv_path: Path) -> tuple[sql.Identifier, sql.Composed]:
@@ -89,13 +106,14 @@ def _arrow_type(type_code: int) -> pa.DataType:
     return pa.type_for_alias(str(pg_type_code_to_arrow(type_code)))
 
 
-def read_query(query: str) -> pa.Table:
-    """Run Feast's point-in-time SQL and read the result with COPY and Arrow's CSV reader.
+@contextlib.contextmanager
+def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
+    """Run Feast's point-in-time SQL into a temporary file with COPY; the file and how Arrow's CSV
+    reader types its columns (Feast's mapping of the query's PostgreSQL types).
 
     Feast's own `to_df()` fetches every value as a Python object and transposes them in a Python
     loop (20 M objects for 1 M users, most of a minute); here no value becomes a Python object,
-    and the result is spooled to a temporary file, not held twice in memory. Column types are
-    Feast's mapping of the query's PostgreSQL types, so the frame matches what `to_df()` gives."""
+    and the result waits on disk, not in memory."""
     with database.connect(autocommit=True) as conn, tempfile.TemporaryFile() as spool:
         conn.execute("set timezone to 'UTC'")
         columns = conn.execute(f"select * from ({query}) as q limit 0").description
@@ -103,54 +121,104 @@ def read_query(query: str) -> pa.Table:
             for block in copy:
                 spool.write(block)
         spool.seek(0)
-        return pacsv.read_csv(
-            spool,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: _arrow_type(c.type_code) for c in columns},
-                true_values=["t"], false_values=["f"],
-                strings_can_be_null=True, quoted_strings_can_be_null=False,  # NULL vs ""
-            ),
+        yield spool, pacsv.ConvertOptions(
+            column_types={c.name: _arrow_type(c.type_code) for c in columns},
+            true_values=["t"], false_values=["f"],
+            strings_can_be_null=True, quoted_strings_can_be_null=False,  # NULL vs ""
         )  # fmt: skip
 
 
-def historical_features(store, entity_query: str, service_name: str = DEFAULT_SERVICE) -> pd.DataFrame:
+def read_query(query: str) -> pa.Table:
+    """The whole result of a query as one Arrow table."""
+    with _spooled(query) as (spool, convert):
+        return pacsv.read_csv(
+            spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
+        )
+
+
+def stream_query(query: str) -> Iterator[pa.RecordBatch]:
+    """The result of a query in batches of about BATCH_BYTES of CSV: memory stays bounded."""
+    with _spooled(query) as (spool, convert):
+        yield from pacsv.open_csv(
+            spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
+        )
+
+
+def training_query(store: FeatureStore, entity_query: str, service_name: str) -> tuple[str, FeatureService]:
+    """Feast's point-in-time SQL for the service's features, its columns in a stable order
+    (user_id, event_timestamp, the features in the service's order, then the entity query's
+    churn_label), rows sorted by event_timestamp and user_id."""
     service = store.get_feature_service(service_name)
     with warnings.catch_warnings():  # Feast hands pandas a psycopg connection; it works, pandas warns
         warnings.filterwarnings("ignore", message="pandas only supports SQLAlchemy")
         job = store.get_historical_features(entity_df=entity_query, features=service)
-    frame = restore_dtypes(read_query(job.to_sql()).to_pandas(), service)
     features = [f.name for p in service.feature_view_projections for f in p.features]
-    extra = [c for c in frame.columns if c not in {"user_id", "event_timestamp", *features}]
-    columns = ["user_id", "event_timestamp", *features, *extra]
-    return frame[columns].sort_values(["event_timestamp", "user_id"], ignore_index=True)
+    columns = sql.SQL(", ").join(
+        sql.Identifier(c) for c in ["user_id", "event_timestamp", *features, "churn_label"]
+    )
+    query = sql.SQL("select {} from ({}) as pit order by event_timestamp, user_id").format(
+        columns, sql.SQL(job.to_sql())
+    )
+    return query.as_string(None), service
+
+
+def historical_features(store, entity_query: str, service_name: str = DEFAULT_SERVICE) -> pd.DataFrame:
+    """The training rows in memory, as a DataFrame (for checks and small sets)."""
+    query, service = training_query(store, entity_query, service_name)
+    return restore_dtypes(read_query(query).to_pandas(), service)
+
+
+def write(query: str, service: FeatureService, out: Path, file_format: str = "csv") -> int:
+    """Stream the rows of `query` into `out` batch by batch; returns the rows written. Parquet
+    keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is the course's format."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        writer = None
+        for batch in stream_query(query):
+            if file_format == "parquet":
+                writer = writer or stack.enter_context(pq.ParquetWriter(out, batch.schema))
+                writer.write_batch(batch)
+            else:
+                writer = writer or stack.enter_context(out.open("w", newline=""))
+                frame = restore_dtypes(batch.to_pandas(), service)
+                frame.to_csv(writer, index=False, header=rows == 0)
+            rows += batch.num_rows
+    if rows == 0:  # not one batch: still a file, with the columns
+        empty = read_query(query)
+        if file_format == "parquet":
+            pq.write_table(empty, out)
+        else:
+            restore_dtypes(empty.to_pandas(), service).to_csv(out, index=False)
+    return rows
 
 
 def build(
-    as_of: date = FIRST_AS_OF,
+    as_ofs: Sequence[date] | None = (FIRST_AS_OF,),
     entities_csv: Path | None = None,
     out: Path = DEFAULT_OUT,
     service_name: str = DEFAULT_SERVICE,
-    store=None,
-) -> pd.DataFrame:
+    store: FeatureStore | None = None,
+    file_format: str = "csv",
+) -> int:
+    """A training set of every user labelled at each of `as_ofs` (None: every labelled month), or
+    of the rows of `entities_csv` (user_id,event_timestamp), written to `out`; returns the rows."""
     store = store or feature_store()
     started = time.perf_counter()
     with database.connect(autocommit=True) as conn:
         table = None
         if entities_csv:
-            table, query = upload_entities(conn, entities_csv)
+            table, entities = upload_entities(conn, entities_csv)
         else:
-            query = entities_at(as_of)
+            entities = entities_at(as_ofs)
         try:
-            frame = historical_features(store, query.as_string(conn), service_name)
+            query, service = training_query(store, entities.as_string(conn), service_name)
+            rows = write(query, service, out, file_format)
         finally:
             if table is not None:
                 conn.execute(sql.SQL("drop table if exists {}").format(table))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
-    source = entities_csv or f"as_of {as_of}"
-    print(
-        f"training set: {len(frame):,} rows x {frame.shape[1]} columns for {source} "
-        f"-> {out} in {time.perf_counter() - started:.2f}s"
+    source = entities_csv or (
+        "every labelled as_of" if as_ofs is None else "as_of " + ", ".join(map(str, as_ofs))
     )
-    return frame
+    print(f"training set: {rows:,} rows for {source} -> {out} in {time.perf_counter() - started:.2f}s")
+    return rows
