@@ -48,8 +48,8 @@ pipeline: setup ## Database up, ingest every month, dbt build, feast apply, mate
 demo: pipeline ## The whole job: pipeline, then serve the features API on HOST:PORT
 	$(PY) -m serving
 
-dbt-build: db-up ## dbt build: staging views, tests, contracted feature marts
-	$(PY) -m scripts.run_dbt build
+dbt-build: db-up ## dbt build of the months loaded or restated since the last good build
+	$(PY) -m scripts.run_dbt
 
 apply: db-up ## feast apply (after dbt)
 	$(PY) -m scripts.feast_steps apply

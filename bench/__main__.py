@@ -2,7 +2,8 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,pipeline   which parts to run
+    BENCH_PARTS=serving,pipeline,incremental   which parts to run
+    BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
 
 Runs in databases of its own (`<db>_bench`, `<db>_scale`): your stack is not touched.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import pipeline_bench, serving_bench, stack, wrk
+from bench import incremental_bench, pipeline_bench, serving_bench, stack, wrk
 from streamflow.generate import generate
 from tests.support import build_stack
 
@@ -35,7 +36,7 @@ def main() -> int:
     seconds = int(os.environ.get("BENCH_SECONDS", "15"))
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
     seeds_env = os.environ.get("SEEDS_DIR")
-    parts = set(os.environ.get("BENCH_PARTS", "serving,pipeline").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "serving,pipeline,incremental").split(","))
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
@@ -74,8 +75,17 @@ def main() -> int:
             label = f"{users:,}" + (" (real seeds)" if real else "")
             by_size[label] = pipeline_bench.run_size(users, workdir, scale_target, real)
             print(pipeline_bench.table({label: by_size[label]}).to_string(index=False), flush=True)
+        if "incremental" in parts:
+            users = int(os.environ.get("BENCH_INCREMENTAL_USERS", "200000"))
+            histories = [int(h) for h in os.environ.get("BENCH_HISTORIES", "2,24").split(",")]
+            print(f"\n== the monthly job: {users:,} users, one new month after {histories} months of history")
+            incremental = incremental_bench.run(
+                users, histories, workdir, lambda h: stack.use_fresh_database(f"history{h}")
+            )
     if by_size:
         print("\n" + pipeline_bench.table(by_size).to_string(index=False))
+    if "incremental" in parts:
+        print("\n" + incremental.to_string())
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import date
 
 from streamflow import database, settings
@@ -80,3 +81,41 @@ def build_incrementally() -> bool | None:
     window = json.dumps({"build_months": [m.isoformat() for m in months]})
     print(f"dbt build of {len(months)} month(s): {', '.join(m.isoformat() for m in months)}", flush=True)
     return run(["build", "--vars", window])
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """One snapshot table's newest as_of against the reference day: pass, warn or error."""
+
+    source: str
+    status: str
+    newest: date | None
+    age_days: float | None
+
+    def __str__(self) -> str:
+        newest = self.newest.isoformat() if self.newest else "no rows"
+        age = f", {self.age_days:.0f} days old" if self.age_days is not None else ""
+        return f"{self.source}: newest as_of {newest}{age} ({self.status})"
+
+
+def freshness(reference: date | None = None) -> list[Freshness]:
+    """`dbt source freshness` on the snapshots' as_of, against `reference` (default: today)."""
+    args = ["source", "freshness", "--quiet"]
+    if reference is not None:
+        args += ["--vars", json.dumps({"freshness_reference": reference.isoformat()})]
+    result = invoke(args)
+    checked = []
+    for item in getattr(result.result, "results", None) or []:
+        if str(item.node.resource_type) != "source":  # the project's hooks report here too
+            continue
+        newest = getattr(item, "max_loaded_at", None)
+        age = getattr(item, "age", None)
+        checked.append(
+            Freshness(
+                source=item.node.name,
+                status=str(item.status),
+                newest=newest.date() if newest else None,
+                age_days=age / 86400 if age is not None else None,
+            )
+        )
+    return checked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from streamflow import dbt, embedded_pg, ingest, settings
@@ -35,6 +36,28 @@ def step(name: str) -> None:
     print(f"\n==> {name}", flush=True)
 
 
+def fresh_enough() -> bool:
+    """The snapshots' newest as_of against today (STREAMFLOW_TODAY for a replay of older exports):
+    a month overdue is a warning; two are an error, which stops the job before the marts change
+    when FRESHNESS_CHECK=enforce (the default only warns: the course's exports are from 2024)."""
+    today = os.environ.get("STREAMFLOW_TODAY")
+    checked = dbt.freshness(date.fromisoformat(today) if today else None)
+    late = [item for item in checked if item.status != "pass"]
+    for item in late:
+        print(f"freshness {item.status}: {item}", file=sys.stderr)
+    if not late:
+        print(f"freshness: every snapshot table is current ({len(checked)} checked)")
+    errors = [item for item in late if item.status in ("error", "runtime error")]
+    if errors and os.environ.get("FRESHNESS_CHECK", "warn") == "enforce":
+        print(
+            "freshness error: the exports are overdue; stopping before the marts change "
+            "(load the missing months, or set STREAMFLOW_TODAY when replaying older exports)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def feast_steps() -> None:
     """apply, materialize and the training set, sharing one FeatureStore."""
     step("feast apply")
@@ -55,6 +78,9 @@ def run(with_feast: bool = True) -> int:
     step("ingest")
     for month_dir, as_of in months:
         ingest.load_month(month_dir, as_of)
+    step("freshness")
+    if not fresh_enough():
+        return 1
     step("dbt build")
     built = dbt.build_incrementally()
     if built is None:

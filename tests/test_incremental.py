@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from streamflow import dbt, ingest
+from streamflow import dbt, ingest, pipeline
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
@@ -117,3 +118,24 @@ def test_materialize_writes_only_new_or_restated_months_and_changed_rows(fresh_d
     view = store.registry.get_feature_view("usage_agg_30d_fv", store.project, allow_cache=False)
     registry_end = max(view.materialization_intervals)[1]
     assert registry_end.date() == third
+
+
+def test_freshness_is_measured_on_the_data_dates(fresh_db, months):
+    newest = months[-1][1]
+    for days, status in ((10, "pass"), (40, "warn"), (80, "error")):
+        checked = dbt.freshness(newest + timedelta(days=days))
+        assert {item.status for item in checked} == {status}, [str(item) for item in checked]
+        assert len(checked) == 6 and {item.newest for item in checked} == {newest}
+
+
+def test_an_overdue_export_stops_the_pipeline_before_the_marts_change(fresh_db, months, monkeypatch, capsys):
+    monkeypatch.setenv("SEEDS_DIR", str(months[0][0].parent))
+    monkeypatch.setenv("STREAMFLOW_TODAY", (months[-1][1] + timedelta(days=80)).isoformat())
+    before = marts(fresh_db)
+    monkeypatch.setenv("FRESHNESS_CHECK", "warn")  # the default: a warning, and the job goes on
+    assert pipeline.fresh_enough()
+    assert "freshness error: usage_agg_30d_snapshots: newest as_of" in capsys.readouterr().err
+    monkeypatch.setenv("FRESHNESS_CHECK", "enforce")
+    assert pipeline.run(with_feast=False) == 1
+    assert "stopping before the marts change" in capsys.readouterr().err
+    assert marts(fresh_db) == before
