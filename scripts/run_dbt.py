@@ -1,8 +1,8 @@
 """Run dbt with the project's database settings.
 
-    python -m scripts.run_dbt              # the monthly build: the months loaded or restated since
-                                           # the last good build, their data tests scoped to them
-    python -m scripts.run_dbt build ...    # any dbt command as given (a plain build checks every month)
+`python -m scripts.run_dbt` is the monthly build: the months loaded or restated since the last
+good build, their data tests scoped to them. `python -m scripts.run_dbt build ...` runs any dbt
+command as given (a plain build checks every month).
 """
 
 from __future__ import annotations
