@@ -11,14 +11,18 @@ from psycopg import sql
 from streamflow import database, embedded_pg, settings
 
 
+# The user's database, as configured before any benchmark points DATABASE_URL elsewhere.
+USER_TARGET = settings.admin_target()
+USES_EMBEDDED = settings.uses_embedded()
+
+
 def bench_target(suffix: str = "bench") -> settings.PgTarget:
-    base = settings.admin_target()
-    return base.with_database(f"{base.database}_{suffix}")
+    return USER_TARGET.with_database(f"{USER_TARGET.database}_{suffix}")
 
 
 def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
     """Start the server if it is ours, recreate `<db>_<suffix>`, point DATABASE_URL at it."""
-    if settings.uses_embedded():
+    if USES_EMBEDDED:
         print(embedded_pg.up())
     target = bench_target(suffix)
     with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:

@@ -152,11 +152,12 @@ def already_loaded(month_dir: Path, as_of: date, target: settings.PgTarget | Non
         )
     if set(loaded) != {table.name for table in TABLES}:
         return False
-    return all(
-        (month_dir / table.file_name).is_file()
-        and file_sha256(month_dir / table.file_name) == loaded[table.name]
-        for table in TABLES
-    )
+    paths = [month_dir / table.file_name for table in TABLES]
+    if not all(path.is_file() for path in paths):
+        return False
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:  # hashing releases the GIL
+        digests = list(pool.map(file_sha256, paths))
+    return digests == [loaded[table.name] for table in TABLES]
 
 
 def load_month(
