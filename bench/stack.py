@@ -10,7 +10,6 @@ from psycopg import sql
 
 from streamflow import database, embedded_pg, settings
 
-
 # The user's database, as configured before any benchmark points DATABASE_URL elsewhere.
 USER_TARGET = settings.admin_target()
 USES_EMBEDDED = settings.uses_embedded()
