@@ -21,8 +21,9 @@ def bench_target(suffix: str = "bench") -> settings.PgTarget:
 
 def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
     """Start the server if it is ours, recreate `<db>_<suffix>`, point DATABASE_URL at it."""
-    if USES_EMBEDDED:
-        print(embedded_pg.up())
+    if USES_EMBEDDED:  # (embedded_pg.up() would look at DATABASE_URL, which a benchmark moved)
+        embedded_pg.default_server().start()
+        embedded_pg.wait_until_accepting(USER_TARGET)
     target = bench_target(suffix)
     with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
         conn.execute(

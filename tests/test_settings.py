@@ -39,7 +39,7 @@ def test_every_url_parameter_is_kept(clean_env):
         "features",
         "app",
     )
-    assert target.password == "p@ss:w#rd"
+    assert target.password == PASSWORD
     assert target.sslmode == "verify-full"
     assert dict(target.params) == {
         "sslrootcert": "/etc/ca.pem",
@@ -99,7 +99,7 @@ def test_secrets_are_never_shown(clean_env):
 def test_dbt_gets_the_same_parameters(clean_env):
     clean_env.setenv("DATABASE_URL", TLS_URL)
     env = dbt.dbt_env()
-    assert env["STREAMFLOW_PG_PASSWORD"] == "p@ss:w#rd"
+    assert env["STREAMFLOW_PG_PASSWORD"] == PASSWORD
     assert env["STREAMFLOW_PG_SSLMODE"] == "verify-full"
     assert env["STREAMFLOW_PG_SSLROOTCERT"] == "/etc/ca.pem"
     assert env["STREAMFLOW_PG_SSLCERT"] == "/etc/client.crt"
@@ -133,7 +133,7 @@ def test_feast_reads_the_same_parameters_whatever_the_password(clean_env, passwo
 
 def test_feast_variables_are_json_strings(clean_env):
     values = feast_env(settings.parse(TLS_URL))
-    assert json.loads(values[f"{FEAST_PREFIX}PASSWORD"]) == "p@ss:w#rd"
+    assert json.loads(values[f"{FEAST_PREFIX}PASSWORD"]) == PASSWORD
     yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
     used = {name for name in values if f"${{{name}}}" in yaml_text}
     assert used == {name for name in values if name.startswith(FEAST_PREFIX)}
