@@ -1,6 +1,7 @@
 """The StreamFlow features API: `create_app(settings) -> Litestar`.
 
-Routes: GET /features/{user_id}, POST /features, GET /health, GET /ready, GET /metrics,
+Routes: GET /features/{user_id}, POST /features, POST /get-online-features (Feast's protocol),
+GET /health, GET /ready, GET /metrics,
 OpenAPI at /schema (docs UI at /schema/swagger). Errors are RFC 9457 problem details.
 """
 
@@ -12,6 +13,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from serving import metrics, openapi  # metrics first: fixes the metrics mode before Feast is imported
 from serving.auth import require_token
 from serving.config import ServingSettings
+from serving.controllers.feast_protocol import get_online_features
 from serving.controllers.features import FeatureController
 from serving.controllers.ops import health, prometheus_metrics, ready
 from serving.errors import EXCEPTION_HANDLERS
@@ -27,7 +29,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             # /features and /metrics sit behind the token when one is configured.
             Router(
                 "/",
-                route_handlers=[FeatureController, prometheus_metrics],
+                route_handlers=[FeatureController, get_online_features, prometheus_metrics],
                 guards=[require_token] if settings.api_token else [],
             ),
         ],

@@ -65,3 +65,31 @@ class ProblemDetail(Struct, kw_only=True, frozen=True):
     detail: str | None = None
     type: str | None = None
     extra: dict | list | None = None
+
+
+# -- Feast's feature server protocol (POST /get-online-features) ------------------------------
+class FeastRequest(Struct, kw_only=True, frozen=True):
+    """Feast's request body: `features` as `view:feature` references, or `feature_service`."""
+
+    entities: dict[str, list[str]]
+    feature_service: str | None = None
+    features: list[str] = []
+    full_feature_names: bool = False
+    include_feature_view_version_metadata: bool = False
+
+
+class FeastMetadata(Struct, kw_only=True, frozen=True):
+    feature_names: list[str]
+
+
+class FeastColumn(Struct, kw_only=True, frozen=True):
+    """One column of Feast's column-major answer: a value, status and timestamp per entity."""
+
+    values: list[FeatureValue]
+    statuses: list[str]
+    event_timestamps: list[str]
+
+
+class FeastResponse(Struct, kw_only=True, frozen=True):
+    metadata: FeastMetadata
+    results: list[FeastColumn]

@@ -25,7 +25,7 @@ UserIdPath = Annotated[
 ]
 
 
-async def _selection(state: State, feature_service: str | None, features: list[str] | None) -> Selection:
+async def selection_of(state: State, feature_service: str | None, features: list[str] | None) -> Selection:
     resources: Resources = state.resources
     catalog = resources.loaded or await resources.catalog()
     try:
@@ -65,7 +65,7 @@ class FeatureController(Controller):
     )
     async def get_features(self, state: State, user_id: UserIdPath, request: Request) -> ASGIResponse:
         service, names = _query_selection(request) if request.scope["query_string"] else (None, None)
-        selection = await _selection(state, service, names)
+        selection = await selection_of(state, service, names)
         vector = await state.resources.reader.one(user_id, selection)
         if not vector.found:
             raise ProblemDetailsException(
@@ -98,7 +98,7 @@ class FeatureController(Controller):
             raise ProblemDetailsException(
                 status_code=413, title="Batch too large", detail=f"at most {limit} user_ids per request"
             )
-        selection = await _selection(state, data.feature_service, data.features)
+        selection = await selection_of(state, data.feature_service, data.features)
         vectors = await state.resources.reader.many(list(data.user_ids), selection) if data.user_ids else []
         return BatchResponse(
             feature_service=selection.service,
