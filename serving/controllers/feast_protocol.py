@@ -3,7 +3,7 @@ clients (the `remote` online store, anything written for `feast serve`) can use 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from litestar import post
 from litestar.datastructures import State
@@ -37,7 +37,8 @@ async def _feature_list(request: FeastRequest, state: State) -> list[str] | None
 
 
 def _timestamp(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else EPOCH
+    """RFC 3339 in UTC, as Feast writes it (the session's time zone may be another)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else EPOCH
 
 
 def feast_response(selection: Selection, vectors: list[Vector], full_names: bool) -> FeastResponse:
