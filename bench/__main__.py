@@ -48,7 +48,7 @@ def main() -> int:
             stack.build_wide_reference_table(target)
             ids = stack.user_ids(target)
             results = serving_bench.run(target, ids, seconds)
-            a, a2, b, b_tuned, c = (results[k] for k in results)
+            a, a3, a2, b, b_tuned, c = (results[k] for k in results)
             throughput = [x.requests_per_s / y.requests_per_s for x, y in zip(a, c, strict=True)]
             p99 = [x.p99_ms / y.p99_ms for x, y in zip(a, c, strict=True)]
             mean_a = statistics.mean(r.requests_per_s for r in a)
@@ -58,6 +58,7 @@ def main() -> int:
                 f"(mean {statistics.mean(throughput):.2f});  p99 A/C {' '.join(f'{t:.2f}' for t in p99)} "
                 f"(mean {statistics.mean(p99):.2f})\n  A/B {mean_a / b[0].requests_per_s:.1f}x   "
                 f"A/B' {mean_a / b_tuned[0].requests_per_s:.1f}x   "
+                f"Feast protocol A3/B' {a3[0].requests_per_s / b_tuned[0].requests_per_s:.1f}x   "
                 f"non-2xx or socket errors, all runs: "
                 f"{', '.join(f'{name} {count}' for name, count in errors.items())}\n"
                 f"  A with 2 workers / 1 worker: {a2[0].requests_per_s / mean_a:.2f}x "

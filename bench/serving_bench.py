@@ -1,12 +1,14 @@
 """Serving, side by side under the same load (wrk, 16 connections, 1 server worker each):
-A our API, B `feast serve` (defaults and --max-requests 0), C the reference limit; and A with
-2 workers, for how it scales on this machine."""
+A our API, B `feast serve` (defaults and --max-requests 0), C the reference limit; A3 our API
+answering B's own request (Feast's POST /get-online-features); and A with 2 workers, for how it
+scales on this machine."""
 
 from __future__ import annotations
 
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -38,6 +40,12 @@ def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[l
             "/ready",
             {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
             {},
+        ),
+        "A3 our API, Feast's POST /get-online-features": (
+            [python, "-m", "serving"],
+            "/ready",
+            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
+            {"feast": True},  # the request B gets: one user of churn_api_v1 in Feast's protocol
         ),
         "A2 our API, 2 workers": (
             [python, "-m", "serving"],
@@ -88,7 +96,7 @@ def run(
     for round_number in range(rounds):
         for name in paired + (others if round_number == 0 else []):
             command, ready, env, options = specs[name]
-            cwd = REPO_DIR if options.get("feast") else settings.PROJECT_ROOT
+            cwd = REPO_DIR if Path(command[0]).name == "feast" else settings.PROJECT_ROOT
             with running(command, ready, env, cwd=cwd) as base:
                 wrk.run(base, ids, warmup, **options)
                 r = wrk.run(base, ids, seconds, **options)
