@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL (the embedded server unless DATABASE_URL is given), one
-fresh database per test module, and the month folders to load (real seeds when present)."""
+fresh database per test module, the month folders to load (real seeds when present), a built
+stack and the API's test client on it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from litestar.testing import TestClient
 
+from serving.app import create_app
+from serving.config import ServingSettings
 from streamflow import database, embedded_pg, settings
 from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from streamflow.generate import generate
-from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, free_port, recreate_database
+from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, build_stack, free_port, recreate_database
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +59,19 @@ def generated_seeds(tmp_path_factory) -> Path:
 def seeds(generated_seeds) -> Path:
     """The real exports when present (as CI has them), else generated data of the same format."""
     return REAL_SEEDS if HAS_REAL_SEEDS else generated_seeds
+
+
+@pytest.fixture(scope="module")
+def store(fresh_db, seeds):
+    """The whole stack (ingest, dbt, apply, materialize) in the module's database; its store."""
+    return build_stack(seeds)
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    """The API in-process (Litestar's test client) on that stack, as its read-only role."""
+    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.config import ServingSettings
 from streamflow import settings
-from tests.support import build_stack, query
+from tests.support import query
 
 pytestmark = pytest.mark.slow
 COURSE_ORDER = [
@@ -19,17 +19,6 @@ COURSE_ORDER = [
     "net_service", "watch_hours_30d", "avg_session_mins_7d", "unique_devices_30d", "skips_7d",
     "rebuffer_events_7d", "failed_payments_90d", "support_tickets_90d", "ticket_avg_resolution_hrs_90d",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def store(fresh_db, seeds):
-    return build_stack(seeds)
-
-
-@pytest.fixture(scope="module")
-def client(store):
-    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store
-from tests.support import build_stack, query
+from tests.support import query
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +33,6 @@ COURSE_FEATURES = [
     "rebuffer_events_7d", "failed_payments_90d", "support_tickets_90d", "ticket_avg_resolution_hrs_90d",
 ]  # fmt: skip
 KINDS = {c.name: c.kind for t in TABLES for c in t.columns}
-
-
-@pytest.fixture(scope="module")
-def store(fresh_db, seeds):
-    return build_stack(seeds)
 
 
 def _parse(kind: str, cell: str):

@@ -16,14 +16,9 @@ from streamflow import dbt, ingest
 from streamflow.features import training
 from streamflow.features.feast_repo_gen import MANIFEST
 from streamflow.features.materialize import StepRefused, materialize
-from tests.support import build_stack, query
+from tests.support import query
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def store(fresh_db, seeds):
-    return build_stack(seeds)
 
 
 def _write_month(src, dst, edit):

@@ -9,13 +9,9 @@ import pytest
 import yaml
 from feast import FeatureStore
 from feast.feature_server_utils import convert_response_to_dict
-from litestar.testing import TestClient
 
-from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import settings
 from streamflow.features.store import REPO_DIR, use_repo
-from tests.support import api_server, build_stack, query
+from tests.support import api_server, query
 
 pytestmark = pytest.mark.slow
 REFERENCES = [
@@ -26,17 +22,6 @@ REFERENCES = [
     "usage_trends_fv:watch_hours_30d_mom_change",
     "support_agg_90d_fv:ticket_avg_resolution_hrs_90d",
 ]
-
-
-@pytest.fixture(scope="module")
-def store(fresh_db, seeds):
-    return build_stack(seeds)
-
-
-@pytest.fixture(scope="module")
-def client(store):
-    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
