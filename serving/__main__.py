@@ -15,14 +15,36 @@ from psycopg import sql
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
 from streamflow import database, settings
+from streamflow.features import online_redis
 from streamflow.features.online_store import StreamflowOnlineStore
 from streamflow.features.store import repo_config
 
 EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
 
 
-def inspect_stack() -> tuple[str | None, str]:
+def inspect_redis(target, project: str) -> tuple[str | None, str]:
+    """The Redis online store's side of inspect_stack."""
+    import redis
+
+    try:
+        client = target.client(timeout=5)
+        if not client.exists(online_redis.months_key(project)):
+            return (
+                f"nothing materialized in Redis at {target.safe_url}: run `make pipeline` first",
+                EXAMPLE_USER,
+            )
+    except redis.RedisError as exc:
+        return (
+            f"cannot reach Redis at {target.safe_url} ({type(exc).__name__}); run `make redis-up`",
+            EXAMPLE_USER,
+        )
+    return None, EXAMPLE_USER
+
+
+def inspect_stack(config: ServingSettings) -> tuple[str | None, str]:
     """(what is wrong, or None; a user id to show in the example commands)."""
+    if config.redis is not None:
+        return inspect_redis(config.redis, repo_config().project)
     table = StreamflowOnlineStore.table_identifier(repo_config())
     try:
         with database.connect() as conn:
@@ -45,7 +67,7 @@ def inspect_stack() -> tuple[str | None, str]:
 
 def main() -> int:
     config = ServingSettings()
-    problem, user = inspect_stack()
+    problem, user = inspect_stack(config)
     if problem:
         print(f"serve: {problem}", file=sys.stderr)
         return 2

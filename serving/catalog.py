@@ -11,6 +11,7 @@ from operator import itemgetter
 
 from psycopg import sql
 
+from streamflow.features import online_redis
 from streamflow.features.online_store import ENTITY_COLUMN, StreamflowOnlineStore, column
 
 
@@ -23,6 +24,7 @@ class ViewSpec:
     name: str
     ttl: timedelta | None
     features: tuple[str, ...]
+    redis_field: str = ""  # the view's field in a user's Redis hash (online_redis.py)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,25 @@ class Selection:
     service: str
     table: sql.Identifier  # the online table: one row per user, every view's columns
     parts: tuple[tuple[ViewSpec, tuple[str, ...]], ...]
+    project: str = ""
+
+    @cached_property
+    def redis_fields(self) -> tuple[str, ...]:
+        return tuple(view.redis_field for view, _ in self.parts)
+
+    @cached_property
+    def redis_picks(self) -> tuple[Callable[[list], tuple], ...]:
+        """Per view, picks the requested values out of its decoded [event time, values...]."""
+        picks = []
+        for view, features in self.parts:
+            positions = [1 + view.features.index(f) for f in features]
+            pick = itemgetter(*positions)
+            picks.append(pick if len(positions) > 1 else lambda blob, pick=pick: (pick(blob),))
+        return tuple(picks)
+
+    @cached_property
+    def key_prefix(self) -> bytes:
+        return f"{self.project}:user:".encode()
 
     @cached_property
     def empty_row(self) -> tuple:
@@ -118,8 +139,10 @@ class Catalog:
         table: sql.Identifier,
         views: dict[str, ViewSpec],
         services: dict[str, tuple[tuple[str, tuple[str, ...]], ...]],
+        project: str = "",
     ):
         self.table = table
+        self.project = project
         self.views = views
         self.services = services
         self.view_of_feature = {f: v.name for v in views.values() for f in v.features}
@@ -133,6 +156,7 @@ class Catalog:
                 name=v.name,
                 ttl=v.ttl if v.ttl and v.ttl.total_seconds() > 0 else None,
                 features=tuple(f.name for f in v.features),
+                redis_field=online_redis.field_of(v),
             )
             for v in store.list_feature_views()
             if v.online
@@ -141,7 +165,7 @@ class Catalog:
             s.name: tuple((p.name, tuple(f.name for f in p.features)) for p in s.feature_view_projections)
             for s in store.list_feature_services()
         }
-        return cls(StreamflowOnlineStore.table_identifier(store.config), views, services)
+        return cls(StreamflowOnlineStore.table_identifier(store.config), views, services, store.project)
 
     def select(self, service: str, features: list[str] | None = None) -> Selection:
         """The features of `service`, or only `features` (any served feature) when given."""
@@ -162,9 +186,10 @@ class Catalog:
             for feature in dict.fromkeys(features):
                 grouped.setdefault(self.view_of_feature[feature], []).append(feature)
             parts = tuple((self.views[v], tuple(fs)) for v, fs in grouped.items())
-            return Selection("custom", self.table, parts)
+            return Selection("custom", self.table, parts, self.project)
         if service not in self.services:
             raise UnknownSelection(
                 f"unknown feature service {service!r}; known: {', '.join(sorted(self.services))}"
             )
-        return Selection(service, self.table, tuple((self.views[v], fs) for v, fs in self.services[service]))
+        parts = tuple((self.views[v], fs) for v, fs in self.services[service])
+        return Selection(service, self.table, parts, self.project)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from streamflow import redis_target
 from streamflow import settings as db_settings
 
 
@@ -27,3 +28,8 @@ class ServingSettings:
     # Optional bearer token; when set, /features and /metrics require it.
     api_token: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_API_TOKEN") or None)
     database: db_settings.PgTarget = field(default_factory=db_settings.reader_target)
+    # Where feature vectors are read: `postgres` (the database above) or `redis` (REDIS_URL).
+    online_store: str = field(default_factory=redis_target.online_backend)
+    redis: redis_target.RedisTarget | None = field(
+        default_factory=lambda: redis_target.from_env() if redis_target.online_backend() == "redis" else None
+    )

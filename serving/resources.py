@@ -15,6 +15,7 @@ from serving import metrics
 from serving.catalog import Catalog
 from serving.config import ServingSettings
 from serving.reader import OnlineReader, StoreUnavailable
+from serving.redis_reader import RedisReader
 from streamflow.features.online_store import column
 from streamflow.features.store import feature_store
 
@@ -28,12 +29,16 @@ REGISTRY_VERSION = (
 
 
 class Resources:
-    """The online reader and the catalog; the catalog loads lazily so the API starts (and
-    recovers) while the database is away."""
+    """The database (registry, and the PostgreSQL online store), the vector reader (that store,
+    or Redis) and the catalog; the catalog loads lazily so the API starts (and recovers) while the
+    database is away."""
 
     def __init__(self, settings: ServingSettings):
         self.settings = settings
-        self.reader = OnlineReader(settings.database, settings.pool_size, settings.db_timeout_ms)
+        self.db = OnlineReader(settings.database, settings.pool_size, settings.db_timeout_ms)
+        self.reader: OnlineReader | RedisReader = self.db
+        if settings.redis is not None:
+            self.reader = RedisReader(settings.redis, settings.pool_size, settings.db_timeout_ms)
         self.loaded: Catalog | None = None  # read without awaiting on the hot path
         self._registry_version: tuple | None = None
         self._lock = asyncio.Lock()
@@ -61,17 +66,28 @@ class Resources:
 
     async def reload_if_applied(self) -> None:
         """Pick up a `feast apply` that changed definitions, checked with one cheap query."""
-        rows = await self.reader.fetch(REGISTRY_VERSION, None)
+        rows = await self.db.fetch(REGISTRY_VERSION, None)
         version = tuple(rows[0])
         if self._registry_version is not None and version != self._registry_version:
             self.loaded = await asyncio.to_thread(self._load_catalog)
             log.warning("feature registry changed: catalog reloaded")
         self._registry_version = version
 
+    async def ping_online(self, catalog: Catalog) -> None:
+        """Raise StoreUnavailable unless the online store answers."""
+        if isinstance(self.reader, RedisReader):
+            await self.reader.ping()
+        else:
+            await self.db.ping(sql.SQL("select 1 from {} limit 1").format(catalog.table))
+
     async def refresh_freshness(self) -> None:
         catalog = await self.catalog()
         views = list(catalog.views.values())
         if not views:
+            return
+        if isinstance(self.reader, RedisReader):
+            for view, newest in (await self.reader.newest_events(catalog.project)).items():
+                metrics.FRESHNESS.labels(view).set(newest.timestamp())
             return
         statement = sql.SQL("select {} from {}").format(
             sql.SQL(", ").join(
@@ -79,7 +95,7 @@ class Resources:
             ),
             catalog.table,
         )
-        rows = await self.reader.fetch(statement, None)
+        rows = await self.db.fetch(statement, None)
         for view, newest in zip(views, rows[0], strict=True):
             if newest is not None:
                 metrics.FRESHNESS.labels(view.name).set(newest.timestamp())
@@ -101,6 +117,7 @@ def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.Abstr
     @contextlib.asynccontextmanager
     async def resources_lifespan(app: Litestar) -> AsyncIterator[None]:
         resources = Resources(settings)
+        await resources.db.open()
         await resources.reader.open()
         app.state.resources = resources
         with contextlib.suppress(StoreUnavailable):
@@ -114,6 +131,8 @@ def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.Abstr
             yield
         finally:
             task.cancel()
-            await resources.reader.close()
+            if resources.reader is not resources.db:
+                await resources.reader.close()
+            await resources.db.close()
 
     return resources_lifespan

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Response, get
 from litestar.datastructures import State
-from psycopg import sql
 
 from serving import metrics
 from serving.reader import StoreUnavailable
@@ -23,10 +22,10 @@ async def ready(state: State) -> Response[Readiness]:
     registry = online = "unavailable"
     try:
         catalog = await resources.catalog()
-        await resources.reader.ping("select 1 from feast.projects limit 1")
+        await resources.db.ping("select 1 from feast.projects limit 1")
         registry = "ok"
-        if catalog.views:  # the online table exists once a view was applied
-            await resources.reader.ping(sql.SQL("select 1 from {} limit 1").format(catalog.table))
+        if catalog.views:  # nothing is served before a view was applied
+            await resources.ping_online(catalog)
             online = "ok"
     except StoreUnavailable:
         pass

@@ -6,7 +6,7 @@ unless the last `dbt build` passed on the data now in `raw`. Each view's month i
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -20,29 +20,8 @@ if TYPE_CHECKING:
 
 MATERIALIZE_LOCK = "streamflow.materialize"
 MONTH_WINDOW = timedelta(seconds=1)  # every row of a month carries its month end at 00:00 UTC
-MONTHS_LOG_DDL = (
-    "create table if not exists feast_online.materialized_months ("
-    " feature_view text not null, event_timestamp timestamptz not null,"
-    " materialized_at timestamptz not null, primary key (feature_view, event_timestamp))"
-)
-RECORD_MONTH = (
-    "insert into feast_online.materialized_months "
-    "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
-    "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
-)
-MONTHS_TO_DO = """
-    select month from unnest(%(months)s::timestamptz[]) as month
-    where exists (
-        select from unnest(%(views)s::text[]) as view
-        left join feast_online.materialized_months as done
-            on done.feature_view = view and done.event_timestamp = month
-        where done.materialized_at is null
-            or done.materialized_at < (
-                select max(loaded_at) from raw.ingest_log where as_of = (month at time zone 'UTC')::date
-            )
-    )
-    order by month
-"""
+# When each month's export was last loaded: a month reloaded since it was materialized is redone.
+LOADED_AT = "select as_of, max(loaded_at) from raw.ingest_log group by as_of"
 
 
 class StepRefused(RuntimeError):
@@ -93,11 +72,10 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
         try:
             _marts_exist(conn, sources)
             assert_dbt_build_passed(conn)
-            conn.execute(MONTHS_LOG_DDL)
             timestamps = _event_timestamps(conn, views)
             if not timestamps:
                 raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
-            todo = timestamps if full else _months_to_do(conn, views, timestamps)
+            todo = timestamps if full else _months_to_do(conn, online, store.config, views, timestamps)
             if not todo:
                 print("the online store holds every month of the marts: nothing to materialize")
                 return loaded
@@ -106,7 +84,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                 with conn.transaction():  # one month of every view becomes visible at once
                     conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
                     users = online.materialize_window(conn, store.config, views, start, start + MONTH_WINDOW)
-                    conn.execute(RECORD_MONTH, {"views": [v.name for v in views], "month": start})
+                    online.record_months(conn, store.config, [v.name for v in views], start)
                 loaded[start.date().isoformat()] = users
                 print(
                     f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
@@ -115,18 +93,25 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                 )
             for view in views:
                 store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)
-            # Planner statistics for the rows just written; dead row versions are autovacuum's
-            # (a month rewrites only the rows that changed, not the table).
-            conn.execute(sql.SQL("analyze {}").format(online.table_identifier(store.config)))
+            online.after_materialize(conn, store.config)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
     return loaded
 
 
-def _months_to_do(conn: psycopg.Connection, views, timestamps: list[datetime]) -> list[datetime]:
+def _months_to_do(
+    conn: psycopg.Connection, online, config, views, timestamps: list[datetime]
+) -> list[datetime]:
     """Months some view has not materialized, or whose export was loaded again since."""
-    rows = conn.execute(MONTHS_TO_DO, {"views": [v.name for v in views], "months": timestamps}).fetchall()
-    return [month for (month,) in rows]
+    done = online.materialized_months(conn, config)
+    loaded = dict(conn.execute(LOADED_AT).fetchall())
+
+    def missing(view: str, month: datetime) -> bool:
+        at = done.get((view, month))
+        reloaded = loaded.get(month.astimezone(UTC).date())
+        return at is None or (reloaded is not None and at < reloaded)
+
+    return [month for month in timestamps if any(missing(v.name, month) for v in views)]
 
 
 def _event_timestamps(conn: psycopg.Connection, views) -> list[datetime]:

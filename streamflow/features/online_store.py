@@ -16,6 +16,9 @@ one table per view, and upserts without looking at timestamps. This store keeps 
 Plugged into Feast by `online_store.type: streamflow.features.online_store.StreamflowOnlineStore`, so
 `get_online_features`, `feast materialize` and the SDK keep working on it. Entities keyed by a
 single `user_id` join key only.
+
+With `backend: redis` (`ONLINE_STORE=redis`) the same class keeps the same guarantees in Redis
+(redis_backend.py): Feast's SDK, `feast serve` and `make materialize` do not notice the switch.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from feast.repo_config import RepoConfig
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
+from pydantic import StrictStr
 
 PG_TYPE_OF = {
     ValueType.INT64: "bigint",
@@ -51,10 +55,26 @@ ENTITY_COLUMN = "user_id"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
 
 
+MONTHS_LOG_DDL = (
+    "create table if not exists feast_online.materialized_months ("
+    " feature_view text not null, event_timestamp timestamptz not null,"
+    " materialized_at timestamptz not null, primary key (feature_view, event_timestamp))"
+)
+RECORD_MONTH = (
+    "insert into feast_online.materialized_months "
+    "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
+    "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
+)
+
+
 class StreamflowOnlineStoreConfig(PostgreSQLConfig):
     type: Literal["streamflow.features.online_store.StreamflowOnlineStore"] = (
         "streamflow.features.online_store.StreamflowOnlineStore"
     )
+    backend: Literal["postgres", "redis"] = "postgres"
+    redis_url: StrictStr = ""  # redis_target.parse: one URL, or a cluster's seeds
+    redis_cluster: bool = False
+    redis_key_ttl_seconds: int = 0  # 0: keys never expire (the API reports old values as stale)
 
 
 def online_table(project: str) -> str:
@@ -115,6 +135,17 @@ class StreamflowOnlineStore(OnlineStore):
     _pool: ConnectionPool | None = None
     _conn: Connection | None = None
     _singleton_lock = threading.Lock()
+    _redis = None
+
+    def redis(self, config: RepoConfig):
+        """The Redis backend when `backend: redis`, else None."""
+        if config.online_store.backend != "redis":
+            return None
+        if self._redis is None:
+            from streamflow.features.redis_backend import RedisBackend
+
+            self._redis = RedisBackend(config.online_store)
+        return self._redis
 
     @contextlib.contextmanager
     def _connection(self, config: RepoConfig) -> Iterator[Connection]:
@@ -147,6 +178,8 @@ class StreamflowOnlineStore(OnlineStore):
         entities_to_keep: Sequence[Entity],
         partial: bool,
     ) -> None:
+        if redis := self.redis(config):
+            return redis.update(config, tables_to_keep)
         schema, table = config.online_store.db_schema, self.table_identifier(config)
         with self._connection(config) as conn:
             conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
@@ -184,6 +217,8 @@ class StreamflowOnlineStore(OnlineStore):
                         )
 
     def teardown(self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]) -> None:
+        if redis := self.redis(config):
+            return redis.teardown(config)
         with self._connection(config) as conn:
             conn.execute(sql.SQL("drop table if exists {}").format(self.table_identifier(config)))
 
@@ -236,6 +271,8 @@ class StreamflowOnlineStore(OnlineStore):
         data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
         progress: Callable[[int], Any] | None,
     ) -> None:
+        if redis := self.redis(config):
+            return redis.online_write_batch(config, table, data, progress, ENTITY_COLUMN)
         features = [f for f, _, _ in feature_columns(table)]
         buffer = io.StringIO()
         for entity_key, values, event_ts, created_ts in data:
@@ -281,6 +318,8 @@ class StreamflowOnlineStore(OnlineStore):
 
         Runs on the caller's connection, inside the caller's transaction.
         """
+        if redis := self.redis(config):
+            return redis.materialize_window(conn, config, views, start, end, ENTITY_COLUMN)
         latest, groups = [], []
         for i, view in enumerate(views):
             source = view.batch_source
@@ -315,6 +354,31 @@ class StreamflowOnlineStore(OnlineStore):
         statement = self._guarded_upsert(self.table_identifier(config), groups, per_user)
         return conn.execute(statement, {"start": start, "end": end}).rowcount
 
+    # -- the months log: which (view, month) the store holds, and since when ----------------
+    def materialized_months(
+        self, conn: Connection, config: RepoConfig
+    ) -> dict[tuple[str, datetime], datetime]:
+        if redis := self.redis(config):
+            return redis.materialized_months(conn, config)
+        conn.execute(MONTHS_LOG_DDL)
+        rows = conn.execute(
+            "select feature_view, event_timestamp, materialized_at from feast_online.materialized_months"
+        )
+        return {(view, month): at for view, month, at in rows}
+
+    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
+        """Called inside the month's transaction: on PostgreSQL the log commits with the rows."""
+        if redis := self.redis(config):
+            return redis.record_months(conn, config, views, month)
+        conn.execute(RECORD_MONTH, {"views": views, "month": month})
+
+    def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
+        if redis := self.redis(config):
+            return redis.after_materialize(conn, config)
+        # Planner statistics for the rows just written; dead row versions are autovacuum's
+        # (a month rewrites only the rows that changed, not the table).
+        conn.execute(sql.SQL("analyze {}").format(self.table_identifier(config)))
+
     # -- reads (the Feast SDK path; the API reads the same row with a statement of its own) -----
     def online_read(
         self,
@@ -323,6 +387,8 @@ class StreamflowOnlineStore(OnlineStore):
         entity_keys: list[EntityKeyProto],
         requested_features: list[str] | None = None,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
+        if redis := self.redis(config):
+            return redis.online_read(config, table, entity_keys, requested_features, ENTITY_COLUMN)
         features = feature_columns(table)
         if requested_features:
             features = [f for f in features if f[0] in set(requested_features)]

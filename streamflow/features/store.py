@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from streamflow import database, settings
+from streamflow import database, redis_target, settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -25,8 +25,23 @@ def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
     YAML whatever a password holds, and `""` (not null) where there is none."""
     target = target or settings.admin_target()
     registry_url = "postgresql+psycopg" + target.url.removeprefix("postgresql")
-    values = {**target.as_env(FEAST_PREFIX), f"{FEAST_PREFIX}REGISTRY_URL": registry_url}
+    values = {
+        **target.as_env(FEAST_PREFIX),
+        f"{FEAST_PREFIX}REGISTRY_URL": registry_url,
+        **online_store_env(),
+    }
     return {name: json.dumps(value) for name, value in values.items()} | {"FEAST_USAGE": "false"}
+
+
+def online_store_env() -> dict[str, str]:
+    """The online store's variables: the backend, and the Redis to use when it is Redis."""
+    backend = redis_target.online_backend()
+    redis = redis_target.from_env() if backend == "redis" else None
+    return {
+        f"{FEAST_PREFIX}ONLINE_STORE": backend,
+        f"{FEAST_PREFIX}REDIS_URL": redis.url if redis else "",
+        f"{FEAST_PREFIX}REDIS_CLUSTER": "true" if redis and redis.cluster else "false",
+    }
 
 
 def use_repo(target: settings.PgTarget | None = None) -> None:

@@ -1,0 +1,95 @@
+"""Reads feature vectors from the Redis online store (ONLINE_STORE=redis): a user's whole
+selection is one HMGET of one field per view; a batch is one pipeline, split by shard on a cluster
+and sent to the shards at once. Same answers, statuses and failure mapping as reader.py."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+
+from serving.catalog import Selection
+from serving.reader import MISSING, Breaker, StoreUnavailable, Vector
+from serving.schemas import FeatureViewStatus
+from streamflow.features import online_redis
+from streamflow.redis_target import RedisTarget
+
+decode = online_redis.decode
+from_micros = online_redis.from_micros
+
+
+def _vector(user_id: str, selection: Selection, blobs: list, now: datetime) -> Vector:
+    views: dict[str, FeatureViewStatus] = {}
+    features: dict = {}
+    found = False
+    for (view_name, ttl, _), (_, names), pick, blob in zip(
+        selection.views, selection.parts, selection.redis_picks, blobs, strict=True
+    ):
+        if blob is None:
+            views[view_name] = MISSING
+            features.update(dict.fromkeys(names))
+            continue
+        found = True
+        values = decode(blob)
+        event_ts = from_micros(values[0])
+        status = "stale" if ttl is not None and now - event_ts > ttl else "present"
+        views[view_name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
+        features.update(zip(names, pick(values), strict=True))
+    return Vector(user_id, found, features, views)
+
+
+class RedisReader:
+    def __init__(self, target: RedisTarget, pool_size: int, timeout_ms: int):
+        self.target = target
+        self.timeout = timeout_ms / 1000
+        self.breaker = Breaker()
+        self.client = target.async_client(timeout=self.timeout, max_connections=max(pool_size, 16))
+
+    async def open(self) -> None:
+        """Nothing to wait for: the client connects on first use, and reconnects by itself."""
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _call(self, command):
+        """One awaited Redis operation with the breaker, the deadline and the 503 mapping."""
+        probe = self.breaker.before()
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await command()
+        except (RedisError, TimeoutError, OSError) as exc:
+            self.breaker.failed(probe)
+            raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.succeeded(probe)
+        return result
+
+    async def one(self, user_id: str, selection: Selection) -> Vector:
+        key = selection.key_prefix + user_id.encode()
+        blobs = await self._call(lambda: self.client.hmget(key, selection.redis_fields))
+        return _vector(user_id, selection, blobs, datetime.now(UTC))
+
+    async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
+        async def batch():
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.hmget(selection.key_prefix + user_id.encode(), selection.redis_fields)
+            return await pipe.execute()
+
+        rows = await self._call(batch)
+        now = datetime.now(UTC)
+        return [_vector(u, selection, blobs, now) for u, blobs in zip(user_ids, rows, strict=True)]
+
+    async def ping(self) -> None:
+        await self._call(self.client.ping)
+
+    async def newest_events(self, project: str) -> dict[str, datetime]:
+        """The newest month materialized per view (the freshness gauges)."""
+        log = await self._call(lambda: self.client.hgetall(online_redis.months_key(project)))
+        newest: dict[str, datetime] = {}
+        for name in log:
+            view, _, month = name.decode().partition("|")
+            moment = datetime.fromisoformat(month)
+            if view not in newest or newest[view] < moment:
+                newest[view] = moment
+        return newest

@@ -1,0 +1,213 @@
+"""The online store's Redis layout: one hash per user, one field per feature view.
+
+    key   <project>:user:<user_id>
+    field <view>@<layout>       JSON array [event time in epoch microseconds, feature values...]
+    field <view>@<layout>:ts    the same event time, for the write guard
+
+`<layout>` is a digest of the view's feature names and types, so a view whose features change
+reads as missing (never misread) until `make materialize` writes its new layout. A user's whole
+feature service is one HMGET on one node; a batch is one pipeline per shard.
+
+Every write goes through one server-side script, per slot: a view's field is only replaced by a
+newer event, or by the same event with other values (a restatement), exactly the guard of the
+PostgreSQL store. `make materialize` builds the JSON in PostgreSQL (no Python per value) and sends
+each shard its scripts in one pipeline, the shards in parallel.
+
+Why not Feast's own Redis layout: it keeps one protobuf per feature (16 fields and 16 decodes per
+user read) and writes row by row through Python protobufs; this layout reads one field per view
+and decodes it with one JSON call, and materialize never builds a protobuf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import msgspec
+from redis.crc import key_slot
+
+KEYS_PER_CALL = 100  # one node: users per script call (a cluster groups by slot instead)
+CALLS_PER_PIPELINE = 500
+MICROS = 1_000_000
+
+# KEYS: user keys. ARGV[1]: key TTL in seconds (0: none); then per key: n, and n triples
+# (field, event time, blob). Returns how many users changed.
+GUARDED_WRITE = """
+local ttl = tonumber(ARGV[1])
+local at = 2
+local changed = 0
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  local stamps = {}
+  for j = 0, n - 1 do stamps[j + 1] = ARGV[at + 3 * j] .. ':ts' end
+  local current = redis.call('HMGET', key, unpack(stamps))
+  local out = {}
+  for j = 0, n - 1 do
+    local field, ts, blob = ARGV[at + 3 * j], ARGV[at + 3 * j + 1], ARGV[at + 3 * j + 2]
+    local cur = current[j + 1]
+    local write = (not cur) or tonumber(cur) < tonumber(ts)
+    if (not write) and cur == ts then write = redis.call('HGET', key, field) ~= blob end
+    if write then
+      out[#out + 1] = field; out[#out + 1] = blob
+      out[#out + 1] = stamps[j + 1]; out[#out + 1] = ts
+    end
+  end
+  at = at + 3 * n
+  if #out > 0 then
+    redis.call('HSET', key, unpack(out))
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+    changed = changed + 1
+  end
+end
+return changed
+"""
+SCRIPT_SHA = hashlib.sha1(GUARDED_WRITE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+# (user key, [(field, event time in microseconds, JSON blob), ...])
+Entry = tuple[bytes, list[tuple[str, int, bytes]]]
+
+
+def user_key(project: str, user_id: str) -> bytes:
+    return f"{project}:user:{user_id}".encode()
+
+
+def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
+    """The field of a view: its name and a digest of its (feature, type) list."""
+    layout = ",".join(f"{name}:{dtype}" for name, dtype in features)
+    return f"{view_name}@{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
+
+
+def field_of(view) -> str:
+    """The field of a Feast feature view (anything with `name` and typed `features`)."""
+    return view_field(view.name, [(f.name, f.dtype.to_value_type().name) for f in view.features])
+
+
+def months_key(project: str) -> str:
+    """The hash of months materialized: field `<view>|<event time ISO>` -> epoch seconds."""
+    return f"{project}:materialized_months"
+
+
+def micros(moment: datetime) -> int:
+    return round(moment.timestamp() * MICROS)
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / MICROS, UTC)
+
+
+def encode(event_time: datetime, values: Sequence) -> tuple[int, bytes]:
+    stamp = micros(event_time)
+    return stamp, msgspec.json.encode([stamp, *values])
+
+
+decode = msgspec.json.Decoder().decode
+
+
+# -- writes ------------------------------------------------------------------------------------
+def _call_args(entries: Sequence[Entry], ttl: int) -> tuple[list[bytes], list]:
+    keys, args = [], [ttl]
+    for key, fields in entries:
+        keys.append(key)
+        args.append(len(fields))
+        for field, stamp, blob in fields:
+            args += (field, stamp, blob)
+    return keys, args
+
+
+def _node_batches(client, entries: Iterable[Entry]) -> dict[object, list[Sequence[Entry]]]:
+    """Script calls grouped by the node that must run them: a call's keys share one slot."""
+    if not _is_cluster(client):
+        entries = list(entries)
+        return {client: [entries[i : i + KEYS_PER_CALL] for i in range(0, len(entries), KEYS_PER_CALL)]}
+    by_slot: dict[int, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_slot[key_slot(entry[0])].append(entry)
+    by_node: dict[object, list[Sequence[Entry]]] = defaultdict(list)
+    for slot, group in by_slot.items():
+        node = client.nodes_manager.get_node_from_slot(slot)
+        by_node[node.redis_connection].append(group)
+    return by_node
+
+
+def _is_cluster(client) -> bool:
+    return hasattr(client, "nodes_manager")
+
+
+def primaries(client) -> list:
+    """A plain client for each master (the client itself on one node)."""
+    if not _is_cluster(client):
+        return [client]
+    return [node.redis_connection for node in client.get_primaries()]
+
+
+def _run_calls(node, calls: list[Sequence[Entry]], ttl: int) -> int:
+    node.script_load(GUARDED_WRITE)  # idempotent; a restarted node has lost its script cache
+    changed = 0
+    for start in range(0, len(calls), CALLS_PER_PIPELINE):
+        pipe = node.pipeline(transaction=False)
+        for entries in calls[start : start + CALLS_PER_PIPELINE]:
+            keys, args = _call_args(entries, ttl)
+            pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        changed += sum(pipe.execute())
+    return changed
+
+
+def write(client, entries: Iterable[Entry], ttl: int = 0) -> int:
+    """Guarded writes of `entries`, each shard's calls in one thread; returns users changed."""
+    batches = _node_batches(client, entries)
+    if len(batches) == 1:
+        ((node, calls),) = batches.items()
+        return _run_calls(node, calls, ttl)
+    with ThreadPoolExecutor(len(batches)) as pool:
+        return sum(pool.map(lambda item: _run_calls(item[0], item[1], ttl), batches.items()))
+
+
+# -- reads (the Feast SDK path; the API reads the same fields asynchronously) ----------------
+def read(client, keys: Sequence[bytes], field: str) -> list[bytes | None]:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, field)
+    return pipe.execute()
+
+
+# -- the months log ------------------------------------------------------------------------------
+def materialized_months(client, project: str) -> dict[tuple[str, datetime], datetime]:
+    out = {}
+    for name, at in client.hgetall(months_key(project)).items():
+        view, _, month = name.decode().partition("|")
+        out[(view, datetime.fromisoformat(month))] = datetime.fromtimestamp(float(at), UTC)
+    return out
+
+
+def record_months(client, project: str, views: Sequence[str], month: datetime) -> None:
+    now = str(time.time())
+    client.hset(months_key(project), mapping={f"{view}|{month.isoformat()}": now for view in views})
+
+
+def delete_project(client, project: str) -> int:
+    """Every key of the project, on every master."""
+    deleted = 0
+    for node in primaries(client):
+        batch = []
+        for key in node.scan_iter(match=f"{project}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                deleted += _unlink(node, batch)
+                batch = []
+        deleted += _unlink(node, batch)
+    return deleted
+
+
+def _unlink(node, keys: list[bytes]) -> int:
+    if not keys:
+        return 0
+    pipe = node.pipeline(transaction=False)
+    for key in keys:  # one key a command: keys on a node span many slots
+        pipe.unlink(key)
+    return sum(pipe.execute())

@@ -1,0 +1,167 @@
+"""The project's own Redis: one node, or a cluster of masters (and replicas) on loopback, run by
+the OS's `redis-server` with its data under `.streamflow/redis`. Append-only files keep a node's
+data across a restart (a master killed and started again comes back with its keys)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from streamflow import settings
+from streamflow.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
+
+MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
+INSTALL_HINT = "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu)"
+
+
+class RedisServerMissing(RuntimeError):
+    pass
+
+
+def redis_binary(name: str = "redis-server") -> str:
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path is None:
+        raise RedisServerMissing(INSTALL_HINT)
+    return path
+
+
+class LocalRedis:
+    """Nodes on 127.0.0.1 `ports`; a cluster when `cluster`, with `replicas` per master (the
+    ports after the masters' are the replicas')."""
+
+    def __init__(self, root: Path, ports: tuple[int, ...], cluster: bool, replicas: int = 0):
+        if cluster and max(ports) > MAX_CLUSTER_PORT:
+            raise ValueError(f"cluster ports must be <= {MAX_CLUSTER_PORT} (the bus is 10,000 above)")
+        if cluster and len(ports) < 3 * (1 + replicas):
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        self.root, self.ports, self.cluster, self.replicas = root, ports, cluster, replicas
+
+    @property
+    def masters(self) -> tuple[int, ...]:
+        return self.ports[: len(self.ports) // (1 + self.replicas)] if self.cluster else self.ports
+
+    def target(self) -> RedisTarget:
+        return RedisTarget(tuple(("127.0.0.1", p) for p in self.masters), self.cluster)
+
+    def node_dir(self, port: int) -> Path:
+        return self.root / str(port)
+
+    def pid(self, port: int) -> int | None:
+        try:
+            pid = int((self.node_dir(port) / "redis.pid").read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def _config(self, port: int) -> str:
+        lines = [
+            f"port {port}",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            f"dir {self.node_dir(port)}",
+            "daemonize yes",
+            f"pidfile {self.node_dir(port) / 'redis.pid'}",
+            f"logfile {self.node_dir(port) / 'redis.log'}",
+            "save ''",
+            "appendonly yes",
+            "appendfsync everysec",
+        ]
+        if self.cluster:
+            # 2 s without an answer marks a node failed: replicas take over quickly, as tests need
+            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000"]
+        return "\n".join(lines) + "\n"
+
+    def start_node(self, port: int) -> None:
+        if self.pid(port):
+            return
+        node = self.node_dir(port)
+        node.mkdir(parents=True, exist_ok=True)
+        (node / "redis.conf").write_text(self._config(port))
+        subprocess.run([redis_binary(), str(node / "redis.conf")], check=True, capture_output=True)
+        self._wait(port, lambda c: c.ping())
+
+    def kill_node(self, port: int, sig: int = signal.SIGKILL) -> None:
+        """Stop one node the hard way (a crash) or with SIGTERM (a clean shutdown)."""
+        pid = self.pid(port)
+        if pid:
+            os.kill(pid, sig)
+            deadline = time.monotonic() + 30
+            while self.pid(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _wait(self, port: int, ready, timeout: float = 30.0) -> None:
+        import redis
+
+        client = redis.Redis(port=port, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if ready(client):
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                pass
+            if time.monotonic() > deadline:
+                log = self.node_dir(port) / "redis.log"
+                tail = log.read_text()[-500:] if log.exists() else ""
+                raise RuntimeError(f"redis on port {port} did not become ready: {tail}")
+            time.sleep(0.1)
+
+    def _cluster_info(self, port: int) -> dict[str, str]:
+        import redis
+
+        try:
+            info = redis.Redis(port=port, socket_timeout=1, decode_responses=True).cluster("INFO")
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return {}
+        return {name: str(value) for name, value in info.items()}
+
+    def cluster_ok(self, port: int) -> bool:
+        return self._cluster_info(port).get("cluster_state") == "ok"
+
+    def up(self) -> str:
+        """Start every node (running ones are left alone); form the cluster the first time."""
+        for port in self.ports:
+            self.start_node(port)
+        if self.cluster:
+            formed = self._cluster_info(self.ports[0]).get("cluster_slots_assigned") == "16384"
+            if not formed:
+                subprocess.run(
+                    [
+                        redis_binary("redis-cli"),
+                        "--cluster",
+                        "create",
+                        *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas",
+                        str(self.replicas),
+                        "--cluster-yes",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+            for port in self.ports:
+                self._wait(port, lambda c, p=port: self.cluster_ok(p))
+        kind = f"{len(self.masters)}-master cluster" if self.cluster else "single node"
+        extra = f" + {len(self.ports) - len(self.masters)} replicas" if self.cluster and self.replicas else ""
+        return f"redis {kind}{extra} up at {self.target().safe_url} (data {self.root})"
+
+    def down(self) -> bool:
+        """Stop every node (a clean shutdown: append-only files flushed). False if none ran."""
+        running = [p for p in self.ports if self.pid(p)]
+        for port in running:
+            self.kill_node(port, signal.SIGTERM)
+        return bool(running)
+
+    def wipe(self) -> None:
+        self.down()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def default_server(cluster: bool = True) -> LocalRedis:
+    """What `make redis-up` runs: 3 masters (or one node with REDIS_CLUSTER=0)."""
+    root = settings.STATE_DIR / "redis" / ("cluster" if cluster else "single")
+    return LocalRedis(root, LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,), cluster)

@@ -1,0 +1,128 @@
+"""Which online store the stack uses, and the Redis it talks to when that is Redis.
+
+`ONLINE_STORE=postgres` (the default) or `redis`. For Redis, `REDIS_URL` is one URL
+(`redis://[:password@]host:port/db`, `rediss://` for TLS) or, with `REDIS_CLUSTER=1`, seed nodes
+separated by commas, each a full URL. Without `REDIS_URL` the project's local server is used
+(`make redis-up`: a 3-master cluster, or one node with `REDIS_CLUSTER=0`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+BACKENDS = ("postgres", "redis")
+LOCAL_CLUSTER_PORTS = (17001, 17002, 17003)  # cluster bus at +10000: ports must stay <= 55535
+LOCAL_SINGLE_PORT = 16379
+
+
+class RedisConfigError(ValueError):
+    """An online store setting that cannot work; the message says which and why."""
+
+
+def online_backend() -> str:
+    backend = os.environ.get("ONLINE_STORE", "postgres").strip().lower() or "postgres"
+    if backend not in BACKENDS:
+        raise RedisConfigError(f"ONLINE_STORE={backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Seed nodes (host, port), the credentials and TLS shared by all of them, the database."""
+
+    nodes: tuple[tuple[str, int], ...]
+    cluster: bool
+    password: str = field(default="", repr=False)
+    username: str = ""
+    tls: bool = False
+    db: int = 0
+
+    @property
+    def safe_url(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        auth = "***@" if self.password else ""
+        return ",".join(f"{scheme}://{auth}{host}:{port}" for host, port in self.nodes)
+
+    @property
+    def url(self) -> str:
+        """The full URL list, password included (for the Feast configuration only)."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = f"{self.username}:{self.password}@" if self.password else ""
+        suffix = "" if self.cluster else f"/{self.db}"
+        return ",".join(f"{scheme}://{auth}{host}:{port}{suffix}" for host, port in self.nodes)
+
+    def connection_kwargs(self) -> dict:
+        kwargs: dict = {"password": self.password or None, "username": self.username or None}
+        if self.tls:
+            kwargs["ssl"] = True
+        return kwargs
+
+    def client(self, timeout: float = 5.0):
+        """A synchronous client: `RedisCluster` for a cluster, `Redis` otherwise."""
+        import redis
+        from redis.cluster import ClusterNode, RedisCluster
+
+        common = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **self.connection_kwargs()}
+        if self.cluster:
+            return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes], **common)
+        host, port = self.nodes[0]
+        return redis.Redis(host=host, port=port, db=self.db, **common)
+
+    def async_client(self, timeout: float, max_connections: int):
+        """An asyncio client for the API; commands fail after `timeout` seconds."""
+        from redis import asyncio as aioredis
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        common = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **self.connection_kwargs()}
+        if self.cluster:
+            return RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
+                max_connections=max_connections,
+                **common,
+            )
+        host, port = self.nodes[0]
+        return aioredis.Redis(host=host, port=port, db=self.db, max_connections=max_connections, **common)
+
+
+def parse(urls: str, cluster: bool) -> RedisTarget:
+    """`REDIS_URL` as documented above; every seed must share scheme and credentials."""
+    parts = [u.strip() for u in urls.split(",") if u.strip()]
+    if not parts:
+        raise RedisConfigError("REDIS_URL is empty")
+    if len(parts) > 1 and not cluster:
+        raise RedisConfigError("REDIS_URL lists several nodes: set REDIS_CLUSTER=1 for a cluster")
+    nodes, seen = [], set()
+    for part in parts:
+        url = urlsplit(part)
+        if url.scheme not in ("redis", "rediss") or not url.hostname:
+            raise RedisConfigError(f"REDIS_URL entry {part.split('@')[-1]!r}: expected redis://host:port")
+        try:
+            port = url.port or 6379
+        except ValueError:
+            raise RedisConfigError(f"REDIS_URL entry {url.hostname!r}: the port is not a number") from None
+        nodes.append((url.hostname, port))
+        seen.add((url.scheme, unquote(url.username or ""), unquote(url.password or ""), url.path))
+    if len(seen) > 1:
+        raise RedisConfigError("REDIS_URL seeds must share one scheme, user, password and database")
+    scheme, username, password, path = seen.pop()
+    db = int(path.strip("/") or 0) if path.strip("/").isdigit() or not path.strip("/") else -1
+    if db < 0:
+        raise RedisConfigError(f"REDIS_URL database {path!r}: expected a number")
+    if cluster and db:
+        raise RedisConfigError("a Redis Cluster has database 0 only: drop the /N from REDIS_URL")
+    return RedisTarget(tuple(nodes), cluster, password, username, scheme == "rediss", db)
+
+
+def from_env() -> RedisTarget:
+    cluster = _flag("REDIS_CLUSTER", default="REDIS_URL" not in os.environ)
+    urls = os.environ.get("REDIS_URL") or ",".join(
+        f"redis://127.0.0.1:{port}" for port in (LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,))
+    )
+    return parse(urls, cluster)
