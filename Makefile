@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help setup db-up db-down pipeline demo test lint fmt dbt-build apply materialize \
+.PHONY: help setup db-up db-down redis-up redis-down pipeline demo test lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean
 
 help: ## List the targets
@@ -41,6 +41,12 @@ db-up: setup ## Start the embedded PostgreSQL (no-op with DATABASE_URL)
 
 db-down: setup ## Stop the embedded PostgreSQL
 	$(PY) -m scripts.embedded_pg down
+
+redis-up: setup ## Start a local Redis: 3-master cluster on 127.0.0.1:17001-17003 (REDIS_CLUSTER=0: one node, 16379)
+	$(PY) -m scripts.local_redis up
+
+redis-down: setup ## Stop the local Redis
+	$(PY) -m scripts.local_redis down
 
 pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, training set
 	$(PY) -m scripts.pipeline

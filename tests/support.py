@@ -133,3 +133,45 @@ def api_server(database_url: str, workers: int = 1, extra_env: dict | None = Non
     with running([sys.executable, "-m", "serving"], "/ready", env) as base:
         yield base
     assert "Traceback" not in running.last_output, running.last_output
+
+
+def free_cluster_ports(count: int) -> tuple[int, ...]:
+    """`count` free loopback ports whose cluster bus ports (+10,000) are free too, all <= 55535."""
+    ports: list[int] = []
+    candidate = 20000 + (os.getpid() * 37) % 20000
+    while len(ports) < count:
+        candidate += 1
+        if candidate > 45535:
+            candidate = 20000
+        try:
+            for port in (candidate, candidate + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        ports.append(candidate)
+    return tuple(ports)
+
+
+@contextlib.contextmanager
+def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
+    """A Redis of the test's own (redis-server from the OS), its nodes on free ports; every
+    project tool points at it (ONLINE_STORE=redis, REDIS_URL, REDIS_CLUSTER) meanwhile."""
+    from streamflow.local_redis import LocalRedis
+
+    nodes = 3 * (1 + replicas) if cluster else 1
+    server = LocalRedis(root, free_cluster_ports(nodes), cluster, replicas)
+    server.up()
+    target = server.target()
+    env = {"ONLINE_STORE": "redis", "REDIS_URL": target.url, "REDIS_CLUSTER": "1" if cluster else "0"}
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield server
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.wipe()

@@ -1,0 +1,173 @@
+"""The Redis online store (ONLINE_STORE=redis) against real redis-server processes: a 3-master
+cluster and a single node, started here. The same stack materialized into PostgreSQL is the
+reference: every answer of the API and of Feast's SDK must be the same on Redis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.config import ServingSettings
+from streamflow import database, redis_target, settings
+from streamflow.features import online_redis
+from streamflow.features.materialize import materialize
+from streamflow.features.skew import skew
+from streamflow.features.store import feature_store
+from streamflow.local_redis import LocalRedis
+from tests.support import free_cluster_ports, local_redis, query
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(store, tmp_path_factory):
+    """The module's stack (already in PostgreSQL's online store) materialized into a cluster."""
+    with local_redis(tmp_path_factory.mktemp("redis"), cluster=True) as server:
+        redis_store = feature_store()
+        assert redis_store.config.online_store.backend == "redis"
+        written = materialize(redis_store)
+        assert written and all(users > 0 for users in written.values())
+        yield server, redis_store
+
+
+def _clients(cluster):
+    server, _ = cluster
+    postgres = ServingSettings(database=settings.reader_target(), online_store="postgres", redis=None)
+    redis = ServingSettings(database=settings.reader_target(), online_store="redis", redis=server.target())
+    return TestClient(create_app(postgres)), TestClient(create_app(redis))
+
+
+def _users(fresh_db, limit: int) -> list[str]:
+    rows = query(fresh_db, "select distinct user_id from features.subs_profile order by 1 limit %s", (limit,))
+    return [r[0] for r in rows]
+
+
+def test_the_api_answers_the_same_on_redis_as_on_postgres(cluster, fresh_db):
+    users = _users(fresh_db, 200)
+    pg_client, redis_client = _clients(cluster)
+    with pg_client as pg, redis_client as rd:
+        assert rd.get("/ready").json() == {"status": "ready", "registry": "ok", "online_store": "ok"}
+        for user in users[:50]:
+            on_pg, on_redis = pg.get(f"/features/{user}"), rd.get(f"/features/{user}")
+            assert on_redis.status_code == 200
+            assert on_redis.json() == on_pg.json()
+        custom = "?features=net_service,watch_hours_30d_mom_change"
+        assert (
+            rd.get(f"/features/{users[0]}{custom}").json() == pg.get(f"/features/{users[0]}{custom}").json()
+        )
+        missing = rd.get("/features/0000-NOBODY")
+        assert missing.status_code == 404 and missing.json()["title"] == "Unknown user"
+        batch = {"user_ids": [*users[:100], "0000-NOBODY"]}
+        on_redis = rd.post("/features", json=batch).json()
+        assert on_redis == pg.post("/features", json=batch).json()
+        assert on_redis["results"][-1]["found"] is False
+        feast_request = {"feature_service": "churn_api_v1", "entities": {"user_id": users[:100]}}
+        assert (
+            rd.post("/get-online-features", json=feast_request).json()
+            == pg.post("/get-online-features", json=feast_request).json()
+        )
+
+
+def test_feast_sdk_reads_redis_as_offline_says(cluster):
+    _, redis_store = cluster
+    compared, differences = skew(redis_store)
+    assert compared > 0 and differences == []
+
+
+def test_materialize_is_incremental_and_its_log_lives_in_redis(cluster):
+    server, redis_store = cluster
+    assert materialize(redis_store) == {}  # every month is in the store
+    assert all(users == 0 for users in materialize(redis_store, full=True).values())  # nothing changed
+    client = server.target().client()
+    client.delete(online_redis.months_key(redis_store.project))  # the store forgot what it holds
+    assert materialize(redis_store), "a store without its log is refilled"
+
+
+def test_an_older_month_never_overwrites_a_newer_one(cluster, fresh_db):
+    server, redis_store = cluster
+    client = server.target().client()
+    user = _users(fresh_db, 1)[0]
+    key = online_redis.user_key(redis_store.project, user)
+    before = client.hgetall(key)
+    [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")
+    [(latest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
+    assert first < latest
+    # through Feast's SDK path (online_write_batch) and through our window load
+    redis_store.materialize(
+        start_date=first, end_date=first + timedelta(seconds=1), feature_views=["subs_profile_fv"]
+    )
+    views = sorted(redis_store.list_feature_views(), key=lambda v: v.name)
+    online = redis_store._get_provider().online_store
+    with database.connect() as conn:
+        assert (
+            online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
+            == 0
+        )
+    assert client.hgetall(key) == before
+    # a view that lost its field takes the old month; the other views keep theirs
+    subs = next(v for v in views if v.name == "subs_profile_fv")
+    field = online_redis.field_of(subs)
+    client.hdel(key, field, f"{field}:ts")
+    with database.connect() as conn:
+        online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
+    after = client.hgetall(key)
+    assert online_redis.decode(after[field.encode()])[0] == online_redis.micros(first)
+    assert {k: v for k, v in after.items() if not k.startswith(b"subs_profile")} == {
+        k: v for k, v in before.items() if not k.startswith(b"subs_profile")
+    }
+    materialize(redis_store, full=True)
+    assert client.hgetall(key) == before
+
+
+def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_path):
+    """`feast materialize` (Feast's own path) into one node, read back by the API and the SDK."""
+    with local_redis(tmp_path / "single", cluster=False) as server:
+        redis_store = feature_store()
+        [(latest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
+        redis_store.materialize(start_date=latest, end_date=latest + timedelta(seconds=1))
+        compared, differences = skew(redis_store)
+        assert compared > 0 and differences == []
+        user = _users(fresh_db, 1)[0]
+        config = ServingSettings(
+            database=settings.reader_target(), online_store="redis", redis=server.target()
+        )
+        with TestClient(create_app(config)) as client:
+            body = client.get(f"/features/{user}").json()
+        assert {v["event_timestamp"] for v in body["feature_views"].values()} == {
+            latest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        }
+
+
+def test_redis_settings_are_parsed_and_refused_clearly():
+    target = redis_target.parse("redis://:s3cret@10.0.0.1:7001,redis://:s3cret@10.0.0.2:7002", cluster=True)
+    assert target.nodes == (("10.0.0.1", 7001), ("10.0.0.2", 7002)) and target.password == "s3cret"
+    assert "s3cret" not in repr(target) and "s3cret" not in target.safe_url
+    assert redis_target.parse("rediss://cache.example.com:6380/2", cluster=False).tls
+    for urls, cluster, message in [
+        ("redis://a:1,redis://b:2", False, "REDIS_CLUSTER=1"),
+        ("http://a:1", False, "expected redis://host:port"),
+        ("redis://a:1/3", True, "database 0 only"),
+        ("redis://:x@a:1,redis://:y@b:2", True, "share one scheme"),
+    ]:
+        with pytest.raises(redis_target.RedisConfigError, match=message):
+            redis_target.parse(urls, cluster)
+
+
+def test_local_redis_up_twice_is_harmless_and_down_stops_it(tmp_path):
+    server = LocalRedis(tmp_path / "c", free_cluster_ports(3), cluster=True)
+    try:
+        server.up()
+        pids = [server.pid(p) for p in server.ports]
+        server.up()
+        assert [server.pid(p) for p in server.ports] == pids
+        client = server.target().client()
+        client.set("k", "v")
+        assert server.down()
+        server.up()  # the nodes come back as the same cluster, with their data
+        assert server.target().client().get("k") == b"v"
+    finally:
+        server.wipe()
+    assert not any(server.pid(p) for p in server.ports)
