@@ -5,9 +5,10 @@ and sent to the shards at once. Same answers, statuses and failure mapping as re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from serving.catalog import Selection
 from serving.reader import MISSING, Breaker, StoreUnavailable, Vector
@@ -39,12 +40,19 @@ def _vector(user_id: str, selection: Selection, blobs: list, now: datetime) -> V
     return Vector(user_id, found, features, views)
 
 
+async def _close_quietly(client) -> None:
+    with contextlib.suppress(Exception):  # its nodes may be unreachable: nothing left to do
+        await client.aclose()
+
+
 class RedisReader:
     def __init__(self, target: RedisTarget, pool_size: int, timeout_ms: int):
         self.target = target
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
-        self.client = target.async_client(timeout=self.timeout, max_connections=max(pool_size, 16))
+        self.max_connections = max(pool_size, 16)
+        self.client = target.async_client(self.timeout, self.max_connections)
+        self._closing: set[asyncio.Task] = set()
 
     async def open(self) -> None:
         """Nothing to wait for: the client connects on first use, and reconnects by itself."""
@@ -58,11 +66,22 @@ class RedisReader:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await command()
-        except (RedisError, TimeoutError, OSError) as exc:
+        except (RedisError, RedisClusterException, TimeoutError, OSError) as exc:
             self.breaker.failed(probe)
+            if probe:
+                self._reconnect()
             raise StoreUnavailable("the online store is unavailable") from exc
         self.breaker.succeeded(probe)
         return result
+
+    def _reconnect(self) -> None:
+        """A fresh client from the configured seeds. redis-py's cluster client drops every node
+        it failed to reach from its seed list, so after a whole-cluster restart it would never
+        find the cluster again; the old client is closed in the background."""
+        stale, self.client = self.client, self.target.async_client(self.timeout, self.max_connections)
+        task = asyncio.get_running_loop().create_task(_close_quietly(stale))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
         key = selection.key_prefix + user_id.encode()

@@ -1,0 +1,179 @@
+"""Faults of a Redis Cluster online store while the real server process is under load: a month
+materialized during reads, a master killed and restarted, the whole cluster restarted, and a
+master lost for good in a cluster with replicas (failover). The API may answer 503 while data is
+out of reach, never another 5xx, never a wrong or mixed vector, and recovers by itself."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from redis.crc import key_slot
+
+from streamflow import database
+from streamflow.features import online_redis
+from streamflow.features.materialize import materialize
+from streamflow.features.store import feature_store
+from tests.reliability.load import run_load
+from tests.support import api_server, local_redis, query, wait_for
+
+pytestmark = pytest.mark.slow
+RECOVERY_S = 10.0
+
+
+def _paths(fresh_db, limit=300) -> list[str]:
+    rows = query(fresh_db, "select distinct user_id from features.subs_profile order by 1 limit %s", (limit,))
+    return [f"/features/{r[0]}" for r in rows]
+
+
+def _expected(base: str, paths: list[str]) -> dict[str, dict]:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        return {path: client.get(path).json() for path in paths}
+
+
+def _keep(path, response):
+    return path, response.json()
+
+
+def _on_node(server, port: int, project: str, paths: list[str]) -> str:
+    """A path whose user lives on the master at `port`."""
+    client = server.target().client()
+    for path in paths:
+        slot = key_slot(online_redis.user_key(project, path.rsplit("/", 1)[1]))
+        if client.nodes_manager.get_node_from_slot(slot).port == port:
+            return path
+    raise AssertionError(f"no user on port {port}")
+
+
+def _assert_honest(report, expected: dict[str, dict]) -> None:
+    assert set(report.statuses) <= {200, 503}, report.statuses
+    wrong = [path for path, body in report.bodies if body != expected[path]]
+    assert not wrong, f"{len(wrong)} wrong vectors, e.g. {wrong[:3]}"
+
+
+@pytest.fixture(scope="module")
+def cluster(store, fresh_db, tmp_path_factory):
+    """A 3-master cluster holding the first month only (the second is materialized under load)."""
+    with local_redis(tmp_path_factory.mktemp("redis"), cluster=True) as server:
+        redis_store = feature_store()
+        views = sorted(redis_store.list_feature_views(), key=lambda v: v.name)
+        [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")
+        online = redis_store._get_provider().online_store
+        with database.connect() as conn:
+            online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
+            online.record_months(conn, redis_store.config, [v.name for v in views], first)
+        yield server, redis_store
+
+
+@pytest.fixture(scope="module")
+def latest_vectors(store, fresh_db):
+    """What every user's vector is once every month is in: the API on PostgreSQL answers it."""
+    paths = _paths(fresh_db)
+    with api_server(fresh_db.url, extra_env={"ONLINE_STORE": "postgres"}) as base:
+        return _expected(base, paths)
+
+
+def test_a_month_materialized_during_reads_never_mixes_months(cluster, fresh_db, latest_vectors):
+    _, redis_store = cluster
+    paths = list(latest_vectors)
+    with api_server(fresh_db.url) as base:
+        first_month = _expected(base, paths)
+        assert first_month != latest_vectors
+        done = {}
+        loader = threading.Thread(target=lambda: done.update(materialize(redis_store)))
+        loader.start()
+        report = run_load(base, paths, seconds=8, concurrency=16, keep=_keep)
+        loader.join()
+        assert done, "the second month was materialized during the load"
+        assert _expected(base, paths) == latest_vectors
+    print(f"\nmaterialize under load: {report.requests} requests, {dict(report.statuses)}")
+    assert set(report.statuses) == {200}, report.statuses
+    mixed = [p for p, body in report.bodies if body not in (first_month[p], latest_vectors[p])]
+    assert not mixed, f"{len(mixed)} vectors that are neither month, e.g. {mixed[:3]}"
+    assert any(body == first_month[p] for p, body in report.bodies if first_month[p] != latest_vectors[p])
+
+
+def test_a_master_killed_and_restarted(cluster, fresh_db, latest_vectors):
+    server, redis_store = cluster
+    paths = list(latest_vectors)
+    victim = server.masters[0]
+    probe = _on_node(server, victim, redis_store.project, paths)
+    with api_server(fresh_db.url) as base:
+        assert _expected(base, paths) == latest_vectors
+        result = {}
+
+        def chaos():
+            time.sleep(2)
+            server.kill_node(victim, signal.SIGKILL)
+            time.sleep(4)
+            server.start_node(victim)
+            result["recovery_s"] = wait_for(f"{base}{probe}", 200, 30)
+
+        thread = threading.Thread(target=chaos)
+        thread.start()
+        report = run_load(base, paths, seconds=14, concurrency=16, keep=_keep)
+        thread.join()
+        assert _expected(base, paths) == latest_vectors, "the restarted master kept its data"
+    print(
+        f"\nmaster killed: {dict(report.statuses)}, recovered {result['recovery_s']:.2f}s after the restart"
+    )
+    _assert_honest(report, latest_vectors)
+    assert report.statuses[503] > 0 and report.statuses[200] > 0
+    assert result["recovery_s"] <= RECOVERY_S
+
+
+def test_the_whole_cluster_restarted(cluster, fresh_db, latest_vectors):
+    server, _ = cluster
+    paths = list(latest_vectors)
+    with api_server(fresh_db.url) as base:
+        result = {}
+
+        def chaos():
+            time.sleep(2)
+            server.down()
+            time.sleep(2)
+            server.up()
+            result["recovery_s"] = wait_for(f"{base}{paths[0]}", 200, 30)
+
+        thread = threading.Thread(target=chaos)
+        thread.start()
+        report = run_load(base, paths, seconds=12, concurrency=16, keep=_keep)
+        thread.join()
+        assert _expected(base, paths) == latest_vectors
+    print(f"\ncluster restarted: {dict(report.statuses)}, recovered {result['recovery_s']:.2f}s after up")
+    _assert_honest(report, latest_vectors)
+    assert report.statuses[503] > 0
+    assert result["recovery_s"] <= RECOVERY_S
+
+
+def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp_path):
+    paths = list(latest_vectors)
+    with local_redis(tmp_path / "replicated", cluster=True, replicas=1) as server:
+        redis_store = feature_store()
+        materialize(redis_store)
+        for node in online_redis.primaries(server.target().client()):
+            assert node.execute_command("WAIT", 1, 10_000) >= 1  # the replica has every write
+        victim = server.masters[0]
+        probe = _on_node(server, victim, redis_store.project, paths)
+        with api_server(fresh_db.url) as base:
+            assert _expected(base, paths) == latest_vectors
+            result = {}
+
+            def chaos():
+                time.sleep(2)
+                server.kill_node(victim, signal.SIGKILL)  # for good: its replica must take over
+                result["failover_s"] = wait_for(f"{base}{probe}", 200, 30)
+
+            thread = threading.Thread(target=chaos)
+            thread.start()
+            report = run_load(base, paths, seconds=14, concurrency=16, keep=_keep)
+            thread.join()
+            assert _expected(base, paths) == latest_vectors
+    failover_s = result["failover_s"]
+    print(f"\nfailover: {dict(report.statuses)}, the shard answered again {failover_s:.2f}s after the kill")
+    _assert_honest(report, latest_vectors)
+    assert result["failover_s"] <= RECOVERY_S
