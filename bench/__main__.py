@@ -2,7 +2,8 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,pipeline,incremental   which parts to run
+    BENCH_PARTS=serving,redis,pipeline,incremental   which parts to run
+    BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
     BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import incremental_bench, pipeline_bench, serving_bench, stack, wrk
+from bench import incremental_bench, pipeline_bench, redis_bench, serving_bench, stack, wrk
 from streamflow.generate import generate
 from tests.support import build_stack
 
@@ -36,7 +37,7 @@ def main() -> int:
     seconds = int(os.environ.get("BENCH_SECONDS", "15"))
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
     seeds_env = os.environ.get("SEEDS_DIR")
-    parts = set(os.environ.get("BENCH_PARTS", "serving,pipeline,incremental").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "serving,redis,pipeline,incremental").split(","))
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
@@ -66,6 +67,15 @@ def main() -> int:
             )
             for name, value in serving_bench.batch_latency(target, store, ids).items():
                 print(f"  {name}: {value:.2f}")
+
+        if "redis" in parts:
+            print("\n== the Redis online store: same data, same users, 16 connections, 1 worker each")
+            target = stack.use_fresh_database("bench_redis")
+            build_stack(seeds)
+            stack.build_wide_reference_table(target)
+            ids = stack.user_ids(target)
+            scale = int(os.environ.get("BENCH_REDIS_USERS", "1000000"))
+            redis_bench.run(target, ids, workdir, seconds, scale)
 
         by_size = {}
         if "pipeline" in parts:

@@ -135,6 +135,9 @@ def api_server(database_url: str, workers: int = 1, extra_env: dict | None = Non
     assert "Traceback" not in running.last_output, running.last_output
 
 
+_HANDED_OUT: set[int] = set()  # ports given out but perhaps not bound yet
+
+
 def free_cluster_ports(count: int) -> tuple[int, ...]:
     """`count` free loopback ports whose cluster bus ports (+10,000) are free too, all <= 55535."""
     ports: list[int] = []
@@ -143,6 +146,8 @@ def free_cluster_ports(count: int) -> tuple[int, ...]:
         candidate += 1
         if candidate > 45535:
             candidate = 20000
+        if candidate in _HANDED_OUT or candidate - 10000 in _HANDED_OUT or candidate + 10000 in _HANDED_OUT:
+            continue
         try:
             for port in (candidate, candidate + 10000):
                 with socket.socket() as s:
@@ -150,6 +155,7 @@ def free_cluster_ports(count: int) -> tuple[int, ...]:
         except OSError:
             continue
         ports.append(candidate)
+        _HANDED_OUT.add(candidate)
     return tuple(ports)
 
 

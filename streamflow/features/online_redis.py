@@ -2,7 +2,6 @@
 
     key   <project>:user:<user_id>
     field <view>@<layout>       JSON array [event time in epoch microseconds, feature values...]
-    field <view>@<layout>:ts    the same event time, for the write guard
 
 `<layout>` is a digest of the view's feature names and types, so a view whose features change
 reads as missing (never misread) until `make materialize` writes its new layout. A user's whole
@@ -34,8 +33,8 @@ KEYS_PER_CALL = 100  # one node: users per script call (a cluster groups by slot
 CALLS_PER_PIPELINE = 500
 MICROS = 1_000_000
 
-# KEYS: user keys. ARGV[1]: key TTL in seconds (0: none); then per key: n, and n triples
-# (field, event time, blob). Returns how many users changed.
+# KEYS: user keys. ARGV[1]: key TTL in seconds (0: none); then per key: n, and n pairs
+# (field, blob). A blob's event time is its first element. Returns how many users changed.
 GUARDED_WRITE = """
 local ttl = tonumber(ARGV[1])
 local at = 2
@@ -44,21 +43,23 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local n = tonumber(ARGV[at])
   at = at + 1
-  local stamps = {}
-  for j = 0, n - 1 do stamps[j + 1] = ARGV[at + 3 * j] .. ':ts' end
-  local current = redis.call('HMGET', key, unpack(stamps))
+  local fields = {}
+  for j = 0, n - 1 do fields[j + 1] = ARGV[at + 2 * j] end
+  local current = redis.call('HMGET', key, unpack(fields))
   local out = {}
   for j = 0, n - 1 do
-    local field, ts, blob = ARGV[at + 3 * j], ARGV[at + 3 * j + 1], ARGV[at + 3 * j + 2]
-    local cur = current[j + 1]
-    local write = (not cur) or tonumber(cur) < tonumber(ts)
-    if (not write) and cur == ts then write = redis.call('HGET', key, field) ~= blob end
+    local blob, cur = ARGV[at + 2 * j + 1], current[j + 1]
+    local write = not cur
+    if not write then
+      local old = tonumber(string.match(cur, '^%[(%-?%d+)'))
+      local new = tonumber(string.match(blob, '^%[(%-?%d+)'))
+      write = old < new or (old == new and cur ~= blob)
+    end
     if write then
-      out[#out + 1] = field; out[#out + 1] = blob
-      out[#out + 1] = stamps[j + 1]; out[#out + 1] = ts
+      out[#out + 1] = fields[j + 1]; out[#out + 1] = blob
     end
   end
-  at = at + 3 * n
+  at = at + 2 * n
   if #out > 0 then
     redis.call('HSET', key, unpack(out))
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
@@ -69,8 +70,8 @@ return changed
 """
 SCRIPT_SHA = hashlib.sha1(GUARDED_WRITE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
-# (user key, [(field, event time in microseconds, JSON blob), ...])
-Entry = tuple[bytes, list[tuple[str, int, bytes]]]
+# (user key, [(field, JSON blob), ...])
+Entry = tuple[bytes, list[tuple[str, bytes]]]
 
 
 def user_key(project: str, user_id: str) -> bytes:
@@ -101,9 +102,8 @@ def from_micros(value: int) -> datetime:
     return datetime.fromtimestamp(value / MICROS, UTC)
 
 
-def encode(event_time: datetime, values: Sequence) -> tuple[int, bytes]:
-    stamp = micros(event_time)
-    return stamp, msgspec.json.encode([stamp, *values])
+def encode(event_time: datetime, values: Sequence) -> bytes:
+    return msgspec.json.encode([micros(event_time), *values])
 
 
 decode = msgspec.json.Decoder().decode
@@ -115,8 +115,8 @@ def _call_args(entries: Sequence[Entry], ttl: int) -> tuple[list[bytes], list]:
     for key, fields in entries:
         keys.append(key)
         args.append(len(fields))
-        for field, stamp, blob in fields:
-            args += (field, stamp, blob)
+        for field, blob in fields:
+            args += (field, blob)
     return keys, args
 
 
@@ -124,6 +124,8 @@ def _node_batches(client, entries: Iterable[Entry]) -> dict[object, list[Sequenc
     """Script calls grouped by the node that must run them: a call's keys share one slot."""
     if not _is_cluster(client):
         entries = list(entries)
+        if not entries:
+            return {}
         return {client: [entries[i : i + KEYS_PER_CALL] for i in range(0, len(entries), KEYS_PER_CALL)]}
     by_slot: dict[int, list[Entry]] = defaultdict(list)
     for entry in entries:
@@ -161,6 +163,8 @@ def _run_calls(node, calls: list[Sequence[Entry]], ttl: int) -> int:
 def write(client, entries: Iterable[Entry], ttl: int = 0) -> int:
     """Guarded writes of `entries`, each shard's calls in one thread; returns users changed."""
     batches = _node_batches(client, entries)
+    if not batches:
+        return 0
     if len(batches) == 1:
         ((node, calls),) = batches.items()
         return _run_calls(node, calls, ttl)

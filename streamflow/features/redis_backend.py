@@ -93,8 +93,7 @@ class RedisBackend:
             latest[key] = (event_ts, row)
         entries = []
         for key, (event_ts, row) in latest.items():
-            stamp, blob = online_redis.encode(event_ts, row)
-            entries.append((key, [(field, stamp, blob)]))
+            entries.append((key, [(field, online_redis.encode(event_ts, row))]))
         online_redis.write(self.client, entries, self.ttl)
         if progress:
             progress(len(data))
@@ -146,7 +145,6 @@ class RedisBackend:
             latest.append(
                 sql.SQL(
                     "{alias} as (select distinct on ({key}) {key}, "
-                    "(extract(epoch from {ts}) * 1000000)::bigint as stamp, "
                     "json_build_array((extract(epoch from {ts}) * 1000000)::bigint, {cols})::text as blob "
                     "from {source} where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc)"
                 ).format(
@@ -157,32 +155,33 @@ class RedisBackend:
                     source=sql.SQL(source.get_table_query_string()),
                 )
             )
-            outputs.append(sql.SQL("{a}.stamp, {a}.blob").format(a=alias))
+            outputs.append(sql.SQL("{a}.blob").format(a=alias))
             fields.append(field_of(view))
         aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-        query = sql.SQL(
-            "with {latest}, users as ({users}) select {key}, {outputs} from users {joins}"
-        ).format(
+        # FULL JOIN ... USING merges the key: each view's rows are read once, already sorted by
+        # user (distinct on), so PostgreSQL merges them without a union or a hash table.
+        query = sql.SQL("with {latest} select {key}, {outputs} from {first} {joins}").format(
             latest=sql.SQL(", ").join(latest),
-            users=sql.SQL(" union ").join(sql.SQL("select {} from {}").format(key, a) for a in aliases),
             key=key,
             outputs=sql.SQL(", ").join(outputs),
-            joins=sql.SQL(" ").join(sql.SQL("left join {} using ({})").format(a, key) for a in aliases),
+            first=aliases[0],
+            joins=sql.SQL(" ").join(sql.SQL("full join {} using ({})").format(a, key) for a in aliases[1:]),
         )
         prefix = f"{config.project}:user:".encode()
         changed = 0
+        # a named cursor is planned for its first rows (nested loops); this one reads them all
+        conn.execute("set local cursor_tuple_fraction = 1")
         with conn.cursor(name="streamflow_materialize_redis") as cursor:
             cursor.itersize = FETCH_ROWS
             cursor.execute(query, {"start": start, "end": end})
             while rows := cursor.fetchmany(FETCH_ROWS):
-                entries = []
-                for row in rows:
-                    present = [
-                        (fields[i], row[1 + 2 * i], row[2 + 2 * i].encode())
-                        for i in range(len(fields))
-                        if row[1 + 2 * i] is not None
-                    ]
-                    entries.append((prefix + row[0].encode(), present))
+                entries = [
+                    (
+                        prefix + row[0].encode(),
+                        [(f, blob) for f, blob in zip(fields, row[1:], strict=True) if blob],
+                    )
+                    for row in rows
+                ]
                 changed += online_redis.write(self.client, entries, self.ttl)
         return changed
 
