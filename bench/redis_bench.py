@@ -5,8 +5,6 @@ materialize into the cluster at scale, and the memory a user costs there."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
 import sys
 import time
@@ -15,32 +13,14 @@ from pathlib import Path
 import httpx
 
 from bench import stack, wrk
-from bench.serving_bench import POOL_SIZE, contenders
+from bench.serving_bench import POOL_SIZE, api_batch_p50_ms, batches_of, contenders
 from streamflow import dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import REPO_DIR, feast_env, feature_store
 from streamflow.generate import generate
 from streamflow.local_redis import LocalRedis
-from tests.support import free_cluster_ports, running
-
-
-@contextlib.contextmanager
-def redis_env(server: LocalRedis):
-    """Every tool of this process (and the servers it starts) on `server`."""
-    target = server.target()
-    values = {
-        "ONLINE_STORE": "redis",
-        "REDIS_URL": target.url,
-        "REDIS_CLUSTER": "1" if server.cluster else "0",
-    }
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield values
-    finally:
-        for name, value in previous.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+from tests.support import free_cluster_ports, redis_env, redis_variables, running
 
 
 def used_memory(server: LocalRedis) -> int:
@@ -66,10 +46,8 @@ def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, sec
     python = sys.executable
     base_env = {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)}
     specs = contenders(target, ids[0])
-    with redis_env(single) as single_env:
-        single_env = dict(single_env)
-    with redis_env(cluster) as cluster_env:
-        cluster_env = dict(cluster_env)
+    single_env, cluster_env = redis_variables(single), redis_variables(cluster)
+    with redis_env(cluster):
         feast_on_cluster = feast_env(target)
     feast_cmd = specs["B' feast serve, --max-requests 0"][0]
     runs = {
@@ -111,9 +89,9 @@ def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, sec
 def same_values(target, ids: list[str], cluster: LocalRedis) -> bool:
     """The same Feast-protocol request to our API and to `feast serve`, both on the cluster."""
     request = {"feature_service": "churn_api_v1", "entities": {"user_id": ids[:50]}}
-    with redis_env(cluster) as env:
+    env = redis_variables(cluster)
+    with redis_env(cluster):
         feast_on_cluster = feast_env(target)
-        env = dict(env)
     feast = [str(Path(sys.executable).parent / "feast"), "serve", "--host", "127.0.0.1", "--port", "{port}"]
     with running([sys.executable, "-m", "serving"], "/ready", {"DATABASE_URL": target.url} | env) as ours:
         mine = httpx.post(f"{ours}/get-online-features", json=request).json()
@@ -127,25 +105,6 @@ def same_values(target, ids: list[str], cluster: LocalRedis) -> bool:
         }
 
     return by_name(mine) == by_name(reference)
-
-
-def batch_p50_ms(target, ids: list[str], cluster: LocalRedis, rounds: int = 200) -> float:
-    batches = [ids[(i * 100) % max(1, len(ids) - 100) :][:100] for i in range(rounds)]
-    with redis_env(cluster) as env:
-        env = dict(env)
-    timings = []
-    with (
-        running([sys.executable, "-m", "serving"], "/ready", {"DATABASE_URL": target.url} | env) as base,
-        httpx.Client(base_url=base) as client,
-    ):
-        for batch in batches[:20]:
-            client.post("/features", json={"user_ids": batch})
-        for batch in batches:
-            started = time.perf_counter()
-            response = client.post("/features", json={"user_ids": batch})
-            timings.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200 and all(r["found"] for r in response.json()["results"])
-    return statistics.median(timings)
 
 
 def materialize_at_scale(users: int, workdir: Path, cluster: LocalRedis) -> dict[str, float]:
@@ -195,7 +154,7 @@ def run(target, ids: list[str], workdir: Path, seconds: int, scale_users: int) -
             f"{r3f[0].requests_per_s / f[0].requests_per_s:.1f}x   "
             f"identical values: {same_values(target, ids, cluster)}"
         )
-        batch_ms = batch_p50_ms(target, ids, cluster)
+        batch_ms = api_batch_p50_ms({"DATABASE_URL": target.url} | redis_variables(cluster), batches_of(ids))
         print(f"  POST /features x100 from the Redis Cluster (HTTP, p50 ms): {batch_ms:.2f}")
         cluster.wipe()
         cluster.up()

@@ -7,18 +7,16 @@ under .streamflow/redis. Starting it twice is harmless.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from streamflow import local_redis
+from streamflow import local_redis, redis_target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["up", "down", "status"])
     action = parser.parse_args(argv).action
-    cluster = os.environ.get("REDIS_CLUSTER", "1").strip().lower() not in ("0", "false", "no", "off")
-    server = local_redis.default_server(cluster)
+    server = local_redis.default_server(redis_target.flag("REDIS_CLUSTER", default=True))
     try:
         if action == "up":
             print(server.up())

@@ -28,8 +28,7 @@ class ServingSettings:
     # Optional bearer token; when set, /features and /metrics require it.
     api_token: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_API_TOKEN") or None)
     database: db_settings.PgTarget = field(default_factory=db_settings.reader_target)
-    # Where feature vectors are read: `postgres` (the database above) or `redis` (REDIS_URL).
-    online_store: str = field(default_factory=redis_target.online_backend)
+    # Where feature vectors are read: the database above, or Redis when ONLINE_STORE=redis.
     redis: redis_target.RedisTarget | None = field(
         default_factory=lambda: redis_target.from_env() if redis_target.online_backend() == "redis" else None
     )

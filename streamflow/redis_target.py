@@ -28,7 +28,7 @@ def online_backend() -> str:
     return backend
 
 
-def _flag(name: str, default: bool) -> bool:
+def flag(name: str, default: bool) -> bool:
     value = os.environ.get(name, "").strip().lower()
     return default if not value else value in ("1", "true", "yes", "on")
 
@@ -121,7 +121,7 @@ def parse(urls: str, cluster: bool) -> RedisTarget:
 
 
 def from_env() -> RedisTarget:
-    cluster = _flag("REDIS_CLUSTER", default="REDIS_URL" not in os.environ)
+    cluster = flag("REDIS_CLUSTER", default="REDIS_URL" not in os.environ)
     urls = os.environ.get("REDIS_URL") or ",".join(
         f"redis://127.0.0.1:{port}" for port in (LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,))
     )

@@ -159,6 +159,31 @@ def free_cluster_ports(count: int) -> tuple[int, ...]:
     return tuple(ports)
 
 
+def redis_variables(server) -> dict[str, str]:
+    """The variables that point every project tool at a LocalRedis."""
+    return {
+        "ONLINE_STORE": "redis",
+        "REDIS_URL": server.target().url,
+        "REDIS_CLUSTER": "1" if server.cluster else "0",
+    }
+
+
+@contextlib.contextmanager
+def redis_env(server) -> Iterator[None]:
+    """This process's tools (and the servers it starts) on `server` meanwhile."""
+    values = redis_variables(server)
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @contextlib.contextmanager
 def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
     """A Redis of the test's own (redis-server from the OS), its nodes on free ports; every
@@ -168,16 +193,8 @@ def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
     nodes = 3 * (1 + replicas) if cluster else 1
     server = LocalRedis(root, free_cluster_ports(nodes), cluster, replicas)
     server.up()
-    target = server.target()
-    env = {"ONLINE_STORE": "redis", "REDIS_URL": target.url, "REDIS_CLUSTER": "1" if cluster else "0"}
-    previous = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     try:
-        yield server
+        with redis_env(server):
+            yield server
     finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.wipe()

@@ -35,8 +35,8 @@ def cluster(store, tmp_path_factory):
 
 def _clients(cluster):
     server, _ = cluster
-    postgres = ServingSettings(database=settings.reader_target(), online_store="postgres", redis=None)
-    redis = ServingSettings(database=settings.reader_target(), online_store="redis", redis=server.target())
+    postgres = ServingSettings(database=settings.reader_target(), redis=None)
+    redis = ServingSettings(database=settings.reader_target(), redis=server.target())
     return TestClient(create_app(postgres)), TestClient(create_app(redis))
 
 
@@ -131,9 +131,7 @@ def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_pat
         compared, differences = skew(redis_store)
         assert compared > 0 and differences == []
         user = _users(fresh_db, 1)[0]
-        config = ServingSettings(
-            database=settings.reader_target(), online_store="redis", redis=server.target()
-        )
+        config = ServingSettings(database=settings.reader_target(), redis=server.target())
         with TestClient(create_app(config)) as client:
             body = client.get(f"/features/{user}").json()
         assert {v["event_timestamp"] for v in body["feature_views"].values()} == {

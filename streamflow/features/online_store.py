@@ -115,6 +115,15 @@ def _entity_id(key: EntityKeyProto) -> str:
     return str(feast_value_type_to_python_type(key.entity_values[0]))
 
 
+def _python_rows(data, features: list[str]) -> Iterator[tuple[str, datetime, datetime | None, list]]:
+    """Feast's write batch as (user_id, event_ts, created_ts, values in `features` order)."""
+    for entity_key, values, event_ts, created_ts in data:
+        row = [
+            None if values.get(f) is None else feast_value_type_to_python_type(values[f]) for f in features
+        ]
+        yield _entity_id(entity_key), event_ts, created_ts, row
+
+
 def _copy_text(value: Any) -> str:
     """One field in COPY text format."""
     if value is None:
@@ -272,14 +281,14 @@ class StreamflowOnlineStore(OnlineStore):
         progress: Callable[[int], Any] | None,
     ) -> None:
         if redis := self.redis(config):
-            return redis.online_write_batch(config, table, data, progress, ENTITY_COLUMN)
+            redis.online_write_batch(config, table, _python_rows(data, [f.name for f in table.features]))
+            if progress:
+                progress(len(data))
+            return None
         features = [f for f, _, _ in feature_columns(table)]
         buffer = io.StringIO()
-        for entity_key, values, event_ts, created_ts in data:
-            row = [_entity_id(entity_key), event_ts, created_ts]
-            for name in features:
-                proto = values.get(name)
-                row.append(None if proto is None else feast_value_type_to_python_type(proto))
+        for user_id, event_ts, created_ts, values in _python_rows(data, features):
+            row = [user_id, event_ts, created_ts, *values]
             buffer.write("\t".join(_copy_text(v) for v in row) + "\n")
         staged = [ENTITY_COLUMN, "event_ts", "created_ts", *features]
         types = [("text",), ("timestamptz",), ("timestamptz",)] + [
@@ -388,7 +397,7 @@ class StreamflowOnlineStore(OnlineStore):
         requested_features: list[str] | None = None,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
         if redis := self.redis(config):
-            return redis.online_read(config, table, entity_keys, requested_features, ENTITY_COLUMN)
+            return redis.online_read(config, table, [_entity_id(k) for k in entity_keys], requested_features)
         features = feature_columns(table)
         if requested_features:
             features = [f for f in features if f[0] in set(requested_features)]

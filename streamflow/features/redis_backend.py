@@ -3,15 +3,14 @@ wire operations are in online_redis.py). Selected by `ONLINE_STORE=redis`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from feast import FeatureView, ValueType
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
-from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
 
 from streamflow import redis_target
@@ -58,11 +57,6 @@ class RedisBackend:
             self._client = self.target.client(timeout=30.0)
         return self._client
 
-    def _entity_id(self, key: EntityKeyProto, entity_column: str) -> str:
-        if list(key.join_keys) != [entity_column]:
-            raise ValueError(f"this online store serves entities keyed by {entity_column} only")
-        return str(feast_value_type_to_python_type(key.entity_values[0]))
-
     def update(self, config: RepoConfig, tables_to_keep: Sequence[FeatureView]) -> None:
         for view in tables_to_keep:
             redis_features(view)  # refuse unsupported types at `feast apply`, not at materialize
@@ -72,43 +66,31 @@ class RedisBackend:
         online_redis.delete_project(self.client, config.project)
 
     def online_write_batch(
-        self,
-        config: RepoConfig,
-        table: FeatureView,
-        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
-        progress: Callable[[int], Any] | None,
-        entity_column: str,
+        self, config: RepoConfig, table: FeatureView, rows: Iterable[tuple[str, datetime, Any, list]]
     ) -> None:
-        features = [name for name, _, _ in redis_features(table)]
-        field = field_of(table)
-        latest: dict[bytes, tuple[datetime, list]] = {}
-        for entity_key, values, event_ts, _ in data:
-            key = online_redis.user_key(config.project, self._entity_id(entity_key, entity_column))
-            if key in latest and latest[key][0] >= event_ts:
-                continue
-            row = [
-                None if values.get(f) is None else feast_value_type_to_python_type(values[f])
-                for f in features
-            ]
-            latest[key] = (event_ts, row)
-        entries = []
-        for key, (event_ts, row) in latest.items():
-            entries.append((key, [(field, online_redis.encode(event_ts, row))]))
+        """Rows of (user_id, event_ts, created_ts, values in the view's order): the latest per
+        user, through the guarded write."""
+        field = field_of(table)  # refuses types the Redis store cannot carry
+        latest: dict[str, tuple[datetime, list]] = {}
+        for user_id, event_ts, _, values in rows:
+            if user_id not in latest or latest[user_id][0] < event_ts:
+                latest[user_id] = (event_ts, values)
+        entries = [
+            (online_redis.user_key(config.project, user_id), [(field, online_redis.encode(event_ts, values))])
+            for user_id, (event_ts, values) in latest.items()
+        ]
         online_redis.write(self.client, entries, self.ttl)
-        if progress:
-            progress(len(data))
 
     def online_read(
         self,
         config: RepoConfig,
         table: FeatureView,
-        entity_keys: list[EntityKeyProto],
+        user_ids: list[str],
         requested_features: list[str] | None,
-        entity_column: str,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
         features = redis_features(table)
         wanted = set(requested_features or [f for f, _, _ in features])
-        keys = [online_redis.user_key(config.project, self._entity_id(k, entity_column)) for k in entity_keys]
+        keys = [online_redis.user_key(config.project, user_id) for user_id in user_ids]
         results: list[tuple[datetime | None, dict[str, ValueProto] | None]] = []
         for blob in online_redis.read(self.client, keys, field_of(table)):
             if blob is None:
