@@ -16,6 +16,11 @@ from serving.schemas import FeatureViewStatus
 from streamflow.features import online_redis
 from streamflow.redis_target import RedisTarget
 
+# What redis-py's asyncio cluster client raises when a node fails under concurrent requests: one
+# task tears a node's connections down while another is writing on one (seen in the fault tests:
+# "'NoneType' object has no attribute 'writelines'", uvloop's "the handler is closed"). Only the
+# client call runs inside _call, so these mean "no answer from the store", never our own bug.
+CLIENT_RACES = (AttributeError, RuntimeError)
 decode = online_redis.decode
 from_micros = online_redis.from_micros
 
@@ -66,7 +71,7 @@ class RedisReader:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await command()
-        except (RedisError, RedisClusterException, TimeoutError, OSError) as exc:
+        except (RedisError, RedisClusterException, TimeoutError, OSError, *CLIENT_RACES) as exc:
             self.breaker.failed(probe)
             if probe:
                 self._reconnect()
