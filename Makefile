@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
 .PHONY: help setup db-up db-down redis-up redis-down pipeline demo test lint fmt dbt-build apply materialize \
-        training-set check-skew serve bench clean
+        training-set check-skew serve bench clean monitor report docs ui
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -62,6 +62,9 @@ apply: db-up ## feast apply (after dbt)
 
 materialize: db-up ## Load the months the online store lacks (new or restated), oldest first; FULL=1: all
 	$(PY) -m scripts.feast_steps materialize $(if $(FULL),--full)
+
+monitor: db-up ## Feast feature monitoring per view per as_of month + drift vs the baseline; FULL=1: all months
+	$(PY) -m scripts.monitor $(if $(FULL),--full)
 
 training-set: db-up ## Point-in-time training set -> data/processed/training_df.csv
 	$(PY) -m scripts.build_training_dataset

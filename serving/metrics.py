@@ -39,6 +39,18 @@ FRESHNESS = Gauge(
     ["feature_view"],
     multiprocess_mode="max",
 )
+DRIFT = Gauge(
+    "streamflow_feature_drift_js_distance",
+    "Jensen-Shannon distance of each feature's newest as_of month to the baseline month (make monitor).",
+    ["feature_view", "feature"],
+    multiprocess_mode="mostrecent",
+)
+DRIFT_THRESHOLD = Gauge(
+    "streamflow_feature_drift_threshold",
+    "Jensen-Shannon distance above which a feature is flagged, by level (watch, drift).",
+    ["level"],
+    multiprocess_mode="mostrecent",
+)
 
 
 class InProcessRequestMetrics:

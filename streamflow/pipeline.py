@@ -1,5 +1,5 @@
 """The main job in one process: database up, ingest every month, dbt build, then the Feast steps
-(apply, materialize, training set). Every step is idempotent, so the job is safe to run again."""
+(apply, materialize, monitoring, training set). Every step is idempotent, so the job is safe to run again."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
 from streamflow.features.training import build
 from streamflow.generate import generate
+from streamflow.quality import monitor
 
 GENERATED_DIR = settings.PROJECT_ROOT / "data" / "generated"
 
@@ -59,12 +60,14 @@ def fresh_enough() -> bool:
 
 
 def feast_steps() -> None:
-    """apply, materialize and the training set, sharing one FeatureStore."""
+    """apply, materialize, monitoring and the training set, sharing one FeatureStore."""
     step("feast apply")
     apply()
     step("materialize")
     store = feature_store()
     materialize(store)
+    step("monitor")
+    print("\n".join(monitor.run(store).describe()))
     step("training set")
     build(store=store)
 

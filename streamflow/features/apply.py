@@ -14,7 +14,7 @@ from psycopg import sql
 from streamflow import database, settings
 from streamflow.features.store import REPO_DIR, repo_config
 
-READ_SCHEMAS = ("feast", "feast_online")  # the registry and the online store
+READ_SCHEMAS = ("feast", "feast_online", "monitoring")  # registry, online store, feature drift
 
 
 @contextlib.contextmanager
@@ -54,6 +54,7 @@ def grant_reader() -> None:
         )
         for schema in READ_SCHEMAS:
             ident = sql.Identifier(schema)
+            conn.execute(sql.SQL("create schema if not exists {}").format(ident))
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(ident, role))
             conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(ident, role))
             conn.execute(
