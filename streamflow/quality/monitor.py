@@ -141,9 +141,8 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
         for month in months[view.name]:
             is_baseline = month == result.baseline
             previous = stored.get((view.name, month))
-            if not full and previous and previous[0] >= loaded.get(month, previous[0]):
-                if previous[1] == is_baseline:
-                    continue
+            if not full and previous and _current(previous, loaded.get(month), is_baseline):
+                continue
             outcome = service.compute_metrics(
                 project=project,
                 feature_view_name=view.name,
@@ -238,10 +237,17 @@ def load() -> list[Drift]:
         rows = conn.execute(
             sql.SQL(
                 "select feature_view, feature, as_of, baseline_as_of, js_distance, level, drift_threshold, "
-                "watch_threshold, null_rate, baseline_null_rate, row_count from {} order by feature_view, feature, as_of"
+                "watch_threshold, null_rate, baseline_null_rate, row_count from {} "
+                "order by feature_view, feature, as_of"
             ).format(DRIFT_TABLE)
         ).fetchall()
     return [Drift(*row) for row in rows]
+
+
+def _current(previous: tuple[datetime, bool], loaded_at: datetime | None, is_baseline: bool) -> bool:
+    """Stored metrics still stand: computed after the month's last load, same baseline role."""
+    computed_at, was_baseline = previous
+    return (loaded_at is None or computed_at >= loaded_at) and was_baseline == is_baseline
 
 
 def _is_integer(dtype: Any) -> bool:

@@ -141,7 +141,8 @@ def _summary_table(features: list[FeatureSeries]) -> str:
             f'<td><a href="#{_anchor(f)}">{html.escape(f.feature)}</a></td>'
             f"<td>{html.escape(f.view)}</td>"
             f'<td><span class="badge level-{_css(f.level)}">{f.level}</span></td>'
-            f'<td class="num">{distance}</td><td class="num">{null_base}</td><td class="num">{null_now}</td></tr>'
+            f'<td class="num">{distance}</td><td class="num">{null_base}</td>'
+            f'<td class="num">{null_now}</td></tr>'
         )
     return "\n".join(rows)
 
