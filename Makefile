@@ -48,7 +48,7 @@ redis-up: setup ## Start a local Redis: 3-master cluster on 127.0.0.1:17001-1700
 redis-down: setup ## Stop the local Redis
 	$(PY) -m scripts.local_redis down
 
-pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, training set
+pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set
 	$(PY) -m scripts.pipeline
 
 demo: pipeline ## The whole job: pipeline, then serve the features API on HOST:PORT
@@ -65,6 +65,15 @@ materialize: db-up ## Load the months the online store lacks (new or restated), 
 
 monitor: db-up ## Feast feature monitoring per view per as_of month + drift vs the baseline; FULL=1: all months
 	$(PY) -m scripts.monitor $(if $(FULL),--full)
+
+report: db-up ## data/reports/feature_quality.html: distributions, null rates, drift, churn rate by month (one file)
+	$(PY) -m scripts.report
+
+docs: db-up ## dbt docs site with lineage to the exposures, static: data/reports/dbt-docs/index.html
+	$(PY) -m scripts.docs
+
+ui: db-up ## Feast's UI (monitoring pages included), read-only, on 127.0.0.1:UI_PORT (default 8888)
+	$(PY) -m scripts.feast_ui
 
 training-set: db-up ## Point-in-time training set -> data/processed/training_df.csv
 	$(PY) -m scripts.build_training_dataset

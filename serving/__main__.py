@@ -14,7 +14,7 @@ from psycopg import sql
 
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
-from streamflow import database, settings
+from streamflow import database, logs, settings
 from streamflow.features import online_redis
 from streamflow.features.online_store import StreamflowOnlineStore
 from streamflow.features.store import repo_config
@@ -66,6 +66,11 @@ def inspect_stack(config: ServingSettings) -> tuple[str | None, str]:
 
 
 def main() -> int:
+    try:
+        logs.log_format()
+    except ValueError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     config = ServingSettings()
     problem, user = inspect_stack(config)
     if problem:
@@ -77,13 +82,13 @@ def main() -> int:
         folder.mkdir(parents=True)
         os.environ |= {"PROMETHEUS_MULTIPROC_DIR": str(folder), "STREAMFLOW_METRICS_MP": "1"}
     base = f"http://{config.host}:{config.port}"
-    print(
+    logs.say(
         f"serving StreamFlow features on {base} ({config.workers} worker(s)); try:\n"
         f"  curl {base}/features/{user}\n"
         f"  curl -X POST {base}/features -H 'content-type: application/json' "
         f'-d \'{{"user_ids": ["{user}", "0000-NOBODY"]}}\'\n'
         f"  curl {base}/ready    # docs: {base}/schema/swagger",
-        flush=True,
+        logger_name="serving",
     )
     uvicorn.run(
         "serving.app:create_app",
@@ -92,6 +97,7 @@ def main() -> int:
         port=config.port,
         workers=config.workers,
         log_level="warning",
+        log_config=logs.uvicorn_log_config() or uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         loop="uvloop",
         http="httptools",

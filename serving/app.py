@@ -17,7 +17,9 @@ from serving.controllers.feast_protocol import get_online_features
 from serving.controllers.features import FeatureController
 from serving.controllers.ops import health, prometheus_metrics, ready
 from serving.errors import EXCEPTION_HANDLERS
+from serving.request_log import RequestLogMiddleware
 from serving.resources import lifespan
+from streamflow import logs
 
 
 def create_app(settings: ServingSettings | None = None) -> Litestar:
@@ -35,7 +37,10 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         ],
         lifespan=[lifespan(settings)],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
-        middleware=[metrics.MetricsMiddleware],
+        # Outermost first: the request log sees the status and time the metrics see.
+        middleware=[RequestLogMiddleware, metrics.MetricsMiddleware]
+        if logs.json_enabled()
+        else [metrics.MetricsMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi.config(),
         debug=False,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
-from streamflow import database, settings
+from streamflow import database, logs, settings
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -24,6 +26,7 @@ QUIET_ENV = {
 def dbt_env() -> dict[str, str]:
     return {
         **QUIET_ENV,
+        "DBT_LOG_FORMAT": "json" if logs.json_enabled() else "default",
         **settings.admin_target().as_env(),
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_PROJECT_DIR": str(DBT_DIR),
@@ -119,3 +122,41 @@ def freshness(reference: date | None = None) -> list[Freshness]:
             )
         )
     return checked
+
+
+DOCS_DIR = settings.PROJECT_ROOT / "data" / "reports" / "dbt-docs"
+DOCS_FILES = {
+    "static_index.html": "index.html",
+    "manifest.json": "manifest.json",
+    "catalog.json": "catalog.json",
+}
+
+
+def generate_docs(dest: Path = DOCS_DIR) -> Path:
+    """dbt's docs site (lineage from the sources through the marts to the exposures), as one
+    static page with the manifest and catalog inside, opened from disk; its index.html."""
+    result = invoke(["docs", "generate", "--static"])
+    if not result.success:
+        raise RuntimeError(f"dbt docs generate failed: {result.exception or failed_nodes(result)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for source, name in DOCS_FILES.items():
+        shutil.copyfile(DBT_DIR / "target" / source, dest / name)
+    index = dest / "index.html"
+    index.write_text(_without_broken_fetches(index.read_text(encoding="utf-8")), encoding="utf-8")
+    return index
+
+
+# dbt-docs ships two URLs the browser fetches before they mean anything: SVG icons bound with a plain
+# `xlink:href="{{ ... }}"` (fetched literally before Angular interpolates them; `ng-attr-` is
+# Angular's way to set them only once interpolated) and a favicon left as an unbuilt webpack
+# placeholder. Each costs a 404 (or, opened from disk, a security error) in the console per menu item.
+DOCS_FIXES = (
+    ('<use xlink:href="{{ getIcon(', '<use ng-attr-xlink:href="{{ getIcon('),
+    ("href=\"${require('./assets/favicons/favicon.ico')}\"", 'href="data:,"'),
+)
+
+
+def _without_broken_fetches(page: str) -> str:
+    for broken, fixed in DOCS_FIXES:
+        page = page.replace(broken, fixed)
+    return page

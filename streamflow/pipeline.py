@@ -9,12 +9,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from streamflow import dbt, embedded_pg, ingest, settings
+from streamflow import dbt, embedded_pg, ingest, logs, settings
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
 from streamflow.features.training import build
 from streamflow.generate import generate
+from streamflow.logs import step
 from streamflow.quality import monitor
 
 GENERATED_DIR = settings.PROJECT_ROOT / "data" / "generated"
@@ -31,10 +32,6 @@ def seeds_dir() -> Path:
         generate(GENERATED_DIR, users=users, months=2, seed=42)
         print(f"SEEDS_DIR not set: generated {users:,} users x 2 months in {GENERATED_DIR}")
     return GENERATED_DIR
-
-
-def step(name: str) -> None:
-    print(f"\n==> {name}", flush=True)
 
 
 def fresh_enough() -> bool:
@@ -61,40 +58,43 @@ def fresh_enough() -> bool:
 
 def feast_steps() -> None:
     """apply, materialize, monitoring and the training set, sharing one FeatureStore."""
-    step("feast apply")
-    apply()
-    step("materialize")
+    with step("feast apply"):
+        apply()
     store = feature_store()
-    materialize(store)
-    step("monitor")
-    print("\n".join(monitor.run(store).describe()))
-    step("training set")
-    build(store=store)
+    with step("materialize"):
+        materialize(store)
+    with step("monitor"):
+        print("\n".join(monitor.run(store).describe()))
+    with step("training set"):
+        build(store=store)
 
 
 def run(with_feast: bool = True) -> int:
     """The whole job; 1 when dbt build fails (the marts keep their last good data)."""
     started = time.perf_counter()
     months = ingest.month_dirs(seeds_dir())  # a missing or empty seeds folder stops us here
-    step("database")
-    print(embedded_pg.up())
-    step("ingest")
-    for month_dir, as_of in months:
-        ingest.load_month(month_dir, as_of)
-    step("freshness")
-    if not fresh_enough():
+    with step("database"):
+        print(embedded_pg.up())
+    with step("ingest"):
+        for month_dir, as_of in months:
+            ingest.load_month(month_dir, as_of)
+    with step("freshness"):
+        current = fresh_enough()
+    if not current:
         return 1
-    step("dbt build")
-    built = dbt.build_incrementally()
-    if built is None:
-        print("no month loaded or restated since the last good build: the marts are current")
-    elif not built:
-        print(
+    with step("dbt build"):
+        built = dbt.build_incrementally()
+        if built is None:
+            print("no month loaded or restated since the last good build: the marts are current")
+    if built is False:
+        logs.say(
             "dbt build failed: the feature marts keep their last good data; stopping here.",
-            file=sys.stderr,
+            error=True,
+            event="dbt_build_failed",
         )
         return 1
     if with_feast:
         feast_steps()
-    print(f"\npipeline done in {time.perf_counter() - started:.1f}s")
+    seconds = time.perf_counter() - started
+    logs.say(f"\npipeline done in {seconds:.1f}s", event="pipeline_finished", seconds=round(seconds, 3))
     return 0
