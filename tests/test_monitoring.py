@@ -77,9 +77,9 @@ def test_drift_is_zero_at_the_baseline_and_levelled_by_the_thresholds(fresh_db, 
             assert (d.level in ("drift", "watch")) == (d.js_distance > d.watch_threshold)
     newest = [d for d in rows if d.as_of == max(r.as_of for r in rows)]
     assert any((d.js_distance or 0) > 0 for d in newest), "two months of real exports differ somewhere"
-    assert next(d.feature for d in monitored.latest()) == max(
-        newest, key=lambda d: d.js_distance or -1
-    ).feature
+    assert (
+        next(d.feature for d in monitored.latest()) == max(newest, key=lambda d: d.js_distance or -1).feature
+    )
 
 
 def test_a_second_run_computes_nothing_and_a_new_baseline_recomputes_both_roles(

@@ -1,0 +1,102 @@
+"""LOG_FORMAT=json: the pipeline's steps and every API request as one JSON object per line (request
+id echoed in X-Request-ID); the default output stays as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from streamflow import logs, settings
+from tests.support import api_server, query, running
+
+pytestmark = pytest.mark.slow
+STEPS = [
+    "database",
+    "ingest",
+    "freshness",
+    "dbt build",
+    "feast apply",
+    "materialize",
+    "monitor",
+    "training set",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline_lines(fresh_db, seeds) -> list[dict]:
+    """`python -m scripts.pipeline` with LOG_FORMAT=json builds this module's stack."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.pipeline"],
+        env={**os.environ, "LOG_FORMAT": "json", "SEEDS_DIR": str(seeds), "DATABASE_URL": fresh_db.url},
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]  # every line JSON
+
+
+def test_pipeline_steps_are_json_records_with_their_times(pipeline_lines):
+    started = [r["step"] for r in pipeline_lines if r.get("event") == "step_started"]
+    finished = {r["step"]: r for r in pipeline_lines if r.get("event") == "step_finished"}
+    assert started == STEPS
+    assert all(finished[s]["outcome"] == "ok" and finished[s]["seconds"] >= 0 for s in STEPS)
+    assert {r["level"] for r in pipeline_lines if r.get("logger") == "streamflow.pipeline"} <= {
+        "INFO",
+        "WARNING",
+    }
+    said = [r for r in pipeline_lines if r.get("step") == "monitor" and r.get("event") == "output"]
+    assert said and "drift of" in said[0]["message"]  # what a step prints is a record of that step
+    assert pipeline_lines[-1]["event"] == "pipeline_finished"
+    assert all("time" in r for r in pipeline_lines if r.get("logger", "").startswith("streamflow"))
+
+
+def test_api_requests_are_json_lines_and_echo_the_request_id(fresh_db, pipeline_lines):
+    [(user,)] = query(fresh_db, "select user_id from features.subs_profile order by user_id limit 1")
+    with api_server(fresh_db.url, extra_env={"LOG_FORMAT": "json"}) as base:
+        given = httpx.get(f"{base}/features/{user}", headers={"X-Request-ID": "checkout-42.a"})
+        insane = httpx.get(f"{base}/features/{user}", headers={"X-Request-ID": "two words"})
+        bad = httpx.get(f"{base}/features/%20")
+    output = running.last_output
+    assert given.status_code == 200 and given.headers["x-request-id"] == "checkout-42.a"
+    assert insane.headers["x-request-id"] != "two words" and len(insane.headers["x-request-id"]) == 32
+    assert bad.status_code == 400
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [r for r in records if r["logger"] == "serving.access" and r["route"] == "/features/{user_id}"]
+    assert [(r["method"], r["status"], r["request_id"]) for r in access] == [
+        ("GET", 200, "checkout-42.a"),
+        ("GET", 200, insane.headers["x-request-id"]),
+        ("GET", 400, bad.headers["x-request-id"]),
+    ]
+    assert all(r["latency_ms"] > 0 for r in access)
+    assert user not in output  # the route template is logged, not the user's id
+
+
+def test_the_default_output_is_unchanged(fresh_db, pipeline_lines):
+    with api_server(fresh_db.url) as base:
+        answer = httpx.get(f"{base}/health")
+    assert "x-request-id" not in answer.headers
+    assert "serving.access" not in running.last_output
+    assert running.last_output.startswith("serving StreamFlow features on")
+
+
+def test_an_unknown_log_format_is_refused(monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="LOG_FORMAT must be one of text, json"):
+        logs.log_format()
+    done = subprocess.run(
+        [sys.executable, "-m", "serving"],
+        env={**os.environ, "LOG_FORMAT": "xml"},
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "LOG_FORMAT must be one of text, json, not 'xml'" in done.stderr
