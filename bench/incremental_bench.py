@@ -45,6 +45,7 @@ def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTa
         measured("dbt build (the new month)", [python, "-m", "scripts.run_dbt"], env)[0],
         measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)[0],
         measured("materialize (the new month)", [python, "-m", "scripts.feast_steps", "materialize"], env)[0],
+        measured("monitor (the new month)", [python, "-m", "scripts.monitor"], env)[0],
         measured(
             "training set (the new month)",
             [

@@ -1,5 +1,5 @@
 """The pipeline at scale: generate, ingest (vs PostgreSQL's own COPY), dbt build, apply,
-materialize, training set (vs Feast's naive DataFrame call), each step's time and peak memory."""
+materialize, monitor, training set (vs Feast's naive DataFrame call), each step's time and peak memory."""
 
 from __future__ import annotations
 
@@ -137,6 +137,9 @@ def run_size(
         f"{user_rows:,} user rows x {features} features: "
         f"{user_rows * features / work:,.0f} feature values/s (SQL work {work:.1f}s)"
     )
+    steps.append(step)
+    step, out = measured("monitor (2 months, Feast metrics + drift)", [python, "-m", "scripts.monitor"], env)
+    step.note = f"{len(re.findall(r'^ +(?:drift|watch|ok|n/a) ', out, re.M))} features' drift"
     steps.append(step)
     out_csv = workdir / f"training_{users}.csv"
     step, out = measured(

@@ -53,8 +53,10 @@ class Watched:
         return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API runs an asyncio loop in this thread while it is open,
+    and every later `asyncio.run()` (the load tests') would refuse to start beside it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
