@@ -113,3 +113,18 @@ def test_the_thresholds_sit_between_sampling_noise_and_a_real_shift():
         feast_histogram(rng.normal(30, 8, 7_043)), feast_histogram(rng.normal(32, 8, 7_043))
     )
     assert max(noise) < drift.WATCH_THRESHOLD < shifted
+
+
+def test_wide_whole_numbers_match_the_distance_of_the_raw_values():
+    """months_active-like: 0..71 in 20 bins of 3.6 (3 or 4 values each), everyone a month older
+    next month. From the histograms alone the distance must match that of the raw values counted
+    in the same cells of 4."""
+    rng = np.random.default_rng(6)
+    base = rng.integers(0, 72, 7_043)
+    month = base + 1
+    raw = drift._compare(
+        drift._cells(dict(enumerate(np.bincount(base))), 4),
+        drift._cells(dict(enumerate(np.bincount(month))), 4),
+    )
+    estimate = drift.distance(feast_histogram(base), feast_histogram(month), integer=True)
+    assert estimate == pytest.approx(raw, abs=0.01)

@@ -10,8 +10,10 @@ ranges), each bin's count shared in proportion to its overlap: the uniform-withi
 a histogram already makes, applied to as few bins as possible.
 
 Feast's bins are closed on the right (values on an inner edge fall in the bin that ends there), so
-for an integer feature each bin's count belongs to the integers it holds: 0, 1, 2... compare
-exactly, where spreading would smear 1 over (0.5, 1.0] in one month and (0.9, 1.35] in the other.
+for an integer feature each bin's count belongs to the whole numbers it holds, shared evenly among
+them; both months are then summed into the same cells (as wide as the widest bin). Counts of 0..9
+in 20 bins compare value by value, where spreading would smear 1 over (0.5, 1.0] in one month and
+(0.9, 1.35] in the other; months_active (0..72, 3 or 4 values per bin) compares in cells of 4.
 
 Categorical histograms hold the top values plus an "other" count; they compare over the union of
 values, "other" as one more category.
@@ -36,8 +38,8 @@ from scipy.spatial.distance import jensenshannon
 DRIFT_THRESHOLD = 0.1
 WATCH_THRESHOLD = 0.05
 OTHER = "\x00other"
-MAX_INTEGER_SPAN = 1000  # wider integer ranges compare as continuous values: 20 bins say no more
 TOLERANCE = 1e-9  # Feast's edges are sums of floats (0.30000000000000004)
+MAX_INTEGERS_PER_BIN = 1000  # wider bins of whole numbers compare as continuous values
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def distance(
         return None
     if "values" in baseline or "values" in current:
         return _compare(_categorical(baseline), _categorical(current))
-    if integer and _span(baseline, current) <= MAX_INTEGER_SPAN:
-        return _compare(_integers(baseline), _integers(current))
+    if integer and _widest_bin(baseline, current) <= MAX_INTEGERS_PER_BIN:
+        cell = max(1, math.ceil(_widest_bin(baseline, current) - TOLERANCE))
+        return _compare(_cells(_integers(baseline), cell), _cells(_integers(current), cell))
     point_b, point_c = _point(baseline), _point(current)
     if point_b is not None and point_c is not None:  # two one-value months: same value or not
         return 0.0 if point_b == point_c else 1.0
@@ -106,9 +109,18 @@ def _compare(p: Mapping[Any, float], q: Mapping[Any, float]) -> float | None:
     return _js([p.get(k, 0) for k in keys], [q.get(k, 0) for k in keys])
 
 
-def _span(*histograms: Mapping[str, Any]) -> float:
-    edges = [e for h in histograms for e in _edges(h)]
-    return max(edges) - min(edges)
+def _widest_bin(*histograms: Mapping[str, Any]) -> float:
+    return max((_edges(h)[1] - _edges(h)[0] for h in histograms if _point(h) is None), default=0.0)
+
+
+def _cells(mass: Mapping[int, float], width: int) -> dict[int, float]:
+    """Whole numbers summed into cells of `width` (the widest bin, rounded up) counted from 0, so
+    both months share the cells: a range of 70 values is not judged on 70 thin counts, whose
+    sampling noise alone reads ~0.06."""
+    cells: dict[int, float] = {}
+    for value, count in mass.items():
+        cells[value // width] = cells.get(value // width, 0.0) + count
+    return cells
 
 
 def _integers(histogram: Mapping[str, Any]) -> dict[int, float]:
