@@ -126,7 +126,7 @@ def run_size(
     step, _ = measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)
     steps.append(step)
     step, out = measured("materialize (2 months)", [python, "-m", "scripts.feast_steps", "materialize"], env)
-    user_rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users x", out))
+    user_rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users written x", out))
     work = sum(float(s) for s in re.findall(r"views in ([\d.]+)s", out))
     with psycopg.connect(target.url) as conn:
         features = conn.execute(
@@ -139,7 +139,10 @@ def run_size(
     )
     steps.append(step)
     step, out = measured("monitor (2 months, Feast metrics + drift)", [python, "-m", "scripts.monitor"], env)
-    step.note = f"{len(re.findall(r'^ +(?:drift|watch|ok|n/a) ', out, re.M))} features' drift"
+    inner = float(re.search(r"view-months in ([\d.]+)s", out).group(1))
+    step.note = (
+        f"{inner:.1f}s inside; {len(re.findall(r'^ +(?:drift|watch|ok|n/a) ', out, re.M))} features' drift"
+    )
     steps.append(step)
     out_csv = workdir / f"training_{users}.csv"
     step, out = measured(
