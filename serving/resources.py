@@ -116,11 +116,12 @@ class Resources:
         except psycopg.ProgrammingError as exc:  # a grant not given yet: the gauges wait
             log.warning("feature drift unreadable: %s", exc.sqlstate)
             return
-        for view, feature, distance, drift_threshold, watch_threshold in rows:
+        for view, feature, distance, _, _ in rows:
             if distance is not None:
                 metrics.DRIFT.labels(view, feature).set(distance)
-            metrics.DRIFT_THRESHOLD.labels("drift").set(drift_threshold)
-            metrics.DRIFT_THRESHOLD.labels("watch").set(watch_threshold)
+        if rows:  # one run wrote every row with the same thresholds
+            metrics.DRIFT_THRESHOLD.labels("drift").set(rows[0][3])
+            metrics.DRIFT_THRESHOLD.labels("watch").set(rows[0][4])
 
 
 async def _housekeeping(resources: Resources) -> None:

@@ -87,8 +87,9 @@ def distance(
         return None
     if "values" in baseline or "values" in current:
         return _compare(_categorical(baseline), _categorical(current))
-    if integer and _widest_bin(baseline, current) <= MAX_INTEGERS_PER_BIN:
-        cell = max(1, math.ceil(_widest_bin(baseline, current) - TOLERANCE))
+    widest = _widest_bin(baseline, current)
+    if integer and widest <= MAX_INTEGERS_PER_BIN:
+        cell = max(1, math.ceil(widest - TOLERANCE))
         return _compare(_cells(_integers(baseline), cell), _cells(_integers(current), cell))
     point_b, point_c = _point(baseline), _point(current)
     if point_b is not None and point_c is not None:  # two one-value months: same value or not

@@ -138,7 +138,9 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
         raise MonitorError("the feature marts are empty: run the pipeline first")
     result = MonitorResult(baseline=baseline_month(every_month))
 
-    stored = _stored(service.get_feature_metrics(project=project, granularity=GRANULARITY))
+    stored = _stored(
+        service.get_feature_metrics(project=project, granularity=GRANULARITY, data_source_type="batch")
+    )
     for view in views:
         for month in months[view.name]:
             is_baseline = month == result.baseline

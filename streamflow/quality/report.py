@@ -124,7 +124,7 @@ def render(features: list[FeatureSeries], labels: list[tuple]) -> str:
         watch=thresholds.watch_threshold if thresholds else "-",
         counts=" · ".join(f"{counts[level]} {level}" for level in LEVEL_ORDER),
         summary=_summary_table(features),
-        overview=_overview(features, labels, months, colours),
+        overview=_overview(features, labels, months),
         sections=sections,
     )
 
@@ -147,7 +147,7 @@ def _summary_table(features: list[FeatureSeries]) -> str:
     return "\n".join(rows)
 
 
-def _overview(features: list[FeatureSeries], labels: list[tuple], months: list[date], colours) -> str:
+def _overview(features: list[FeatureSeries], labels: list[tuple], months: list[date]) -> str:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Churn label rate by month", "Rows by month"))
     label_months = [as_of.isoformat() for as_of, _, _ in labels]
     fig.add_trace(
@@ -245,10 +245,9 @@ def _feature_section(f: FeatureSeries, months: list[date], colours: dict[date, s
     plot = fig.to_html(
         full_html=False, include_plotlyjs=False, div_id=f"plot-{_anchor(f)}", config=PLOT_CONFIG
     )
-    d = newest
-    distance = "n/a" if d is None or d.js_distance is None else f"{d.js_distance:.3f}"
+    distance = "n/a" if newest is None or newest.js_distance is None else f"{newest.js_distance:.3f}"
     why = ""
-    if d is not None and d.js_distance is None:
+    if newest is not None and newest.js_distance is None:
         why = " (no values in the baseline month or this month)"
     return SECTION.format(
         anchor=_anchor(f),
@@ -259,7 +258,9 @@ def _feature_section(f: FeatureSeries, months: list[date], colours: dict[date, s
         distance=distance,
         feature=html.escape(f.feature),
         view=html.escape(f.view),
-        summary=f"{distance}{why} against {d.baseline_as_of} in {d.as_of}" if d else "no drift computed",
+        summary=f"{distance}{why} against {newest.baseline_as_of} in {newest.as_of}"
+        if newest
+        else "no drift computed",
         plot=plot,
     )
 
