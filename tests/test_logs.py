@@ -58,7 +58,7 @@ def test_pipeline_steps_are_json_records_with_their_times(pipeline_lines):
 
 
 def test_api_requests_are_json_lines_and_echo_the_request_id(fresh_db, pipeline_lines):
-    [(user,)] = query(fresh_db, "select user_id from features.subs_profile order by user_id limit 1")
+    [(user,)] = query(fresh_db, "select user_id from features.subs_profile order by user_id desc limit 1")
     with api_server(fresh_db.url, extra_env={"LOG_FORMAT": "json"}) as base:
         given = httpx.get(f"{base}/features/{user}", headers={"X-Request-ID": "checkout-42.a"})
         insane = httpx.get(f"{base}/features/{user}", headers={"X-Request-ID": "two words"})
