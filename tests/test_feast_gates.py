@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -44,7 +44,9 @@ def online_values(target):
 def test_a_later_month_never_leaks_into_an_earlier_training_row(store, fresh_db, seeds, tmp_path):
     months = ingest.month_dirs(seeds)
     last_dir, last_as_of = months[-1]
-    later_as_of = date(2024, 3, 31) if last_as_of < date(2024, 3, 31) else last_as_of + timedelta(days=31)
+    # the month end after the last month (2024-03-31 after the real seeds' 2024-02-29): a later
+    # export is dated at a month end like every other
+    later_as_of = (last_as_of.replace(day=1) + timedelta(days=62)).replace(day=1) - timedelta(days=1)
     _write_month(last_dir, tmp_path / "later", lambda r: r.update(watch_hours_30d="700.0"))
     ingest.load_month(tmp_path / "later", later_as_of)
     assert dbt.run(["build", "--quiet"])
