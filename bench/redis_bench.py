@@ -19,7 +19,7 @@ from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import REPO_DIR, feast_env, feature_store
 from streamflow.generate import generate
-from streamflow.local_redis import LocalRedis
+from streamflow.online.redis_server import LocalRedis
 from tests.support import free_cluster_ports, redis_env, redis_variables, running
 
 

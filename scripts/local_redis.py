@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streamflow import local_redis, redis_target
+from streamflow import config
+from streamflow.online import redis_server
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["up", "down", "status"])
     action = parser.parse_args(argv).action
-    server = local_redis.default_server(redis_target.flag("REDIS_CLUSTER", default=True))
+    cluster = config.get(config.REDIS_CLUSTER)
+    server = redis_server.default_server(cluster is not False)
     try:
         if action == "up":
             print(server.up())
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             running = [p for p in server.ports if server.pid(p)]
             print(f"redis nodes running: {running or 'none'} (data {server.root})")
             return 0 if len(running) == len(server.ports) else 3
-    except local_redis.RedisServerMissing as exc:
+    except redis_server.RedisServerMissing as exc:
         print(exc, file=sys.stderr)
         return 2
     return 0

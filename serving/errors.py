@@ -8,8 +8,8 @@ import logging
 from litestar import Request, Response
 from litestar.openapi import ResponseSpec
 
-from serving.reader import StoreUnavailable
 from serving.schemas import ProblemDetail
+from serving.stores.base import StoreUnavailable
 
 log = logging.getLogger("serving")
 PROBLEM_MEDIA_TYPE = "application/problem+json"

@@ -11,12 +11,11 @@ is imported, so /metrics adds up every worker. Importing Feast also sets PROMETH
 from __future__ import annotations
 
 import bisect
-import os
 import time
 
-MULTIPROCESS = os.environ.get("STREAMFLOW_METRICS_MP") == "1" and bool(
-    os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-)
+from streamflow import config
+
+MULTIPROCESS = bool(config.get(config.METRICS_MULTIPROCESS)) and config.is_set(config.PROMETHEUS_DIR)
 
 from prometheus_client import (  # after the mode is decided
     CONTENT_TYPE_LATEST,

@@ -7,13 +7,12 @@ the project's own profiles, and keeps dbt from calling home.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from streamflow import database, logs, settings
+from streamflow import config, database, logs, settings
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -35,7 +34,7 @@ def dbt_env() -> dict[str, str]:
 
 def invoke(args: list[str]):
     """Run one dbt command in-process; returns dbt's `dbtRunnerResult`."""
-    os.environ.update(dbt_env())
+    config.export(dbt_env())
     from dbt.cli.main import dbtRunner
 
     return dbtRunner().invoke(args)

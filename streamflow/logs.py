@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
+
+from streamflow import config
 
 FORMATS = ("text", "json")
 JSON_FIELDS = "{levelname}{name}{message}"
@@ -26,10 +27,7 @@ TIMESTAMP_FIELD = "time"  # ISO 8601, UTC
 
 
 def log_format() -> str:
-    value = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
-    if value not in FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {value!r}")
-    return value
+    return config.get(config.LOG_FORMAT)
 
 
 def json_enabled() -> bool:

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
-from streamflow import dbt, embedded_pg, ingest, logs, settings
+from streamflow import config, dbt, embedded_pg, ingest, logs, settings
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
@@ -24,11 +22,11 @@ GENERATED_DIR = settings.PROJECT_ROOT / "data" / "generated"
 def seeds_dir() -> Path:
     """`SEEDS_DIR` (a folder of month_NNN folders); without it, data of the same format that the
     deterministic generator writes to data/generated once."""
-    configured = os.environ.get("SEEDS_DIR")
+    configured = config.get(config.SEEDS_DIR)
     if configured:
-        return Path(configured)
+        return configured
     if not (GENERATED_DIR / "month_000").exists():
-        users = int(os.environ.get("GENERATED_USERS", "7043"))
+        users = config.get(config.GENERATED_USERS)
         generate(GENERATED_DIR, users=users, months=2, seed=42)
         print(f"SEEDS_DIR not set: generated {users:,} users x 2 months in {GENERATED_DIR}")
     return GENERATED_DIR
@@ -38,15 +36,14 @@ def fresh_enough() -> bool:
     """The snapshots' newest as_of against today (STREAMFLOW_TODAY for a replay of older exports):
     a month overdue is a warning; two are an error, which stops the job before the marts change
     when FRESHNESS_CHECK=enforce (the default only warns: the course's exports are from 2024)."""
-    today = os.environ.get("STREAMFLOW_TODAY")
-    checked = dbt.freshness(date.fromisoformat(today) if today else None)
+    checked = dbt.freshness(config.get(config.TODAY))
     late = [item for item in checked if item.status != "pass"]
     for item in late:
         print(f"freshness {item.status}: {item}", file=sys.stderr)
     if not late:
         print(f"freshness: every snapshot table is current ({len(checked)} checked)")
     errors = [item for item in late if item.status in ("error", "runtime error")]
-    if errors and os.environ.get("FRESHNESS_CHECK", "warn") == "enforce":
+    if errors and config.get(config.FRESHNESS_CHECK) == "enforce":
         print(
             "freshness error: the exports are overdue; stopping before the marts change "
             "(load the missing months, or set STREAMFLOW_TODAY when replaying older exports)",

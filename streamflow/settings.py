@@ -1,4 +1,4 @@
-"""The one settings source for PostgreSQL: `DATABASE_URL` / `PG*` variables, else the embedded server.
+"""Where PostgreSQL is: `DATABASE_URL` / `PG*` variables, else the embedded server.
 
 Configuration follows libpq: a URL (or key=value conninfo) parsed by psycopg, completed by the
 `PG*` variables it does not set; the password from the URL, `PGPASSWORD`, or none here, in which
@@ -14,14 +14,15 @@ import getpass
 import os
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("STREAMFLOW_STATE_DIR", PROJECT_ROOT / ".streamflow"))
+from streamflow import config
+
+PROJECT_ROOT = config.PROJECT_ROOT
+STATE_DIR = config.state_dir()
 EMBEDDED_DATABASE = "streamflow"
 EMBEDDED_SUPERUSER = "postgres"
 READER_ROLE = "streamflow_reader"
@@ -106,11 +107,9 @@ class PgTarget:
 def parse(conninfo: str = "") -> PgTarget:
     """A URL or key=value conninfo (psycopg parses it), completed by the PG* variables for
     whatever it leaves out, then by libpq's defaults."""
-    from_env = {
-        option.keyword.decode(): os.environ[option.envvar.decode()]
-        for option in pq.Conninfo.get_defaults()
-        if option.envvar and os.environ.get(option.envvar.decode())
-    }
+    from_env = config.libpq_environment(
+        {o.envvar.decode(): o.keyword.decode() for o in pq.Conninfo.get_defaults() if o.envvar}
+    )
     params = {**from_env, **{k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v not in (None, "")}}
     user = params.pop("user", None) or getpass.getuser()
     return PgTarget(
@@ -125,7 +124,7 @@ def parse(conninfo: str = "") -> PgTarget:
 
 
 def embedded_port() -> int:
-    return int(os.environ.get("STREAMFLOW_PG_PORT_EMBEDDED", "54329"))
+    return config.get(config.PG_PORT_EMBEDDED)
 
 
 def _secret(name: str) -> str:
@@ -141,17 +140,17 @@ def _secret(name: str) -> str:
 
 
 def uses_embedded() -> bool:
-    return not (os.environ.get("DATABASE_URL") or os.environ.get("PGHOST"))
+    return not (config.is_set(config.DATABASE_URL) or config.libpq_is_set("PGHOST"))
 
 
 def admin_target() -> PgTarget:
     """The owner connection used by ingest, dbt, `feast apply` and materialize."""
     if not uses_embedded():
-        return parse(os.environ.get("DATABASE_URL", ""))
+        return parse(config.raw(config.DATABASE_URL) or "")
     return PgTarget(
         host="127.0.0.1",
         port=embedded_port(),
-        database=os.environ.get("STREAMFLOW_DATABASE", EMBEDDED_DATABASE),
+        database=config.get(config.EMBEDDED_DATABASE),
         user=EMBEDDED_SUPERUSER,
         password=embedded_superuser_password(),
         sslmode="disable",
@@ -164,6 +163,6 @@ def embedded_superuser_password() -> str:
 
 def reader_target() -> PgTarget:
     """The least-privilege role the API connects as (SELECT on the online store and registry)."""
-    password = os.environ.get("STREAMFLOW_READER_PASSWORD") or _secret("reader_password")
-    user = os.environ.get("STREAMFLOW_READER_USER", READER_ROLE)
+    password = config.raw(config.READER_PASSWORD) or _secret("reader_password")
+    user = config.get(config.READER_USER)
     return admin_target().with_role(user, password)

@@ -188,7 +188,7 @@ def redis_env(server) -> Iterator[None]:
 def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
     """A Redis of the test's own (redis-server from the OS), its nodes on free ports; every
     project tool points at it (ONLINE_STORE=redis, REDIS_URL, REDIS_CLUSTER) meanwhile."""
-    from streamflow.local_redis import LocalRedis
+    from streamflow.online.redis_server import LocalRedis
 
     nodes = 3 * (1 + replicas) if cluster else 1
     server = LocalRedis(root, free_cluster_ports(nodes), cluster, replicas)

@@ -97,7 +97,7 @@ def test_levels_and_thresholds_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRIFT_WATCH_THRESHOLD", "0.15")
     assert drift.Thresholds.from_env() == drift.Thresholds(drift=0.2, watch=0.15)
     monkeypatch.setenv("DRIFT_THRESHOLD", "2")
-    with pytest.raises(ValueError, match="DRIFT_THRESHOLD must be between 0 and 1"):
+    with pytest.raises(ValueError, match="DRIFT_THRESHOLD='2': expected a number between 0 and 1"):
         drift.Thresholds.from_env()
     monkeypatch.setenv("DRIFT_THRESHOLD", "0.1")
     with pytest.raises(ValueError, match="must not exceed"):

@@ -21,7 +21,7 @@ from streamflow.features import training
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
-from streamflow.features.store import feature_store
+from streamflow.features.store import feature_store, online_backend
 from tests.support import query
 
 pytestmark = pytest.mark.slow
@@ -202,7 +202,7 @@ def test_materialize_is_idempotent_and_never_regresses(store, fresh_db):
 def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
     """Our set-based path writes all views in one statement; each view's guard still decides alone."""
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
-    online = store._get_provider().online_store
+    online = online_backend(store)
     before = online_snapshot(fresh_db)
     user, latest = before[0][0], before[0][1]
     [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")

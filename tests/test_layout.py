@@ -109,7 +109,7 @@ def test_the_graph_is_read():
     graph = import_graph()
     assert "streamflow.ingest" in graph["scripts.ingest"]
     assert "streamflow.ingest.validate" in graph["streamflow.ingest.load"]
-    assert "streamflow.features.online_store" in graph["serving.catalog"]
+    assert "streamflow.online.layout" in graph["serving.stores.postgres"]
     assert len(graph) > 40
 
 

@@ -11,12 +11,12 @@ from litestar.testing import TestClient
 
 from serving.app import create_app
 from serving.config import ServingSettings
-from streamflow import database, redis_target, settings
-from streamflow.features import online_redis
+from streamflow import database, settings
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
-from streamflow.features.store import feature_store
-from streamflow.local_redis import LocalRedis
+from streamflow.features.store import feature_store, online_backend
+from streamflow.online import layout, redis_target
+from streamflow.online.redis_server import LocalRedis
 from tests.support import free_cluster_ports, local_redis, query
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,9 @@ def cluster(store, tmp_path_factory):
 
 
 def _clients(cluster):
-    server, _ = cluster
-    postgres = ServingSettings(database=settings.reader_target(), redis=None)
-    redis = ServingSettings(database=settings.reader_target(), redis=server.target())
+    _server, _ = cluster
+    postgres = ServingSettings(database=settings.reader_target(), online_store="postgres")
+    redis = ServingSettings(database=settings.reader_target(), online_store="redis")
     return TestClient(create_app(postgres)), TestClient(create_app(redis))
 
 
@@ -82,7 +82,7 @@ def test_materialize_is_incremental_and_its_log_lives_in_redis(cluster):
     assert materialize(redis_store) == {}  # every month is in the store
     assert all(users == 0 for users in materialize(redis_store, full=True).values())  # nothing changed
     client = server.target().client()
-    client.delete(online_redis.months_key(redis_store.project))  # the store forgot what it holds
+    client.delete(layout.months_key(redis_store.project))  # the store forgot what it holds
     assert materialize(redis_store), "a store without its log is refilled"
 
 
@@ -90,7 +90,7 @@ def test_an_older_month_never_overwrites_a_newer_one(cluster, fresh_db):
     server, redis_store = cluster
     client = server.target().client()
     user = _users(fresh_db, 1)[0]
-    key = online_redis.user_key(redis_store.project, user)
+    key = layout.user_key(redis_store.project, user)
     before = client.hgetall(key)
     [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")
     [(latest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
@@ -100,7 +100,7 @@ def test_an_older_month_never_overwrites_a_newer_one(cluster, fresh_db):
         start_date=first, end_date=first + timedelta(seconds=1), feature_views=["subs_profile_fv"]
     )
     views = sorted(redis_store.list_feature_views(), key=lambda v: v.name)
-    online = redis_store._get_provider().online_store
+    online = online_backend(redis_store)
     with database.connect() as conn:
         assert (
             online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
@@ -109,12 +109,12 @@ def test_an_older_month_never_overwrites_a_newer_one(cluster, fresh_db):
     assert client.hgetall(key) == before
     # a view that lost its field takes the old month; the other views keep theirs
     subs = next(v for v in views if v.name == "subs_profile_fv")
-    field = online_redis.field_of(subs)
+    field = layout.field_of(subs)
     client.hdel(key, field)
     with database.connect() as conn:
         online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
     after = client.hgetall(key)
-    assert online_redis.decode(after[field.encode()])[0] == online_redis.micros(first)
+    assert layout.decode(after[field.encode()])[0] == layout.micros(first)
     assert {k: v for k, v in after.items() if not k.startswith(b"subs_profile")} == {
         k: v for k, v in before.items() if not k.startswith(b"subs_profile")
     }
@@ -124,14 +124,14 @@ def test_an_older_month_never_overwrites_a_newer_one(cluster, fresh_db):
 
 def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_path):
     """`feast materialize` (Feast's own path) into one node, read back by the API and the SDK."""
-    with local_redis(tmp_path / "single", cluster=False) as server:
+    with local_redis(tmp_path / "single", cluster=False):
         redis_store = feature_store()
         [(latest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
         redis_store.materialize(start_date=latest, end_date=latest + timedelta(seconds=1))
         compared, differences = skew(redis_store)
         assert compared > 0 and differences == []
         user = _users(fresh_db, 1)[0]
-        config = ServingSettings(database=settings.reader_target(), redis=server.target())
+        config = ServingSettings(database=settings.reader_target(), online_store="redis")
         with TestClient(create_app(config)) as client:
             body = client.get(f"/features/{user}").json()
         assert {v["event_timestamp"] for v in body["feature_views"].values()} == {

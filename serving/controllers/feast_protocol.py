@@ -11,11 +11,10 @@ from litestar.params import JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from serving.catalog import Selection
-from serving.controllers.features import selection_of
 from serving.errors import problem_responses
-from serving.reader import Vector
 from serving.schemas import FeastColumn, FeastMetadata, FeastRequest, FeastResponse
-from streamflow.features.online_store import ENTITY_COLUMN
+from serving.stores.base import Vector
+from streamflow.online.layout import ENTITY_COLUMN
 
 EPOCH = "1970-01-01T00:00:00Z"  # what Feast answers as the timestamp of an entity or a missing value
 
@@ -78,11 +77,8 @@ async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> Fea
             status_code=400, title="Unknown entity", detail=f"entities must be {{'{ENTITY_COLUMN}': [...]}}"
         )
     users = data.entities[ENTITY_COLUMN]
-    limit = state.resources.settings.max_batch
-    if len(users) > limit:
-        raise ProblemDetailsException(
-            status_code=413, title="Batch too large", detail=f"at most {limit} entities per request"
-        )
-    selection = await selection_of(state, data.feature_service, await _feature_list(data, state))
-    vectors = await state.resources.reader.many(list(users), selection) if users else []
+    resources = state.resources
+    resources.check_batch(len(users), "entities")
+    selection = await resources.select(data.feature_service, await _feature_list(data, state))
+    vectors = await resources.reader.many(list(users), selection) if users else []
     return feast_response(selection, vectors, data.full_feature_names)

@@ -12,10 +12,8 @@ from litestar.params import JSONBody, PathParameter
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response.base import ASGIResponse
 
-from serving.catalog import Selection, UnknownSelection
 from serving.errors import problem_responses
 from serving.openapi import QUERY_LIMITS, SelectionQueryOperation
-from serving.resources import Resources
 from serving.schemas import USER_ID_PATTERN, BatchItem, BatchRequest, BatchResponse, FeatureVector
 from streamflow.exports import USER_ID_MAX_LENGTH
 
@@ -23,17 +21,6 @@ JSON = msgspec.json.Encoder()
 UserIdPath = Annotated[
     str, PathParameter(pattern=USER_ID_PATTERN, min_length=1, max_length=USER_ID_MAX_LENGTH)
 ]
-
-
-async def selection_of(state: State, feature_service: str | None, features: list[str] | None) -> Selection:
-    resources: Resources = state.resources
-    catalog = resources.loaded or await resources.catalog()
-    try:
-        return catalog.select(feature_service or resources.settings.feature_service, features)
-    except UnknownSelection as exc:
-        raise ProblemDetailsException(
-            status_code=400, title="Unknown feature selection", detail=str(exc)
-        ) from None
 
 
 def _query_selection(request: Request) -> tuple[str | None, list[str] | None]:
@@ -65,8 +52,9 @@ class FeatureController(Controller):
     )
     async def get_features(self, state: State, user_id: UserIdPath, request: Request) -> ASGIResponse:
         service, names = _query_selection(request) if request.scope["query_string"] else (None, None)
-        selection = await selection_of(state, service, names)
-        vector = await state.resources.reader.one(user_id, selection)
+        resources = state.resources
+        selection = await resources.select(service, names)
+        vector = await resources.reader.one(user_id, selection)
         if not vector.found:
             raise ProblemDetailsException(
                 status_code=404,
@@ -93,13 +81,10 @@ class FeatureController(Controller):
         responses=problem_responses(400, 401, 413, 503),
     )
     async def post_features(self, state: State, data: JSONBody[BatchRequest]) -> BatchResponse:
-        limit = state.resources.settings.max_batch
-        if len(data.user_ids) > limit:
-            raise ProblemDetailsException(
-                status_code=413, title="Batch too large", detail=f"at most {limit} user_ids per request"
-            )
-        selection = await selection_of(state, data.feature_service, data.features)
-        vectors = await state.resources.reader.many(list(data.user_ids), selection) if data.user_ids else []
+        resources = state.resources
+        resources.check_batch(len(data.user_ids), "user_ids")
+        selection = await resources.select(data.feature_service, data.features)
+        vectors = await resources.reader.many(list(data.user_ids), selection) if data.user_ids else []
         return BatchResponse(
             feature_service=selection.service,
             results=[

@@ -6,9 +6,9 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from serving import metrics
-from serving.reader import StoreUnavailable
 from serving.resources import Resources
 from serving.schemas import Health, Readiness
+from serving.stores.base import StoreUnavailable
 
 
 @get("/health", operation_id="health", summary="Liveness: the process answers", tags=["ops"])
@@ -22,10 +22,10 @@ async def ready(state: State) -> Response[Readiness]:
     registry = online = "unavailable"
     try:
         catalog = await resources.catalog()
-        await resources.db.ping("select 1 from feast.projects limit 1")
+        await resources.registry.ping()
         registry = "ok"
         if catalog.views:  # nothing is served before a view was applied
-            await resources.ping_online(catalog)
+            await resources.reader.ping()
             online = "ok"
     except StoreUnavailable:
         pass

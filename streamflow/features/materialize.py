@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from streamflow import database
-from streamflow.features.store import feature_store
+from streamflow.features.store import feature_store, online_backend
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -62,7 +62,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
     if not views:
         raise StepRefused("no feature views registered: run `make apply` first")
     sources = [v.batch_source.get_table_query_string() for v in views]
-    online = store._get_provider().online_store
+    online = online_backend(store)
     loaded: dict[str, int] = {}
     # autocommit: each month below is its own explicit transaction, committed before the next
     with database.connect(autocommit=True) as conn:
@@ -81,7 +81,9 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                 return loaded
             for start in todo:  # oldest first; the store's guard keeps newer rows anyway
                 started = time.perf_counter()
-                with conn.transaction():  # one month of every view becomes visible at once
+                # one month of every view in one transaction: on PostgreSQL it becomes visible at
+                # once; Redis shows each batch as it lands, and logs the month after the last one
+                with conn.transaction():
                     conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
                     users = online.materialize_window(conn, store.config, views, start, start + MONTH_WINDOW)
                     online.record_months(conn, store.config, [v.name for v in views], start)

@@ -4,15 +4,16 @@ settings source: `feature_store.yaml` reads the `STREAMFLOW_PG_*` variables set 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import TYPE_CHECKING
 
-from streamflow import database, redis_target, settings
+from streamflow import config, database, online, settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
+
+    from streamflow.online.contract import OnlineStoreBackend
 
 REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
 FEAST_PREFIX = "STREAMFLOW_FEAST_"
@@ -28,25 +29,14 @@ def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
     values = {
         **target.as_env(FEAST_PREFIX),
         f"{FEAST_PREFIX}REGISTRY_URL": registry_url,
-        **online_store_env(),
+        **{f"{FEAST_PREFIX}{name}": value for name, value in online.feast_settings().items()},
     }
     return {name: json.dumps(value) for name, value in values.items()} | {"FEAST_USAGE": "false"}
 
 
-def online_store_env() -> dict[str, str]:
-    """The online store's variables: the backend, and the Redis to use when it is Redis."""
-    backend = redis_target.online_backend()
-    redis = redis_target.from_env() if backend == "redis" else None
-    return {
-        f"{FEAST_PREFIX}ONLINE_STORE": backend,
-        f"{FEAST_PREFIX}REDIS_URL": redis.url if redis else "",
-        f"{FEAST_PREFIX}REDIS_CLUSTER": "true" if redis and redis.cluster else "false",
-    }
-
-
 def use_repo(target: settings.PgTarget | None = None) -> None:
     """Point Feast's configuration at `target` and make the repo's modules importable."""
-    os.environ.update(feast_env(target))
+    config.export(feast_env(target))
     if str(REPO_DIR) not in sys.path:
         sys.path.insert(0, str(REPO_DIR))  # the repo's modules import each other by name
 
@@ -68,3 +58,8 @@ def repo_config(target: settings.PgTarget | None = None) -> RepoConfig:
     from feast.repo_config import load_repo_config
 
     return load_repo_config(REPO_DIR, REPO_DIR / "feature_store.yaml")
+
+
+def online_backend(store: FeatureStore) -> OnlineStoreBackend:
+    """The online store implementation behind `store`'s plugin (materialize writes through it)."""
+    return store._get_provider().online_store.backend(store.config)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
+
+from streamflow import config
 
 # Two documented levels of the Jensen-Shannon distance to the baseline month. Calibrated on
 # Feast-style histograms of two months of 7,043 normal values (tests/test_drift.py draws them):
@@ -50,12 +51,11 @@ class Thresholds:
     @classmethod
     def from_env(cls) -> Thresholds:
         """`DRIFT_THRESHOLD` and `DRIFT_WATCH_THRESHOLD` (distances in (0, 1)), else the defaults."""
-        drift, watch = (
-            _env_distance("DRIFT_THRESHOLD", DRIFT_THRESHOLD),
-            _env_distance("DRIFT_WATCH_THRESHOLD", WATCH_THRESHOLD),
-        )
+        drift, watch = config.get(config.DRIFT_THRESHOLD), config.get(config.DRIFT_WATCH_THRESHOLD)
         if watch > drift:
-            raise ValueError(f"DRIFT_WATCH_THRESHOLD ({watch}) must not exceed DRIFT_THRESHOLD ({drift})")
+            raise config.ConfigError(
+                f"DRIFT_WATCH_THRESHOLD ({watch}) must not exceed DRIFT_THRESHOLD ({drift})"
+            )
         return cls(drift=drift, watch=watch)
 
     def level(self, distance: float | None) -> str:
@@ -65,16 +65,6 @@ class Thresholds:
         if distance > self.drift:
             return "drift"
         return "watch" if distance > self.watch else "ok"
-
-
-def _env_distance(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    value = float(raw)
-    if not 0 < value < 1:
-        raise ValueError(f"{name} must be between 0 and 1 (a Jensen-Shannon distance), not {raw}")
-    return value
 
 
 def distance(

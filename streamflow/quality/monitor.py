@@ -14,7 +14,6 @@ stopped being the baseline), so the monthly run costs one month.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streamflow import database
+from streamflow import config, database
 from streamflow.features.materialize import LOADED_AT
 from streamflow.quality import drift
 
@@ -107,13 +106,12 @@ class MonitorResult:
 
 
 def baseline_month(months: list[date]) -> date:
-    configured = os.environ.get("MONITOR_BASELINE")
-    if not configured:
+    chosen = config.get(config.MONITOR_BASELINE)
+    if chosen is None:
         return min(months)
-    chosen = date.fromisoformat(configured)
     if chosen not in months:
         listed = ", ".join(m.isoformat() for m in sorted(months))
-        raise MonitorError(f"MONITOR_BASELINE={configured} is not a month of the marts ({listed})")
+        raise MonitorError(f"MONITOR_BASELINE={chosen} is not a month of the marts ({listed})")
     return chosen
 
 

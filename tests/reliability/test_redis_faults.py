@@ -15,9 +15,9 @@ import pytest
 from redis.crc import key_slot
 
 from streamflow import database
-from streamflow.features import online_redis
 from streamflow.features.materialize import materialize
-from streamflow.features.store import feature_store
+from streamflow.features.store import feature_store, online_backend
+from streamflow.online import layout, redis_wire
 from tests.reliability.load import run_load
 from tests.support import api_server, local_redis, query, wait_for
 
@@ -43,7 +43,7 @@ def _on_node(server, port: int, project: str, paths: list[str]) -> str:
     """A path whose user lives on the master at `port`."""
     client = server.target().client()
     for path in paths:
-        slot = key_slot(online_redis.user_key(project, path.rsplit("/", 1)[1]))
+        slot = key_slot(layout.user_key(project, path.rsplit("/", 1)[1]))
         if client.nodes_manager.get_node_from_slot(slot).port == port:
             return path
     raise AssertionError(f"no user on port {port}")
@@ -63,7 +63,7 @@ def cluster(store, fresh_db, tmp_path_factory):
         redis_store = feature_store()
         views = sorted(redis_store.list_feature_views(), key=lambda v: v.name)
         months = query(fresh_db, "select distinct feature_timestamp from features.subs_profile order by 1")
-        online = redis_store._get_provider().online_store
+        online = online_backend(redis_store)
         with database.connect() as conn:
             for (month,) in months[:-1]:
                 online.materialize_window(
@@ -159,7 +159,7 @@ def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp
     with local_redis(tmp_path / "replicated", cluster=True, replicas=1) as server:
         redis_store = feature_store()
         materialize(redis_store)
-        for node in online_redis.primaries(server.target().client()):
+        for node in redis_wire.primaries(server.target().client()):
             assert node.execute_command("WAIT", 1, 10_000) >= 1  # the replica has every write
         victim = server.masters[0]
         probe = _on_node(server, victim, redis_store.project, paths)

@@ -1,6 +1,6 @@
-"""Which online store the stack uses, and the Redis it talks to when that is Redis.
+"""The Redis the online store talks to when `ONLINE_STORE=redis`.
 
-`ONLINE_STORE=postgres` (the default) or `redis`. For Redis, `REDIS_URL` is one URL
+`REDIS_URL` is one URL
 (`redis://[:password@]host:port/db`, `rediss://` for TLS) or, with `REDIS_CLUSTER=1`, seed nodes
 separated by commas, each a full URL. Without `REDIS_URL` the project's local server is used
 (`make redis-up`: a 3-master cluster, or one node with `REDIS_CLUSTER=0`).
@@ -8,29 +8,18 @@ separated by commas, each a full URL. Without `REDIS_URL` the project's local se
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-BACKENDS = ("postgres", "redis")
+from streamflow import config
+from streamflow.config import ConfigError
+
 LOCAL_CLUSTER_PORTS = (17001, 17002, 17003)  # cluster bus at +10000: ports must stay <= 55535
 LOCAL_SINGLE_PORT = 16379
 
 
-class RedisConfigError(ValueError):
+class RedisConfigError(ConfigError):
     """An online store setting that cannot work; the message says which and why."""
-
-
-def online_backend() -> str:
-    backend = os.environ.get("ONLINE_STORE", "postgres").strip().lower() or "postgres"
-    if backend not in BACKENDS:
-        raise RedisConfigError(f"ONLINE_STORE={backend!r}: choose one of {', '.join(BACKENDS)}")
-    return backend
-
-
-def flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -121,8 +110,10 @@ def parse(urls: str, cluster: bool) -> RedisTarget:
 
 
 def from_env() -> RedisTarget:
-    cluster = flag("REDIS_CLUSTER", default="REDIS_URL" not in os.environ)
-    urls = os.environ.get("REDIS_URL") or ",".join(
+    cluster = config.get(config.REDIS_CLUSTER)
+    if cluster is None:  # the project's own Redis is a cluster unless told otherwise
+        cluster = not config.is_set(config.REDIS_URL)
+    urls = config.raw(config.REDIS_URL) or ",".join(
         f"redis://127.0.0.1:{port}" for port in (LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,))
     )
     return parse(urls, cluster)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from streamflow import settings
-from streamflow.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
+from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
 
 MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
 INSTALL_HINT = "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu)"

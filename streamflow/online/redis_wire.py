@@ -1,16 +1,9 @@
-"""The online store's Redis layout: one hash per user, one field per feature view.
-
-    key   <project>:user:<user_id>
-    field <view>@<layout>       JSON array [event time in epoch microseconds, feature values...]
-
-`<layout>` is a digest of the view's feature names and types, so a view whose features change
-reads as missing (never misread) until `make materialize` writes its new layout. A user's whole
-feature service is one HMGET on one node; a batch is one pipeline per shard.
+"""The Redis online store on the wire: the guarded-write script, writes grouped by shard and sent
+in pipelines (the shards in parallel), the months log, and deleting a project.
 
 Every write goes through one server-side script, per slot: a view's field is only replaced by a
 newer event, or by the same event with other values (a restatement), exactly the guard of the
-PostgreSQL store. `make materialize` builds the JSON in PostgreSQL (no Python per value) and sends
-each shard its scripts in one pipeline, the shards in parallel.
+PostgreSQL store. A user's whole feature service is one HMGET on one node (layout.py).
 
 Why not Feast's own Redis layout: it keeps one protobuf per feature (16 fields and 16 decodes per
 user read) and writes row by row through Python protobufs; this layout reads one field per view
@@ -26,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import msgspec
 from redis.crc import key_slot
+
+from streamflow.online import layout
 
 KEYS_PER_CALL = 100  # one node: users per script call (a cluster groups by slot instead)
 CALLS_PER_PIPELINE = 500
-MICROS = 1_000_000
 
 # KEYS: user keys. ARGV[1]: key TTL in seconds (0: none); then per key: n, and n pairs
 # (field, blob). A blob's event time is its first element. Returns how many users changed.
@@ -72,41 +65,6 @@ SCRIPT_SHA = hashlib.sha1(GUARDED_WRITE.encode()).hexdigest()  # noqa: S324 - Re
 
 # (user key, [(field, JSON blob), ...])
 Entry = tuple[bytes, list[tuple[str, bytes]]]
-
-
-def user_key(project: str, user_id: str) -> bytes:
-    return f"{project}:user:{user_id}".encode()
-
-
-def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
-    """The field of a view: its name and a digest of its (feature, type) list."""
-    layout = ",".join(f"{name}:{dtype}" for name, dtype in features)
-    return f"{view_name}@{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
-
-
-def field_of(view) -> str:
-    """The field of a Feast feature view (anything with `name` and typed `features`)."""
-    return view_field(view.name, [(f.name, f.dtype.to_value_type().name) for f in view.features])
-
-
-def months_key(project: str) -> str:
-    """The hash of months materialized: field `<view>|<event time ISO>` -> epoch seconds."""
-    return f"{project}:materialized_months"
-
-
-def micros(moment: datetime) -> int:
-    return round(moment.timestamp() * MICROS)
-
-
-def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value / MICROS, UTC)
-
-
-def encode(event_time: datetime, values: Sequence) -> bytes:
-    return msgspec.json.encode([micros(event_time), *values])
-
-
-decode = msgspec.json.Decoder().decode
 
 
 # -- writes ------------------------------------------------------------------------------------
@@ -182,16 +140,15 @@ def read(client, keys: Sequence[bytes], field: str) -> list[bytes | None]:
 
 # -- the months log ------------------------------------------------------------------------------
 def materialized_months(client, project: str) -> dict[tuple[str, datetime], datetime]:
-    out = {}
-    for name, at in client.hgetall(months_key(project)).items():
-        view, _, month = name.decode().partition("|")
-        out[(view, datetime.fromisoformat(month))] = datetime.fromtimestamp(float(at), UTC)
-    return out
+    log = client.hgetall(layout.months_key(project))
+    return {
+        layout.parse_months_entry(name): datetime.fromtimestamp(float(at), UTC) for name, at in log.items()
+    }
 
 
 def record_months(client, project: str, views: Sequence[str], month: datetime) -> None:
     now = str(time.time())
-    client.hset(months_key(project), mapping={f"{view}|{month.isoformat()}": now for view in views})
+    client.hset(layout.months_key(project), mapping={layout.months_entry(view, month): now for view in views})
 
 
 def delete_project(client, project: str) -> int:

@@ -1,46 +1,63 @@
-"""Reads feature vectors from the Redis online store (ONLINE_STORE=redis): a user's whole
-selection is one HMGET of one field per view; a batch is one pipeline, split by shard on a cluster
-and sent to the shards at once. Same answers, statuses and failure mapping as reader.py."""
+"""The API's reader of the Redis online store: a user's whole selection is one HMGET of one field
+per view; a batch is one pipeline, split by shard on a cluster and sent to the shards at once.
+Same answers, statuses and failure mapping as postgres.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from serving.catalog import Selection
-from serving.reader import MISSING, Breaker, StoreUnavailable, Vector
-from serving.schemas import FeatureViewStatus
-from streamflow.features import online_redis
-from streamflow.redis_target import RedisTarget
+from serving.catalog import Catalog, Selection
+from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view_status
+from streamflow.online import layout
+from streamflow.online.redis_target import RedisTarget
 
 # What redis-py's asyncio cluster client raises when a node fails under concurrent requests: one
 # task tears a node's connections down while another is writing on one (seen in the fault tests:
 # "'NoneType' object has no attribute 'writelines'", uvloop's "the handler is closed"). Only the
 # client call runs inside _call, so these mean "no answer from the store", never our own bug.
 CLIENT_RACES = (AttributeError, RuntimeError)
-decode = online_redis.decode
-from_micros = online_redis.from_micros
+decode = layout.decode
+from_micros = layout.from_micros
 
 
-def _vector(user_id: str, selection: Selection, blobs: list, now: datetime) -> Vector:
-    views: dict[str, FeatureViewStatus] = {}
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A selection as Redis fields, and per view the picks of its requested values."""
+
+    fields: tuple[str, ...]
+    views: tuple[tuple[str, object, tuple[str, ...], Callable[[list], tuple]], ...]
+
+    @classmethod
+    def of(cls, selection: Selection) -> Plan:
+        views = []
+        for view, features in selection.parts:
+            positions = [1 + view.features.index(f) for f in features]  # after the event time
+            pick = itemgetter(*positions)
+            views.append(
+                (view.name, view.ttl, features, pick if len(positions) > 1 else lambda v, p=pick: (p(v),))
+            )
+        return cls(tuple(view.field for view, _ in selection.parts), tuple(views))
+
+
+def _vector(user_id: str, plan: Plan, blobs: list, now: datetime) -> Vector:
+    views = {}
     features: dict = {}
     found = False
-    for (view_name, ttl, _), (_, names), pick, blob in zip(
-        selection.views, selection.parts, selection.redis_picks, blobs, strict=True
-    ):
+    for (view_name, ttl, names, pick), blob in zip(plan.views, blobs, strict=True):
         if blob is None:
             views[view_name] = MISSING
             features.update(dict.fromkeys(names))
             continue
         found = True
         values = decode(blob)
-        event_ts = from_micros(values[0])
-        status = "stale" if ttl is not None and now - event_ts > ttl else "present"
-        views[view_name] = FeatureViewStatus(event_timestamp=event_ts, status=status)
+        views[view_name] = view_status(from_micros(values[0]), ttl, now)
         features.update(zip(names, pick(values), strict=True))
     return Vector(user_id, found, features, views)
 
@@ -51,13 +68,21 @@ async def _close_quietly(client) -> None:
 
 
 class RedisReader:
-    def __init__(self, target: RedisTarget, pool_size: int, timeout_ms: int):
+    def __init__(self, target: RedisTarget, project: str, pool_size: int, timeout_ms: int):
         self.target = target
+        self.prefix = layout.key_prefix(project)
+        self.months_key = layout.months_key(project)
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
         self.max_connections = max(pool_size, 16)
         self.client = target.async_client(self.timeout, self.max_connections)
         self._closing: set[asyncio.Task] = set()
+
+    def plan(self, selection: Selection) -> Plan:
+        plan = selection.plans.get(Plan)
+        if plan is None:
+            plan = selection.plans[Plan] = Plan.of(selection)
+        return plan
 
     async def open(self) -> None:
         """Nothing to wait for: the client connects on first use, and reconnects by itself."""
@@ -89,31 +114,28 @@ class RedisReader:
         task.add_done_callback(self._closing.discard)
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
-        key = selection.key_prefix + user_id.encode()
-        blobs = await self._call(lambda: self.client.hmget(key, selection.redis_fields))
-        return _vector(user_id, selection, blobs, datetime.now(UTC))
+        plan = self.plan(selection)
+        key = self.prefix + user_id.encode()
+        blobs = await self._call(lambda: self.client.hmget(key, plan.fields))
+        return _vector(user_id, plan, blobs, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
+        plan = self.plan(selection)
+
         async def batch():
             pipe = self.client.pipeline(transaction=False)
             for user_id in user_ids:
-                pipe.hmget(selection.key_prefix + user_id.encode(), selection.redis_fields)
+                pipe.hmget(self.prefix + user_id.encode(), plan.fields)
             return await pipe.execute()
 
         rows = await self._call(batch)
         now = datetime.now(UTC)
-        return [_vector(u, selection, blobs, now) for u, blobs in zip(user_ids, rows, strict=True)]
+        return [_vector(u, plan, blobs, now) for u, blobs in zip(user_ids, rows, strict=True)]
 
     async def ping(self) -> None:
         await self._call(self.client.ping)
 
-    async def newest_events(self, project: str) -> dict[str, datetime]:
-        """The newest month materialized per view (the freshness gauges)."""
-        log = await self._call(lambda: self.client.hgetall(online_redis.months_key(project)))
-        newest: dict[str, datetime] = {}
-        for name in log:
-            view, _, month = name.decode().partition("|")
-            moment = datetime.fromisoformat(month)
-            if view not in newest or newest[view] < moment:
-                newest[view] = moment
-        return newest
+    async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
+        """The newest month materialized per view, from the months log."""
+        log = await self._call(lambda: self.client.hgetall(self.months_key))
+        return layout.newest_per_view(layout.parse_months_entry(name) for name in log)

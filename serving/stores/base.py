@@ -1,0 +1,84 @@
+"""What every online reader of the API promises (`OnlineReader`), and what they share: the
+vector they answer, each view's status against its TTL, the breaker, the 503 they raise."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from serving.catalog import Catalog, Selection
+from serving.schemas import FeatureViewStatus
+
+MISSING = FeatureViewStatus(event_timestamp=None, status="missing")
+
+
+class StoreUnavailable(RuntimeError):
+    """The online store did not answer in time; the caller answers 503 and retries later."""
+
+
+@dataclass(slots=True)
+class Vector:
+    user_id: str
+    found: bool
+    features: dict[str, Any]
+    views: dict[str, FeatureViewStatus]
+
+
+def view_status(event_ts: datetime, ttl: timedelta | None, now: datetime) -> FeatureViewStatus:
+    """`stale` once a view's values are older than its TTL (Feast does not apply it online)."""
+    status = "stale" if ttl is not None and now - event_ts > ttl else "present"
+    return FeatureViewStatus(event_timestamp=event_ts, status=status)
+
+
+class OnlineReader(Protocol):
+    """The API's read side of an online store (serving/stores/__init__.py picks one at start)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def one(self, user_id: str, selection: Selection) -> Vector:
+        """One user's vector (found=False when the store holds nothing of the user)."""
+
+    async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
+        """Vectors in request order, one round trip (per shard)."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
+        """The newest event time held per view (the freshness gauges)."""
+
+
+class Breaker:
+    """Fail fast while the store is known to be down.
+
+    After a failure, requests get 503 at once instead of each waiting out the timeout; every
+    `retry_after` seconds one request (the probe) is let through to try the store, and its
+    success closes the breaker again.
+    """
+
+    def __init__(self, retry_after: float = 0.5):
+        self.retry_after = retry_after
+        self.open_until = 0.0  # 0: closed, requests flow
+        self.probing = False
+
+    def before(self) -> bool:
+        """Raise when the request must fail fast; True when this request is the probe."""
+        if not self.open_until:
+            return False
+        if self.probing or time.monotonic() < self.open_until:
+            raise StoreUnavailable("the online store is unavailable")
+        self.probing = True
+        return True
+
+    def succeeded(self, probe: bool) -> None:
+        if probe or self.open_until:
+            self.open_until, self.probing = 0.0, False
+
+    def failed(self, probe: bool) -> None:
+        self.open_until = time.monotonic() + self.retry_after
+        if probe:
+            self.probing = False

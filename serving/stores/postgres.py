@@ -1,0 +1,154 @@
+"""The API's reader of the PostgreSQL online store: a whole selection is one primary-key lookup
+over a pool of read-only connections; a batch is one round trip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from serving.catalog import Catalog, Selection
+from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view_status
+from streamflow.online.layout import ENTITY_COLUMN, column
+from streamflow.settings import PgTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A selection as SQL on the online table, rendered once."""
+
+    single_sql: bytes  # one user; no row: unknown user
+    batch_sql: bytes  # many users, one row per requested id in request order
+    views: tuple[tuple[str, Any, int], ...]  # per view: name, TTL, where its event_ts sits in a row
+    names: tuple[str, ...]
+    values: Any  # picks the feature values out of a row (every column but the event times), in C
+    empty_row: tuple  # what an unknown user reads
+
+    @classmethod
+    def of(cls, selection: Selection, table: sql.Identifier) -> Plan:
+        columns, views, positions, offset = [], [], [], 0
+        for view, features in selection.parts:
+            columns.append(sql.Identifier(column(view.name, "event_ts")))
+            columns += [sql.Identifier(column(view.name, f)) for f in features]
+            views.append((view.name, view.ttl, offset))
+            positions += range(offset + 1, offset + 1 + len(features))
+            offset += len(features) + 1
+        key, cols = sql.Identifier(ENTITY_COLUMN), sql.SQL(", ").join(columns)
+        single = sql.SQL("select {cols} from {table} where {key} = %s").format(
+            cols=cols, table=table, key=key
+        )
+        batch = sql.SQL(
+            "select {cols} from unnest(%s::text[]) with ordinality as k({key}, ord) "
+            "left join {table} as t using ({key}) order by k.ord"
+        ).format(cols=cols, table=table, key=key)
+        pick = itemgetter(*positions)
+        return cls(
+            single_sql=single.as_bytes(None),
+            batch_sql=batch.as_bytes(None),
+            views=tuple(views),
+            names=selection.feature_names,
+            values=pick if len(positions) > 1 else lambda row: (pick(row),),
+            empty_row=(None,) * offset,
+        )
+
+
+def _vector(user_id: str, plan: Plan, row: tuple, now: datetime) -> Vector:
+    """Split one row into the feature values and each view's status (the hot path: kept lean)."""
+    views = {}
+    found = False
+    for view_name, ttl, at in plan.views:
+        event_ts = row[at]
+        if event_ts is None:
+            views[view_name] = MISSING
+        else:
+            found = True
+            views[view_name] = view_status(event_ts, ttl, now)
+    return Vector(user_id, found, dict(zip(plan.names, plan.values(row), strict=True)), views)
+
+
+class PostgresReader:
+    def __init__(self, target: PgTarget, table: sql.Identifier, pool_size: int, timeout_ms: int):
+        self.table = table
+        self.timeout = timeout_ms / 1000
+        self.breaker = Breaker()
+        # The API's own limits come after whatever `options` the settings carry, so they win.
+        limits = f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
+        options = " ".join(filter(None, [target.keywords().get("options"), limits]))
+        self.pool = AsyncConnectionPool(
+            target.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=self.timeout,
+            reconnect_timeout=0,  # keep trying for ever; the database may come back any time
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(self.timeout)),
+                "options": options,
+                "application_name": "streamflow-features-api",
+            },
+        )
+
+    def plan(self, selection: Selection) -> Plan:
+        plan = selection.plans.get(Plan)
+        if plan is None:
+            plan = selection.plans[Plan] = Plan.of(selection, self.table)
+        return plan
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def fetch(self, statement, params) -> list[tuple]:
+        """All rows of one statement, with the breaker and the 503 mapping of every read."""
+        probe = self.breaker.before()
+        try:
+            async with self.pool.connection() as conn:
+                rows = await (await conn.execute(statement, params)).fetchall()
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            self.breaker.failed(probe)
+            raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.succeeded(probe)
+        return rows
+
+    async def one(self, user_id: str, selection: Selection) -> Vector:
+        # fetch() inlined: this is the hot path of GET /features/{user_id}
+        plan = selection.plans.get(Plan) or self.plan(selection)
+        probe = self.breaker.before()
+        try:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(plan.single_sql, (user_id,), binary=True)).fetchone()
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            self.breaker.failed(probe)
+            raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.succeeded(probe)
+        return _vector(user_id, plan, row or plan.empty_row, datetime.now(UTC))
+
+    async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
+        plan = self.plan(selection)
+        rows = await self.fetch(plan.batch_sql, (user_ids,))
+        now = datetime.now(UTC)
+        return [_vector(u, plan, row, now) for u, row in zip(user_ids, rows, strict=True)]
+
+    async def ping(self) -> None:
+        await self.fetch(sql.SQL("select 1 from {} limit 1").format(self.table), None)
+
+    async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
+        views = list(catalog.views)
+        if not views:
+            return {}
+        statement = sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("max({})").format(sql.Identifier(column(v, "event_ts"))) for v in views
+            ),
+            self.table,
+        )
+        rows = await self.fetch(statement, None)
+        return {view: newest for view, newest in zip(views, rows[0], strict=True) if newest is not None}

@@ -1,0 +1,237 @@
+"""Every environment variable the project reads, declared once: its name, default and meaning,
+and the parse that turns a bad value into one line naming the variable and what it accepts.
+
+No other module reads `os.environ` (tests/unit/test_layout.py holds the code to that), and the
+README's configuration table lists exactly the names declared here (tests/unit/test_config.py).
+Values are read when asked for, not cached: the tests and the pipeline point the tools at another
+database by changing `DATABASE_URL` between steps. `check()` parses every variable at once, so a
+command refuses a bad value before it starts any work (`streamflow` and `python -m serving` call it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ONLINE_STORES = ("postgres", "redis")
+OFFLINE_ENGINES = ("postgres",)
+LOG_FORMATS = ("text", "json")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A variable whose value cannot work; the message names it and what it accepts."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str | None  # None: unset means "not given" (the reader decides what that means)
+    meaning: str
+    parse: Callable[[str], Any]
+    accepts: str
+
+
+VARIABLES: dict[str, Variable] = {}
+
+
+def _declare(name: str, default: str | None, meaning: str, parse=str, accepts: str = "any text") -> str:
+    VARIABLES[name] = Variable(name, default, meaning, parse, accepts)
+    return name
+
+
+# -- parsers: each raises ValueError on a value it refuses ------------------------------------
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < low or (high is not None and value > high):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in TRUE + FALSE:
+        raise ValueError
+    return value in TRUE
+
+
+def _distance(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value < 1:
+        raise ValueError
+    return value
+
+
+def _whole_list(raw: str) -> list[int]:
+    values = [int(part) for part in raw.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise ValueError
+    return values
+
+
+def _words(raw: str) -> set[str]:
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+# -- the variables ------------------------------------------------------------------------------
+# PostgreSQL (libpq's own PG* variables are read through libpq_environment() below)
+DATABASE_URL = _declare("DATABASE_URL", None, "an external PostgreSQL: a libpq URL or key=value conninfo")
+PG_PORT_EMBEDDED = _declare(
+    "STREAMFLOW_PG_PORT_EMBEDDED", "54329", "port of the embedded server", _whole(1, 65535), "a port number"
+)
+EMBEDDED_DATABASE = _declare("STREAMFLOW_DATABASE", "streamflow", "database name on the embedded server")
+STATE_DIR = _declare("STREAMFLOW_STATE_DIR", None, "where servers, secrets and caches live", Path, "a folder")
+READER_USER = _declare("STREAMFLOW_READER_USER", "streamflow_reader", "the API's read-only role")
+READER_PASSWORD = _declare("STREAMFLOW_READER_PASSWORD", None, "password of the API's read-only role")
+# Engines and stores
+OFFLINE_ENGINE = _declare(
+    "OFFLINE_ENGINE", "postgres", "where the offline side runs", _choice(*OFFLINE_ENGINES),
+    " or ".join(OFFLINE_ENGINES),
+)  # fmt: skip
+ONLINE_STORE = _declare(
+    "ONLINE_STORE", "postgres", "the online store", _choice(*ONLINE_STORES), " or ".join(ONLINE_STORES)
+)
+REDIS_URL = _declare("REDIS_URL", None, "the Redis online store: one URL, or a cluster's seeds")
+REDIS_CLUSTER = _declare(
+    "REDIS_CLUSTER", None, "REDIS_URL is a Redis Cluster (default: yes for the local one)", _flag, "1 or 0"
+)
+# The pipeline
+SEEDS_DIR = _declare("SEEDS_DIR", None, "folder of month_NNN export folders", Path, "a folder")
+GENERATED_USERS = _declare(
+    "GENERATED_USERS",
+    "7043",
+    "users the generator writes without SEEDS_DIR",
+    _whole(1),
+    "a whole number >= 1",
+)
+TODAY = _declare(
+    "STREAMFLOW_TODAY", None, "today's date for the freshness check", date.fromisoformat, "a date YYYY-MM-DD"
+)
+FRESHNESS_CHECK = _declare(
+    "FRESHNESS_CHECK", "warn", "overdue exports: warn, or stop the job", _choice("warn", "enforce"),
+    "warn or enforce",
+)  # fmt: skip
+LOG_FORMAT = _declare("LOG_FORMAT", "text", "log lines: text or JSON", _choice(*LOG_FORMATS), "text or json")
+MONITOR_BASELINE = _declare(
+    "MONITOR_BASELINE", None, "the drift baseline month", date.fromisoformat, "a date YYYY-MM-DD"
+)
+DRIFT_THRESHOLD = _declare(
+    "DRIFT_THRESHOLD", "0.1", "Jensen-Shannon distance of drift", _distance, "a number between 0 and 1"
+)
+DRIFT_WATCH_THRESHOLD = _declare(
+    "DRIFT_WATCH_THRESHOLD", "0.05", "distance to watch", _distance, "a number between 0 and 1"
+)
+UI_PORT = _declare("UI_PORT", "8888", "port of Feast's UI (make ui)", _whole(1, 65535), "a port number")
+# The API
+HOST = _declare("HOST", "127.0.0.1", "where the API listens")
+PORT = _declare("PORT", "8000", "the API's port", _whole(1, 65535), "a port number")
+WORKERS = _declare("WORKERS", "1", "uvicorn workers", _whole(1, 64), "a whole number 1..64")
+FEATURE_SERVICE = _declare("FEATURE_SERVICE", "churn_api_v1", "the API's default feature service")
+MAX_BATCH_USERS = _declare(
+    "MAX_BATCH_USERS", "1000", "users per batch request", _whole(1, 100_000), "a whole number 1..100000"
+)
+DB_TIMEOUT_MS = _declare(
+    "DB_TIMEOUT_MS", "2000", "a read's deadline", _whole(1, 600_000), "milliseconds, 1..600000"
+)
+DB_POOL_SIZE = _declare(
+    "DB_POOL_SIZE", "16", "connections per API worker", _whole(1, 1000), "a whole number 1..1000"
+)
+API_TOKEN = _declare("STREAMFLOW_API_TOKEN", None, "bearer token the API requires when set")
+# Set by `python -m serving` for its workers (several workers add their metrics up in files)
+METRICS_MULTIPROCESS = _declare(
+    "STREAMFLOW_METRICS_MP", None, "internal: workers share metrics files", _flag, "1 or 0"
+)
+PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the workers' metrics folder")
+# Benchmarks and tests
+BENCH_SECONDS = _declare("BENCH_SECONDS", "15", "seconds per load run", _whole(1), "a whole number >= 1")
+BENCH_SIZES = _declare("BENCH_SIZES", "7043,100000", "users per pipeline run", _whole_list, "numbers, a,b,c")
+BENCH_PARTS = _declare(
+    "BENCH_PARTS", "serving,redis,pipeline,incremental", "which benchmarks run", _words, "names, a,b,c"
+)
+BENCH_REDIS_USERS = _declare(
+    "BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", _whole(1), "a whole number >= 1"
+)
+BENCH_INCREMENTAL_USERS = _declare(
+    "BENCH_INCREMENTAL_USERS", "200000", "users of the incremental run", _whole(1), "a whole number >= 1"
+)
+BENCH_HISTORIES = _declare(
+    "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
+)
+REAL_SEEDS = _declare("STREAMFLOW_REAL_SEEDS", None, "the real exports the tests use", Path, "a folder")
+
+
+def raw(name: str) -> str | None:
+    """The variable's text, None when unset or blank (`name` must be declared above)."""
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not declared in streamflow/config.py")
+    value = os.environ.get(name, "")
+    return value if value.strip() else None
+
+
+def get(name: str) -> Any:
+    """The variable parsed, or its default parsed, or None when it has neither."""
+    text = raw(name)  # raises KeyError for a name not declared here
+    variable = VARIABLES[name]
+    if text is None:
+        text = variable.default
+    if text is None:
+        return None
+    try:
+        return variable.parse(text)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}={text!r}: expected {variable.accepts}") from None
+
+
+def is_set(name: str) -> bool:
+    return raw(name) is not None
+
+
+def check() -> None:
+    """Parse every variable now; the first bad one raises ConfigError."""
+    for name in VARIABLES:
+        get(name)
+    thresholds = get(DRIFT_WATCH_THRESHOLD), get(DRIFT_THRESHOLD)
+    if thresholds[0] > thresholds[1]:
+        raise ConfigError(f"DRIFT_WATCH_THRESHOLD ({thresholds[0]}) must not exceed DRIFT_THRESHOLD")
+
+
+def libpq_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """libpq's own `PG*` variables (keyword -> value) that are set; `variables` maps each
+    variable name to its libpq keyword (psycopg lists them)."""
+    return {keyword: os.environ[name] for name, keyword in variables.items() if os.environ.get(name)}
+
+
+def libpq_is_set(name: str) -> bool:
+    return bool(os.environ.get(name))
+
+
+def export(values: Mapping[str, str]) -> None:
+    """Set variables for this process and its children (Feast's and dbt's configuration)."""
+    os.environ.update(values)
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus `extra`, for a child process."""
+    return {**os.environ, **(extra or {})}
+
+
+def state_dir() -> Path:
+    return get(STATE_DIR) or PROJECT_ROOT / ".streamflow"

@@ -1,0 +1,70 @@
+"""The write side of an online store, as the Feast plugin (streamflow/features/online_store.py),
+materialize and `python -m serving`'s start-up check use it. PostgreSQL (postgres.py) and Redis
+(redis.py) implement it; the API's read side is serving/stores/, one reader per store.
+
+Every implementation keeps the same promises, held by one contract suite run against each
+(tests/integration/online/test_contract.py):
+- a view's values are only replaced by a newer event of that view, or by the same event with
+  other values (a restatement): materializing an old month after a new one never regresses them;
+- a row whose values do not change is not rewritten;
+- the months log says which (view, month) the store holds and since when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from feast import FeatureView
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import RepoConfig
+from psycopg import Connection
+
+# (user_id, event time, created time, values in the view's feature order)
+Row = tuple[str, datetime, datetime | None, list[Any]]
+ReadResult = tuple[datetime | None, dict[str, ValueProto] | None]
+
+
+class OnlineStoreBackend(Protocol):
+    def update(self, config: RepoConfig, to_delete: Sequence[FeatureView], to_keep: Sequence[FeatureView]):
+        """Make room for the views to keep (refusing types the store cannot carry), drop the others."""
+
+    def teardown(self, config: RepoConfig) -> None:
+        """Remove everything the project keeps in the store."""
+
+    def write_rows(self, config: RepoConfig, view: FeatureView, rows: Iterable[Row]) -> None:
+        """Feast's write path (`feast materialize`, push): each user's latest row, guarded."""
+
+    def read(
+        self, config: RepoConfig, view: FeatureView, user_ids: list[str], requested: list[str] | None
+    ) -> list[ReadResult]:
+        """Feast's read path (the SDK, `feast serve`): per user, the view's event time and values."""
+
+    def materialize_window(
+        self,
+        conn: Connection,
+        config: RepoConfig,
+        views: Sequence[FeatureView],
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """Each user's latest row in [start, end) of every view's offline table, read on `conn`
+        (inside the caller's transaction), through the guard. Returns the users written."""
+
+    def materialized_months(
+        self, conn: Connection, config: RepoConfig
+    ) -> dict[tuple[str, datetime], datetime]:
+        """The months log: (view, month) -> when it was materialized."""
+
+    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
+        """Log a month of `views` as held (on PostgreSQL, in the month's own transaction)."""
+
+    def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
+        """Tidy up after a run (planner statistics, say)."""
+
+    def served_problem(self, config: RepoConfig) -> str | None:
+        """What keeps the API from serving (unreachable, nothing materialized), or None."""
+
+    def example_user(self, config: RepoConfig, preferred: str) -> str | None:
+        """`preferred` if the store holds it, else any user it holds (for the banner's examples)."""

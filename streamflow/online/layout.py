@@ -1,0 +1,130 @@
+"""What every online store shares: which feature types it serves, how a user, a view and a
+feature are named in it, how a view's values travel as one blob, and the months log's entries.
+
+PostgreSQL (postgres.py) keeps one row per user, a column group per view:
+    <project>_user_features(user_id, <view>__event_ts, <view>__created_ts, <view>__<feature>...)
+Redis (redis.py) keeps one hash per user, one field per view:
+    key <project>:user:<user_id>   field <view>@<layout digest>   JSON [event time in us, values...]
+Both log which (view, month) they hold: a table row, or a hash field `<view>|<month ISO>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from feast import FeatureView, ValueType
+
+ENTITY_COLUMN = "user_id"
+MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
+MICROS = 1_000_000
+# Feast value type -> PostgreSQL column type; JSON carries each of these types exactly too.
+PG_TYPE_OF = {
+    ValueType.INT64: "bigint",
+    ValueType.INT32: "integer",
+    ValueType.DOUBLE: "double precision",
+    ValueType.FLOAT: "real",
+    ValueType.BOOL: "boolean",
+    ValueType.STRING: "text",
+}
+
+
+class UnsupportedFeature(ValueError):
+    """A feature type the online stores cannot carry (refused at `feast apply`)."""
+
+
+def typed_features(view: FeatureView) -> list[tuple[str, str, ValueType]]:
+    """(feature name, PostgreSQL type, Feast value type) of each feature of a view, in order."""
+    out = []
+    for field in view.features:
+        value_type = field.dtype.to_value_type()
+        if value_type not in PG_TYPE_OF:
+            raise UnsupportedFeature(f"{view.name}.{field.name}: type {field.dtype} is not supported online")
+        out.append((field.name, PG_TYPE_OF[value_type], value_type))
+    return out
+
+
+# -- PostgreSQL naming -------------------------------------------------------------------------
+def online_table(project: str) -> str:
+    return f"{project}_user_features"
+
+
+def column(view_name: str, name: str) -> str:
+    """The column of a view's feature (or of its `event_ts` / `created_ts`)."""
+    ident = f"{view_name}__{name}"
+    if len(ident) > MAX_IDENTIFIER:
+        raise UnsupportedFeature(f"online column name {ident!r} is longer than {MAX_IDENTIFIER} characters")
+    return ident
+
+
+def view_columns(view: FeatureView) -> list[tuple[str, str]]:
+    """(column, type) of a view's group: event_ts, created_ts, then the features."""
+    group = [
+        (column(view.name, "event_ts"), "timestamp with time zone"),
+        (column(view.name, "created_ts"), "timestamp with time zone"),
+    ]
+    return group + [(column(view.name, f), pg) for f, pg, _ in typed_features(view)]
+
+
+# -- Redis naming ------------------------------------------------------------------------------
+def key_prefix(project: str) -> bytes:
+    return f"{project}:user:".encode()
+
+
+def user_key(project: str, user_id: str) -> bytes:
+    return key_prefix(project) + user_id.encode()
+
+
+def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
+    """The field of a view: its name and a digest of its (feature, type) list, so a view whose
+    features change reads as missing (never misread) until materialize writes its new layout."""
+    layout = ",".join(f"{name}:{dtype}" for name, dtype in features)
+    return f"{view_name}@{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
+
+
+def field_of(view) -> str:
+    """The field of a Feast feature view (anything with `name` and typed `features`)."""
+    return view_field(view.name, [(f.name, f.dtype.to_value_type().name) for f in view.features])
+
+
+def months_key(project: str) -> str:
+    """The Redis hash of the months log."""
+    return f"{project}:materialized_months"
+
+
+# -- a view's values as one blob: [event time in epoch microseconds, values...] ----------------
+def micros(moment: datetime) -> int:
+    return round(moment.timestamp() * MICROS)
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / MICROS, UTC)
+
+
+def encode(event_time: datetime, values: Sequence) -> bytes:
+    return msgspec.json.encode([micros(event_time), *values])
+
+
+decode = msgspec.json.Decoder().decode
+
+
+# -- the months log: which (view, month) a store holds, and since when ------------------------
+def months_entry(view: str, month: datetime) -> str:
+    return f"{view}|{month.isoformat()}"
+
+
+def parse_months_entry(entry: str | bytes) -> tuple[str, datetime]:
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    view, _, month = text.partition("|")
+    return view, datetime.fromisoformat(month)
+
+
+def newest_per_view(months: object) -> dict[str, datetime]:
+    """The newest month of each view among `months` ((view, month) pairs)."""
+    newest: dict[str, datetime] = {}
+    for view, month in months:  # type: ignore[attr-defined]
+        if view not in newest or newest[view] < month:
+            newest[view] = month
+    return newest

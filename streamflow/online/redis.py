@@ -1,0 +1,174 @@
+"""The online store on Redis (`ONLINE_STORE=redis`): the layout of layout.py, written through the
+guarded script of redis_wire.py. `make materialize` builds each view's JSON blob in PostgreSQL (no
+Python per value) and streams it in batches to the shards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from feast import FeatureView
+from feast.repo_config import RepoConfig
+from feast.type_map import python_values_to_proto_values
+from psycopg import Connection, sql
+from redis.exceptions import RedisError
+
+from streamflow.online import layout, redis_wire
+from streamflow.online.contract import ReadResult, Row
+from streamflow.online.redis_target import RedisTarget
+
+FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize
+
+
+def field_of(view: FeatureView) -> str:
+    layout.typed_features(view)  # refuses the types JSON would not carry back
+    return layout.field_of(view)
+
+
+def blobs_per_user(views: Sequence[FeatureView]) -> sql.Composed:
+    """Each user's latest row in [%(start)s, %(end)s) of every view as one JSON blob per view
+    (NULL where the view has none), built by PostgreSQL."""
+    key = sql.Identifier(layout.ENTITY_COLUMN)
+    latest, outputs = [], []
+    for i, view in enumerate(views):
+        source = view.batch_source
+        ts = sql.Identifier(source.timestamp_field)
+        columns = [sql.Identifier(source.field_mapping.get(f, f)) for f, _, _ in layout.typed_features(view)]
+        alias = sql.Identifier(f"v{i}")
+        latest.append(
+            sql.SQL(
+                "{alias} as (select distinct on ({key}) {key}, "
+                "json_build_array((extract(epoch from {ts}) * 1000000)::bigint, {cols})::text as blob "
+                "from {source} where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc)"
+            ).format(
+                alias=alias,
+                key=key,
+                ts=ts,
+                cols=sql.SQL(", ").join(columns),
+                source=sql.SQL(source.get_table_query_string()),
+            )
+        )
+        outputs.append(sql.SQL("{a}.blob").format(a=alias))
+    aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
+    # FULL JOIN ... USING merges the key: each view's rows are read once, already sorted by user
+    # (distinct on), so PostgreSQL merges them without a union or a hash table.
+    return sql.SQL("with {latest} select {key}, {outputs} from {first} {joins}").format(
+        latest=sql.SQL(", ").join(latest),
+        key=key,
+        outputs=sql.SQL(", ").join(outputs),
+        first=aliases[0],
+        joins=sql.SQL(" ").join(sql.SQL("full join {} using ({})").format(a, key) for a in aliases[1:]),
+    )
+
+
+class RedisOnlineStore:
+    def __init__(self, target: RedisTarget, key_ttl_seconds: int = 0):
+        self.target = target
+        self.ttl = key_ttl_seconds  # 0: keys never expire (the API reports old values as stale)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self.target.client(timeout=30.0)
+        return self._client
+
+    def update(self, config: RepoConfig, to_delete: Sequence[FeatureView], to_keep: Sequence[FeatureView]):
+        for view in to_keep:
+            field_of(view)  # refuse unsupported types at `feast apply`, not at materialize
+        self.client.ping()
+
+    def teardown(self, config: RepoConfig) -> None:
+        redis_wire.delete_project(self.client, config.project)
+
+    def write_rows(self, config: RepoConfig, view: FeatureView, rows: Iterable[Row]) -> None:
+        """The latest row per user, through the guarded write."""
+        field = field_of(view)
+        latest: dict[str, tuple[datetime, list]] = {}
+        for user_id, event_ts, _, values in rows:
+            if user_id not in latest or latest[user_id][0] < event_ts:
+                latest[user_id] = (event_ts, values)
+        entries = [
+            (layout.user_key(config.project, user_id), [(field, layout.encode(event_ts, values))])
+            for user_id, (event_ts, values) in latest.items()
+        ]
+        redis_wire.write(self.client, entries, self.ttl)
+
+    def read(
+        self, config: RepoConfig, view: FeatureView, user_ids: list[str], requested: list[str] | None
+    ) -> list[ReadResult]:
+        features = layout.typed_features(view)
+        wanted = set(requested or [f for f, _, _ in features])
+        keys = [layout.user_key(config.project, user_id) for user_id in user_ids]
+        results: list[ReadResult] = []
+        for blob in redis_wire.read(self.client, keys, field_of(view)):
+            if blob is None:
+                results.append((None, None))
+                continue
+            stamp, *values = layout.decode(blob)
+            protos = {
+                name: python_values_to_proto_values([value], value_type)[0]
+                for (name, _, value_type), value in zip(features, values, strict=True)
+                if name in wanted
+            }
+            results.append((layout.from_micros(stamp), protos))
+        return results
+
+    def materialize_window(
+        self,
+        conn: Connection,
+        config: RepoConfig,
+        views: Sequence[FeatureView],
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """The window's blobs streamed from PostgreSQL in batches into guarded writes. Returns the
+        users whose hash changed."""
+        fields = [field_of(view) for view in views]
+        prefix = layout.key_prefix(config.project)
+        changed = 0
+        # a named cursor is planned for its first rows (nested loops); this one reads them all
+        conn.execute("set local cursor_tuple_fraction = 1")
+        with conn.cursor(name="streamflow_materialize_redis") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(blobs_per_user(views), {"start": start, "end": end})
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                entries = [
+                    (
+                        prefix + row[0].encode(),
+                        [(f, blob) for f, blob in zip(fields, row[1:], strict=True) if blob],
+                    )
+                    for row in rows
+                ]
+                changed += redis_wire.write(self.client, entries, self.ttl)
+        return changed
+
+    def materialized_months(
+        self, conn: Connection, config: RepoConfig
+    ) -> dict[tuple[str, datetime], datetime]:
+        return redis_wire.materialized_months(self.client, config.project)
+
+    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
+        """Written after the month's keys: Redis has no transaction with PostgreSQL, so a crash
+        between the two leaves the month to be done again (its writes are idempotent)."""
+        redis_wire.record_months(self.client, config.project, views, month)
+
+    def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
+        """Nothing to tidy: Redis has no planner statistics or dead rows."""
+
+    def served_problem(self, config: RepoConfig) -> str | None:
+        try:
+            client = self.target.client(timeout=5)
+            if not client.exists(layout.months_key(config.project)):
+                return f"nothing materialized in Redis at {self.target.safe_url}: run `make pipeline` first"
+        except RedisError as exc:
+            return f"cannot reach Redis at {self.target.safe_url} ({type(exc).__name__}); run `make redis-up`"
+        return None
+
+    def example_user(self, config: RepoConfig, preferred: str) -> str | None:
+        if self.client.exists(layout.user_key(config.project, preferred)):
+            return preferred
+        for node in redis_wire.primaries(self.client):
+            for key in node.scan_iter(match=layout.key_prefix(config.project) + b"*", count=100):
+                return key.removeprefix(layout.key_prefix(config.project)).decode()
+        return None
