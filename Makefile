@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help setup db-up db-down redis-up redis-down pipeline demo test lint fmt dbt-build apply materialize \
+.PHONY: help setup db-up db-down redis-up redis-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean monitor report docs ui
 
 help: ## List the targets
@@ -84,8 +84,11 @@ check-skew: db-up ## Online values == historical values at the latest as_of, for
 serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 	$(PY) -m serving
 
-test: setup ## The whole test suite against a real PostgreSQL (started if needed)
+test: setup ## The whole test suite: unit, integration, reliability, browser (starts its own servers)
 	$(PY) -m pytest
+
+test-unit: setup ## The fast tier: no server, no dbt, no Feast apply (under a minute)
+	$(PY) -m pytest tests/unit
 
 lint: setup ## sqlfluff (SQL style) and ruff (Python)
 	$(VENV)/bin/sqlfluff lint dbt_project/models

@@ -12,7 +12,6 @@ Runs in databases of its own (`<db>_bench`, `<db>_scale`): your stack is not tou
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import tempfile
@@ -21,8 +20,9 @@ from pathlib import Path
 import psutil
 
 from bench import incremental_bench, pipeline_bench, redis_bench, serving_bench, stack, wrk
+from streamflow import config
 from streamflow.generate import generate
-from tests.support import build_stack
+from streamflow.pipeline import build_serving_stack as build_stack
 
 
 def machine() -> str:
@@ -34,14 +34,14 @@ def machine() -> str:
 
 def main() -> int:
     wrk.require_wrk()
-    seconds = int(os.environ.get("BENCH_SECONDS", "15"))
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "7043,100000").split(",") if s]
-    seeds_env = os.environ.get("SEEDS_DIR")
-    parts = set(os.environ.get("BENCH_PARTS", "serving,redis,pipeline,incremental").split(","))
+    seconds = config.get(config.BENCH_SECONDS)
+    sizes = config.get(config.BENCH_SIZES)
+    seeds_env = config.get(config.SEEDS_DIR)
+    parts = config.get(config.BENCH_PARTS)
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
-        seeds = Path(seeds_env) if seeds_env else generate(workdir / "serving_seeds", 7043, 2, 42)
+        seeds = seeds_env if seeds_env else generate(workdir / "serving_seeds", 7043, 2, 42)
         if "serving" in parts:
             print("== serving: same online data, same users, 16 connections, 1 worker each")
             target = stack.use_fresh_database("bench")
@@ -74,7 +74,7 @@ def main() -> int:
             build_stack(seeds)
             stack.build_wide_reference_table(target)
             ids = stack.user_ids(target)
-            scale = int(os.environ.get("BENCH_REDIS_USERS", "1000000"))
+            scale = config.get(config.BENCH_REDIS_USERS)
             redis_bench.run(target, ids, workdir, seconds, scale)
 
         by_size = {}
@@ -87,8 +87,8 @@ def main() -> int:
             by_size[label] = pipeline_bench.run_size(users, workdir, scale_target, real)
             print(pipeline_bench.table({label: by_size[label]}).to_string(index=False), flush=True)
         if "incremental" in parts:
-            users = int(os.environ.get("BENCH_INCREMENTAL_USERS", "200000"))
-            histories = [int(h) for h in os.environ.get("BENCH_HISTORIES", "2,24").split(",")]
+            users = config.get(config.BENCH_INCREMENTAL_USERS)
+            histories = config.get(config.BENCH_HISTORIES)
             print(f"\n== the monthly job: {users:,} users, one new month after {histories} months of history")
             incremental = incremental_bench.run(
                 users, histories, workdir, lambda h: stack.use_fresh_database(f"history{h}")

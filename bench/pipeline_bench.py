@@ -3,7 +3,6 @@ materialize, monitor, training set (vs Feast's naive DataFrame call), each step'
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pandas as pd
 import psutil
 import psycopg
 
-from streamflow import settings
+from streamflow import config, settings
 from streamflow.exports import TABLES
 
 NAIVE_LIMIT = 10_000  # Feast's DataFrame path grows with the square of the rows: 35k users took 348 s
@@ -35,7 +34,7 @@ def measured(name: str, command: list[str], env: dict | None = None) -> tuple[St
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
-        env={**os.environ, **(env or {})},
+        env=config.child_environment(env),
         cwd=settings.PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -162,24 +161,10 @@ def run_size(
 
 
 def naive_training_seconds(target: settings.PgTarget) -> float:
-    """What the course does: entity DataFrame -> get_historical_features (temp table, no ANALYZE)."""
-    code = f"""
-import time, warnings, pandas as pd, psycopg
-from streamflow.features.store import feature_store
-warnings.filterwarnings("ignore")
-store = feature_store()
-with psycopg.connect({target.url!r}) as conn:
-    rows = conn.execute("select user_id, feature_timestamp from features.churn_labels "
-                        "where as_of = (select min(as_of) from features.churn_labels)").fetchall()
-entity_df = pd.DataFrame(rows, columns=["user_id", "event_timestamp"])
-started = time.perf_counter()
-service = store.get_feature_service("churn_model_v1")
-store.get_historical_features(entity_df=entity_df, features=service).to_df()
-print(time.perf_counter() - started)
-"""
+    """What the course does (bench/naive_training.py), in a process of its own on `target`."""
     out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DATABASE_URL": target.url},
+        [sys.executable, "-m", "bench.naive_training"],
+        env=config.child_environment({config.DATABASE_URL: target.url}),
         capture_output=True,
         text=True,
         check=True,

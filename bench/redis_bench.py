@@ -14,13 +14,13 @@ import httpx
 
 from bench import stack, wrk
 from bench.serving_bench import POOL_SIZE, api_batch_p50_ms, batches_of, contenders
-from streamflow import dbt, ingest
+from streamflow import config, dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import REPO_DIR, feast_env, feature_store
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
-from tests.support import free_cluster_ports, redis_env, redis_variables, running
+from streamflow.processes import free_cluster_ports, running
 
 
 def used_memory(server: LocalRedis) -> int:
@@ -28,9 +28,7 @@ def used_memory(server: LocalRedis) -> int:
 
 
 def _masters(server: LocalRedis):
-    import redis
-
-    return [redis.Redis(port=port) for port in server.masters]
+    return server.master_clients()
 
 
 def _line(name: str, r: wrk.LoadResult) -> None:
@@ -46,8 +44,8 @@ def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, sec
     python = sys.executable
     base_env = {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)}
     specs = contenders(target, ids[0])
-    single_env, cluster_env = redis_variables(single), redis_variables(cluster)
-    with redis_env(cluster):
+    single_env, cluster_env = single.variables(), cluster.variables()
+    with config.overridden(cluster.variables()):
         feast_on_cluster = feast_env(target)
     feast_cmd = specs["B' feast serve, --max-requests 0"][0]
     runs = {
@@ -89,8 +87,8 @@ def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, sec
 def same_values(target, ids: list[str], cluster: LocalRedis) -> bool:
     """The same Feast-protocol request to our API and to `feast serve`, both on the cluster."""
     request = {"feature_service": "churn_api_v1", "entities": {"user_id": ids[:50]}}
-    env = redis_variables(cluster)
-    with redis_env(cluster):
+    env = cluster.variables()
+    with config.overridden(cluster.variables()):
         feast_on_cluster = feast_env(target)
     feast = [str(Path(sys.executable).parent / "feast"), "serve", "--host", "127.0.0.1", "--port", "{port}"]
     with running([sys.executable, "-m", "serving"], "/ready", {"DATABASE_URL": target.url} | env) as ours:
@@ -114,7 +112,7 @@ def materialize_at_scale(users: int, workdir: Path, cluster: LocalRedis) -> dict
     ingest.load_all(seeds)
     assert dbt.run(["build", "--quiet"])
     apply()
-    with redis_env(cluster):
+    with config.overridden(cluster.variables()):
         before = used_memory(cluster)
         store = feature_store()
         features = sum(len(view.features) for view in store.list_feature_views())
@@ -139,7 +137,7 @@ def run(target, ids: list[str], workdir: Path, seconds: int, scale_users: int) -
         single.up()
         cluster.up()
         for server in (single, cluster):
-            with redis_env(server):
+            with config.overridden(server.variables()):
                 materialize(feature_store())
         results = serving(target, ids, single, cluster, seconds)
         r1, r3, _, c, r3f, f = (results[k] for k in results)
@@ -154,7 +152,7 @@ def run(target, ids: list[str], workdir: Path, seconds: int, scale_users: int) -
             f"{r3f[0].requests_per_s / f[0].requests_per_s:.1f}x   "
             f"identical values: {same_values(target, ids, cluster)}"
         )
-        batch_ms = api_batch_p50_ms({"DATABASE_URL": target.url} | redis_variables(cluster), batches_of(ids))
+        batch_ms = api_batch_p50_ms({"DATABASE_URL": target.url} | cluster.variables(), batches_of(ids))
         print(f"  POST /features x100 from the Redis Cluster (HTTP, p50 ms): {batch_ms:.2f}")
         cluster.wipe()
         cluster.up()

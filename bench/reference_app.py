@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from psycopg_pool import AsyncConnectionPool
+
+from streamflow import config
 
 WIDE_TABLE = "bench.wide_features"
 FEATURES = (
@@ -47,9 +48,13 @@ async def features(state: State, user_id: str) -> dict:
 def create_app() -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar):
-        size = int(os.environ.get("DB_POOL_SIZE", "16"))  # the bench gives A the same pool
+        size = config.get(config.DB_POOL_SIZE)  # the bench gives A the same pool
         pool = AsyncConnectionPool(
-            os.environ["DATABASE_URL"], min_size=size, max_size=size, open=False, kwargs={"autocommit": True}
+            config.raw(config.DATABASE_URL),
+            min_size=size,
+            max_size=size,
+            open=False,
+            kwargs={"autocommit": True},
         )
         await pool.open(wait=True)
         app.state.pool = pool

@@ -15,7 +15,7 @@ import httpx
 from bench import wrk
 from streamflow import settings
 from streamflow.features.store import REPO_DIR, feast_env
-from tests.support import running
+from streamflow.processes import running
 
 POOL_SIZE = 16  # A and C alike: one connection per wrk connection, nobody waits for the pool
 

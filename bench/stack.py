@@ -3,12 +3,10 @@ benchmark never touches the user's data."""
 
 from __future__ import annotations
 
-import os
-
 import psycopg
 from psycopg import sql
 
-from streamflow import database, embedded_pg, settings
+from streamflow import config, database, embedded_pg, settings
 
 # The user's database, as configured before any benchmark points DATABASE_URL elsewhere.
 USER_TARGET = settings.admin_target()
@@ -30,7 +28,7 @@ def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database))
         )
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(target.database)))
-    os.environ["DATABASE_URL"] = target.url
+    config.export({config.DATABASE_URL: target.url})
     database.ensure_database(target)
     return target
 

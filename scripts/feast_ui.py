@@ -7,21 +7,19 @@ views, services, entities and the monitoring pages `make monitor` fills.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import uvicorn
 
+from streamflow import config
 from streamflow.database import DatabaseUnreachable
 from streamflow.features import ui
 from streamflow.features.store import feature_store
 
-DEFAULT_PORT = 8888
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("UI_PORT", DEFAULT_PORT)))
+    parser.add_argument("--port", type=int, default=config.get(config.UI_PORT))
     args = parser.parse_args(argv)
     try:
         app = ui.app(feature_store())

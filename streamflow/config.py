@@ -10,8 +10,9 @@ command refuses a bad value before it starts any work (`streamflow` and `python 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -226,6 +227,21 @@ def libpq_is_set(name: str) -> bool:
 def export(values: Mapping[str, str]) -> None:
     """Set variables for this process and its children (Feast's and dbt's configuration)."""
     os.environ.update(values)
+
+
+@contextlib.contextmanager
+def overridden(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` set for this process (and the children it starts) meanwhile, then put back."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

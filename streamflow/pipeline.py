@@ -53,6 +53,19 @@ def fresh_enough() -> bool:
     return True
 
 
+def build_serving_stack(seeds: Path):
+    """ingest -> dbt build -> feast apply -> materialize on the current database, no checks in
+    between (tests and benchmarks); the FeatureStore. Raises when dbt build fails."""
+    ingest.load_all(seeds)
+    result = dbt.invoke(["build", "--quiet"])
+    if not result.success:
+        raise RuntimeError(f"dbt build failed: {dbt.failed_nodes(result)}")
+    apply()
+    store = feature_store()
+    materialize(store)
+    return store
+
+
 def feast_steps() -> None:
     """apply, materialize, monitoring and the training set, sharing one FeatureStore."""
     with step("feast apply"):

@@ -1,5 +1,6 @@
 """Bad monthly exports, made from a good month: each must abort the whole month with a message
-naming the file, line and column, and write nothing (tests/test_ingest.py, tests/reliability/)."""
+naming the file, line and column, and write nothing (tests/unit/test_exports_and_ids.py,
+tests/integration/ingest/, tests/reliability/)."""
 
 from __future__ import annotations
 

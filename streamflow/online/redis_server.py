@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from streamflow import settings
+from streamflow import config, settings
 from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
 
 MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
@@ -46,6 +46,19 @@ class LocalRedis:
 
     def target(self) -> RedisTarget:
         return RedisTarget(tuple(("127.0.0.1", p) for p in self.masters), self.cluster)
+
+    def variables(self) -> dict[str, str]:
+        """The variables that point every project tool at this Redis."""
+        return {
+            config.ONLINE_STORE: "redis",
+            config.REDIS_URL: self.target().url,
+            config.REDIS_CLUSTER: "1" if self.cluster else "0",
+        }
+
+    def master_clients(self) -> list:
+        import redis
+
+        return [redis.Redis(port=port) for port in self.masters]
 
     def node_dir(self, port: int) -> Path:
         return self.root / str(port)

@@ -263,11 +263,6 @@ def test_cli_reports_the_error_and_exits_non_zero(loaded, seeds, tmp_path, capsy
     assert "nothing was written" in err and "users.csv, line 2, column user_is_senior" in err
 
 
-def test_month_folders_map_to_month_ends(seeds):
-    months = ingest.month_dirs(seeds)
-    assert months[0][1] == JAN and months[1][1] == FEB
-
-
 # -- exports as other tools write them ---------------------------------------------------------
 SNAPSHOT_DIGEST = (
     "select * from ("

@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "streamflow": set(),
     "serving": {"streamflow"},
     "scripts": {"streamflow"},
-    "bench": {"streamflow", "tests"},  # the benchmarks run servers with the tests' helpers
+    "bench": {"streamflow"},
     "tests": {"streamflow", "serving", "scripts", "bench"},
 }
 
@@ -155,3 +155,100 @@ def test_tests_share_helpers_through_support_modules_only():
         if alias.name.startswith("_") or node.module.rpartition(".")[2].startswith(("test_", "conftest"))
     )
     assert not borrowed, borrowed
+
+
+# -- backends as contracts, one configuration module, small files -------------------------------
+CONFIG_MODULE = "streamflow.config"
+# Where a store's client library may be imported: the implementations and the local servers.
+REDIS_MODULES = {
+    "streamflow.online.redis",
+    "streamflow.online.redis_wire",
+    "streamflow.online.redis_target",
+    "streamflow.online.redis_server",
+    "serving.stores.redis",
+}
+# The places that choose an implementation by its name.
+CHOOSERS = {"streamflow.online", "serving.stores", CONFIG_MODULE}
+BACKEND_NAMES = {"postgres", "redis"}
+PRODUCT = ("streamflow", "serving", "scripts", "bench")
+MAX_LINES = 400
+
+
+def _trees(packages=PRODUCT):
+    for module, path in project_modules().items():
+        if module.split(".")[0] in packages:
+            yield module, path, ast.parse(path.read_text())
+
+
+def environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that touch `os.environ` or call `os.getenv`."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("environ", "getenv")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    ]
+
+
+def redis_imports(tree: ast.AST) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "redis" for a in node.names))
+        or (
+            isinstance(node, ast.ImportFrom)
+            and not node.level
+            and (node.module or "").split(".")[0] == "redis"
+        )
+    ]
+
+
+def backend_comparisons(tree: ast.AST) -> list[int]:
+    """`x == "redis"`, `backend != "postgres"`: a branch on a store's name."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops)
+        and any(
+            isinstance(c, ast.Constant) and c.value in BACKEND_NAMES for c in [node.left, *node.comparators]
+        )
+    ]
+
+
+def test_only_the_configuration_module_reads_the_environment():
+    found = {m: lines for m, _, tree in _trees() if m != CONFIG_MODULE and (lines := environment_reads(tree))}
+    assert found == {}, "read variables through streamflow/config.py"
+
+
+def test_only_the_store_implementations_import_redis():
+    found = {m: lines for m, _, tree in _trees() if m not in REDIS_MODULES and (lines := redis_imports(tree))}
+    assert found == {}
+
+
+def test_no_branch_on_a_store_name_outside_the_choosers():
+    found = {
+        m: lines for m, _, tree in _trees() if m not in CHOOSERS and (lines := backend_comparisons(tree))
+    }
+    assert found == {}
+
+
+def test_no_file_over_400_lines():
+    long = {
+        str(path.relative_to(ROOT)): n
+        for _, path, _ in _trees(PACKAGES)
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_the_new_rules_catch_what_they_forbid():
+    code = ast.parse(
+        "import os\nimport redis.asyncio\nfrom redis import Redis\n"
+        "x = os.environ.get('A')\ny = os.getenv('B')\nif store == 'redis': pass\n"
+    )
+    assert sorted(environment_reads(code)) == [4, 5]
+    assert redis_imports(code) == [2, 3]
+    assert backend_comparisons(code) == [6]

@@ -15,7 +15,7 @@ from streamflow import database, settings
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
-from streamflow.online import layout, redis_target
+from streamflow.online import layout
 from streamflow.online.redis_server import LocalRedis
 from tests.support import free_cluster_ports, local_redis, query
 
@@ -137,21 +137,6 @@ def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_pat
         assert {v["event_timestamp"] for v in body["feature_views"].values()} == {
             latest.strftime("%Y-%m-%dT%H:%M:%SZ")
         }
-
-
-def test_redis_settings_are_parsed_and_refused_clearly():
-    target = redis_target.parse("redis://:s3cret@10.0.0.1:7001,redis://:s3cret@10.0.0.2:7002", cluster=True)
-    assert target.nodes == (("10.0.0.1", 7001), ("10.0.0.2", 7002)) and target.password == "s3cret"
-    assert "s3cret" not in repr(target) and "s3cret" not in target.safe_url
-    assert redis_target.parse("rediss://cache.example.com:6380/2", cluster=False).tls
-    for urls, cluster, message in [
-        ("redis://a:1,redis://b:2", False, "REDIS_CLUSTER=1"),
-        ("http://a:1", False, "expected redis://host:port"),
-        ("redis://a:1/3", True, "database 0 only"),
-        ("redis://:x@a:1,redis://:y@b:2", True, "share one scheme"),
-    ]:
-        with pytest.raises(redis_target.RedisConfigError, match=message):
-            redis_target.parse(urls, cluster)
 
 
 def test_local_redis_up_twice_is_harmless_and_down_stops_it(tmp_path):
