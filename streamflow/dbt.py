@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from streamflow import config, database, logs, settings
+from streamflow import config, database, engines, logs, settings
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -26,7 +26,7 @@ def dbt_env() -> dict[str, str]:
     return {
         **QUIET_ENV,
         "DBT_LOG_FORMAT": "json" if logs.json_enabled() else "default",
-        **settings.admin_target().as_env(),
+        **engines.current().dbt_target(),
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_PROJECT_DIR": str(DBT_DIR),
     }

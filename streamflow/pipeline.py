@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from streamflow import config, dbt, embedded_pg, ingest, logs, settings
+from streamflow import config, dbt, embedded_pg, engines, ingest, logs, settings
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
@@ -86,8 +86,9 @@ def run(with_feast: bool = True) -> int:
     with step("database"):
         print(embedded_pg.up())
     with step("ingest"):
+        engine = engines.current()
         for month_dir, as_of in months:
-            ingest.load_month(month_dir, as_of)
+            engine.load_month(month_dir, as_of)
     with step("freshness"):
         current = fresh_enough()
     if not current:

@@ -14,23 +14,19 @@ sees real row counts and the time stays linear.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from feast.type_map import pg_type_code_to_arrow
 from psycopg import sql
 
-from streamflow import database, settings
+from streamflow import database, engines, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
 
@@ -40,8 +36,6 @@ if TYPE_CHECKING:
 DEFAULT_OUT = settings.PROJECT_ROOT / "data" / "processed" / "training_df.csv"
 DEFAULT_SERVICE = "churn_model_v1"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
-TIMESTAMPTZ_OID = 1184
-BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
 
 
 def entities_at(as_ofs: Sequence[date] | None) -> sql.Composed:
@@ -100,50 +94,6 @@ def restore_dtypes(frame: pd.DataFrame, service) -> pd.DataFrame:
     return frame
 
 
-def _arrow_type(type_code: int) -> pa.DataType:
-    if type_code == TIMESTAMPTZ_OID:  # Feast's map drops the zone, and the text carries "+00"
-        return pa.timestamp("us", tz="UTC")
-    return pa.type_for_alias(str(pg_type_code_to_arrow(type_code)))
-
-
-@contextlib.contextmanager
-def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
-    """Run Feast's point-in-time SQL into a temporary file with COPY; the file and how Arrow's CSV
-    reader types its columns (Feast's mapping of the query's PostgreSQL types).
-
-    Feast's own `to_df()` fetches every value as a Python object and transposes them in a Python
-    loop (20 M objects for 1 M users, most of a minute); here no value becomes a Python object,
-    and the result waits on disk, not in memory."""
-    with database.connect(autocommit=True) as conn, tempfile.TemporaryFile() as spool:
-        conn.execute("set timezone to 'UTC'")
-        columns = conn.execute(f"select * from ({query}) as q limit 0").description
-        with conn.cursor().copy(f"copy ({query}) to stdout (format csv, header true)") as copy:
-            for block in copy:
-                spool.write(block)
-        spool.seek(0)
-        yield spool, pacsv.ConvertOptions(
-            column_types={c.name: _arrow_type(c.type_code) for c in columns},
-            true_values=["t"], false_values=["f"],
-            strings_can_be_null=True, quoted_strings_can_be_null=False,  # NULL vs ""
-        )  # fmt: skip
-
-
-def read_query(query: str) -> pa.Table:
-    """The whole result of a query as one Arrow table."""
-    with _spooled(query) as (spool, convert):
-        return pacsv.read_csv(
-            spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
-        )
-
-
-def stream_query(query: str) -> Iterator[pa.RecordBatch]:
-    """The result of a query in batches of about BATCH_BYTES of CSV: memory stays bounded."""
-    with _spooled(query) as (spool, convert):
-        yield from pacsv.open_csv(
-            spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
-        )
-
-
 def training_query(store: FeatureStore, entity_query: str, service_name: str) -> tuple[str, FeatureService]:
     """Feast's point-in-time SQL for the service's features, its columns in a stable order
     (user_id, event_timestamp, the features in the service's order, then the entity query's
@@ -165,7 +115,7 @@ def training_query(store: FeatureStore, entity_query: str, service_name: str) ->
 def historical_features(store, entity_query: str, service_name: str = DEFAULT_SERVICE) -> pd.DataFrame:
     """The training rows in memory, as a DataFrame (for checks and small sets)."""
     query, service = training_query(store, entity_query, service_name)
-    return restore_dtypes(read_query(query).to_pandas(), service)
+    return restore_dtypes(engines.current().read_query(query).to_pandas(), service)
 
 
 def write(query: str, service: FeatureService, out: Path, file_format: str = "csv") -> int:
@@ -175,7 +125,7 @@ def write(query: str, service: FeatureService, out: Path, file_format: str = "cs
     rows = 0
     with contextlib.ExitStack() as stack:
         writer = None
-        for batch in stream_query(query):
+        for batch in engines.current().stream_query(query):
             if file_format == "parquet":
                 writer = writer or stack.enter_context(pq.ParquetWriter(out, batch.schema))
                 writer.write_batch(batch)
@@ -185,7 +135,7 @@ def write(query: str, service: FeatureService, out: Path, file_format: str = "cs
                 frame.to_csv(writer, index=False, header=rows == 0)
             rows += batch.num_rows
     if rows == 0:  # not one batch: still a file, with the columns
-        empty = read_query(query)
+        empty = engines.current().read_query(query)
         if file_format == "parquet":
             pq.write_table(empty, out)
         else:

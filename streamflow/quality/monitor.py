@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streamflow import config, database
-from streamflow.features.materialize import LOADED_AT
+from streamflow import config, database, engines
 from streamflow.quality import drift
 
 if TYPE_CHECKING:
@@ -128,9 +127,10 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
     if not views:
         raise MonitorError("no feature views in the registry: run `make apply` first")
-    with database.connect() as conn:
-        months = {view.name: _months(conn, view.batch_source.get_table_query_string()) for view in views}
-        loaded = {as_of: at for as_of, at in conn.execute(LOADED_AT).fetchall()}
+    engine = engines.current()
+    with engine.connect() as conn:
+        months = {v.name: engine.mart_months(conn, v.batch_source.get_table_query_string()) for v in views}
+        loaded = engine.loaded_at(conn)
     every_month = sorted({m for ms in months.values() for m in ms})
     if not every_month:
         raise MonitorError("the feature marts are empty: run the pipeline first")
@@ -257,23 +257,6 @@ def _is_integer(dtype: Any) -> bool:
     from feast.types import Int32, Int64
 
     return dtype in (Int32, Int64)
-
-
-def _months(conn, table: str) -> list[date]:
-    """The months a mart holds, one index probe per month (a loose index scan on its
-    feature_timestamp index): `select distinct` would read every row of every month."""
-    schema, name = table.split(".")
-    rows = conn.execute(
-        sql.SQL(
-            "with recursive months(ts) as ("
-            " select min(feature_timestamp) from {t}"
-            " union all"
-            " select (select min(feature_timestamp) from {t} where feature_timestamp > ts)"
-            " from months where ts is not null"
-            ") select ts from months where ts is not null"
-        ).format(t=sql.Identifier(schema, name))
-    ).fetchall()
-    return [day(ts) for (ts,) in rows]
 
 
 def _stored(rows: list[dict[str, Any]]) -> dict[tuple[str, date], tuple[datetime, bool]]:

@@ -1,0 +1,57 @@
+"""The offline engine: where the validated months, the dbt marts and Feast's offline store live,
+and what the rest of the code asks of it. PostgreSQL (postgres.py) is the one implementation
+today; a distributed engine (Spark) is a second module implementing this contract, chosen in
+streamflow/engines/__init__.py, never a branch inside the first.
+
+What each step asks:
+- ingest: `load_month` (validated with streamflow/ingest/validate.py, whole or not at all);
+- dbt: `dbt_target` (the profile's target and its connection variables);
+- materialize: `connect`, `assert_built` (the quality gate), `event_timestamps`, `loaded_at`;
+- monitoring: `mart_months`, `loaded_at`;
+- training sets: `read_query` / `stream_query` (Feast's point-in-time query, out in batches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+class StepRefused(RuntimeError):
+    """A step that must not run now (a closed gate, a missing mart); the message says what to do."""
+
+
+class OfflineEngine(Protocol):
+    name: str
+
+    def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
+        """Validate and land one month; rows per table (none when unchanged, unless `force`)."""
+
+    def dbt_target(self) -> dict[str, str]:
+        """The variables dbt's profiles.yml reads for this engine (target name included)."""
+
+    def connect(self, autocommit: bool = False) -> AbstractContextManager[Any]:
+        """A connection on which the marts are read (materialize, monitoring)."""
+
+    def assert_built(self, conn: Any) -> None:
+        """Raise StepRefused unless the last dbt build passed on the data loaded now."""
+
+    def event_timestamps(self, conn: Any, views: Sequence[Any]) -> list[datetime]:
+        """Every event time (month) present in the views' marts, oldest first."""
+
+    def loaded_at(self, conn: Any) -> dict[date, datetime]:
+        """When each month's export was last loaded."""
+
+    def mart_months(self, conn: Any, table: str) -> list[date]:
+        """The months a mart holds."""
+
+    def read_query(self, query: str) -> pa.Table:
+        """The whole result of an offline query as one Arrow table."""
+
+    def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
+        """The result of an offline query in bounded batches."""
