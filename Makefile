@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+SF := $(VENV)/bin/streamflow
 UV := .streamflow/uv/bin/uv
 UV_VERSION := 0.13.8
 HOST ?= 127.0.0.1
@@ -20,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
 .PHONY: help setup db-up db-down redis-up redis-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
-        training-set check-skew serve bench clean monitor report docs ui
+        training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -37,52 +38,52 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies (idempotent)
 
 db-up: setup ## Start the embedded PostgreSQL (no-op with DATABASE_URL)
-	$(PY) -m scripts.embedded_pg up
+	$(SF) db up
 
 db-down: setup ## Stop the embedded PostgreSQL
-	$(PY) -m scripts.embedded_pg down
+	$(SF) db down
 
 redis-up: setup ## Start a local Redis: 3-master cluster on 127.0.0.1:17001-17003 (REDIS_CLUSTER=0: one node, 16379)
-	$(PY) -m scripts.local_redis up
+	$(SF) redis up
 
 redis-down: setup ## Stop the local Redis
-	$(PY) -m scripts.local_redis down
+	$(SF) redis down
 
 pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set
-	$(PY) -m scripts.pipeline
+	$(SF) pipeline
 
 demo: pipeline ## The whole job: pipeline, then serve the features API on HOST:PORT
-	$(PY) -m serving
+	$(SF) serve
 
 dbt-build: db-up ## dbt build of the months loaded or restated since the last good build
-	$(PY) -m scripts.run_dbt
+	$(SF) dbt
 
 apply: db-up ## feast apply (after dbt)
-	$(PY) -m scripts.feast_steps apply
+	$(SF) apply
 
 materialize: db-up ## Load the months the online store lacks (new or restated), oldest first; FULL=1: all
-	$(PY) -m scripts.feast_steps materialize $(if $(FULL),--full)
+	$(SF) materialize $(if $(FULL),--full)
 
 monitor: db-up ## Feast feature monitoring per view per as_of month + drift vs the baseline; FULL=1: all months
-	$(PY) -m scripts.monitor $(if $(FULL),--full)
+	$(SF) monitor $(if $(FULL),--full)
 
 report: db-up ## data/reports/feature_quality.html: distributions, null rates, drift, churn rate by month (one file)
-	$(PY) -m scripts.report
+	$(SF) report
 
 docs: db-up ## dbt docs site with lineage to the exposures, static: data/reports/dbt-docs/index.html
-	$(PY) -m scripts.docs
+	$(SF) docs
 
 ui: db-up ## Feast's UI (monitoring pages included), read-only, on 127.0.0.1:UI_PORT (default 8888)
-	$(PY) -m scripts.feast_ui
+	$(SF) ui
 
 training-set: db-up ## Point-in-time training set -> data/processed/training_df.csv
-	$(PY) -m scripts.build_training_dataset
+	$(SF) training-set
 
 check-skew: db-up ## Online values == historical values at the latest as_of, for every user
-	$(PY) -m scripts.check_skew
+	$(SF) check-skew
 
 serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
-	$(PY) -m serving
+	$(SF) serve
 
 test: setup ## The whole test suite: unit, integration, reliability, browser (starts its own servers)
 	$(PY) -m pytest
@@ -105,6 +106,12 @@ bench: setup ## Benchmarks (serving and pipeline), side by side; BENCH_SIZES=704
 		apt-get install -y -qq wrk >/dev/null; } || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) -m bench
 
-clean: ## Stop the database and remove generated state (.streamflow, data, dbt target)
-	-$(PY) -m scripts.embedded_pg down
+clean: ## Remove generated files (data/, dbt's target and logs); keeps the database, Redis and .venv
+	@echo "removing data/ dbt_project/target dbt_project/logs (the database in .streamflow stays: make clean-all)"
+	rm -rf data dbt_project/target dbt_project/logs
+
+clean-all: ## Also stop and DELETE the embedded database, the local Redis and .venv (.streamflow/)
+	@echo "stopping the embedded PostgreSQL and local Redis; deleting .streamflow/ (database, secrets) and .venv"
+	-$(SF) db down
+	-$(SF) redis down
 	rm -rf .streamflow data dbt_project/target dbt_project/logs $(VENV)

@@ -1,2 +1,2 @@
-"""The commands people run (`python -m scripts.<command>`): each parses its arguments and calls
-the library, `streamflow`."""
+"""Scripts run by file, as the course ran them (`python scripts/build_training_dataset.py`): each
+is one call of the `streamflow` command line (streamflow/cli/)."""

@@ -1,6 +1,7 @@
 """`python -m serving`: serve the features API on HOST:PORT with WORKERS uvicorn workers.
 
-Exits non-zero with a clear message when the stack was never built.
+Exits with the codes of `streamflow` (streamflow/cli): 2 a bad variable, 3 the store unreachable,
+4 a stack never built; one line says which.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import uvicorn
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
 from streamflow import config, logs, settings
+from streamflow.cli.exits import Exit
 from streamflow.features.store import repo_config
 from streamflow.online import backend_for
+from streamflow.online.contract import StoreProblem
 
 EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
 
 
-def inspect_stack() -> tuple[str | None, str]:
+def inspect_stack() -> tuple[StoreProblem | None, str]:
     """(what keeps the API from serving, or None; a user id to show in the example commands)."""
     repo = repo_config()
     store = backend_for(repo.online_store)
@@ -32,12 +35,12 @@ def main() -> int:
         config.check()
     except config.ConfigError as exc:
         print(f"serve: {exc}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     api = ServingSettings()
     problem, user = inspect_stack()
     if problem:
-        print(f"serve: {problem}", file=sys.stderr)
-        return 2
+        print(f"serve: {problem.message}", file=sys.stderr)
+        return Exit.UNREACHABLE if problem.unreachable else Exit.REFUSED
     if api.workers > 1:  # workers count into files of one fresh folder; /metrics adds them up
         folder = settings.STATE_DIR / "prometheus" / f"server-{api.port}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -64,7 +67,7 @@ def main() -> int:
         loop="uvloop",
         http="httptools",
     )
-    return 0
+    return Exit.DONE
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ def backend_for(store_config) -> OnlineStoreBackend:
     return PostgresOnlineStore()
 
 
-def redis_target_for_serving() -> redis_target.RedisTarget | None:
-    """The Redis the API reads from, or None when the online store is PostgreSQL."""
-    return redis_target.from_env() if chosen() == "redis" else None
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What a store's client raises when its server does not answer (a command's exit 3)."""
+    from streamflow.online.redis import UNREACHABLE
+
+    return UNREACHABLE

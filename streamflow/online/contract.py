@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from feast import FeatureView
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -24,6 +24,13 @@ from psycopg import Connection
 # (user_id, event time, created time, values in the view's feature order)
 Row = tuple[str, datetime, datetime | None, list[Any]]
 ReadResult = tuple[datetime | None, dict[str, ValueProto] | None]
+
+
+class StoreProblem(NamedTuple):
+    """What keeps the API from serving: the store did not answer, or holds nothing yet."""
+
+    message: str
+    unreachable: bool
 
 
 class OnlineStoreBackend(Protocol):
@@ -63,7 +70,7 @@ class OnlineStoreBackend(Protocol):
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         """Tidy up after a run (planner statistics, say)."""
 
-    def served_problem(self, config: RepoConfig) -> str | None:
+    def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         """What keeps the API from serving (unreachable, nothing materialized), or None."""
 
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:

@@ -28,7 +28,7 @@ from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
-from streamflow.online.contract import ReadResult, Row
+from streamflow.online.contract import ReadResult, Row, StoreProblem
 from streamflow.online.layout import ENTITY_COLUMN, column, online_table, typed_features, view_columns
 
 MONTHS_LOG_DDL = (
@@ -288,7 +288,7 @@ class PostgresOnlineStore:
         return results
 
     # -- what `python -m serving` checks before it starts ---------------------------------------
-    def served_problem(self, config: RepoConfig) -> str | None:
+    def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         try:
             with self._connection(config) as conn:
                 table = conn.execute("select to_regclass(%s)", (table_identifier(config).as_string(conn),))
@@ -296,9 +296,13 @@ class PostgresOnlineStore:
                 built = table.fetchone()[0] is not None and services.fetchone()[0] is not None
         except psycopg.Error as exc:
             where = f"{config.online_store.host}:{config.online_store.port}/{config.online_store.database}"
-            return f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`"
+            return StoreProblem(
+                f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`", True
+            )
         if not built:
-            return "the stack was never built (no online store): run `make pipeline` first"
+            return StoreProblem(
+                "the stack was never built (no online store): run `make pipeline` first", False
+            )
         return None
 
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:

@@ -14,9 +14,10 @@ from psycopg import Connection, sql
 from redis.exceptions import RedisError
 
 from streamflow.online import layout, redis_wire
-from streamflow.online.contract import ReadResult, Row
+from streamflow.online.contract import ReadResult, Row, StoreProblem
 from streamflow.online.redis_target import RedisTarget
 
+UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
 FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize
 
 
@@ -156,13 +157,19 @@ class RedisOnlineStore:
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         """Nothing to tidy: Redis has no planner statistics or dead rows."""
 
-    def served_problem(self, config: RepoConfig) -> str | None:
+    def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         try:
             client = self.target.client(timeout=5)
             if not client.exists(layout.months_key(config.project)):
-                return f"nothing materialized in Redis at {self.target.safe_url}: run `make pipeline` first"
+                message = (
+                    f"nothing materialized in Redis at {self.target.safe_url}: run `make pipeline` first"
+                )
+                return StoreProblem(message, False)
         except RedisError as exc:
-            return f"cannot reach Redis at {self.target.safe_url} ({type(exc).__name__}); run `make redis-up`"
+            message = (
+                f"cannot reach Redis at {self.target.safe_url} ({type(exc).__name__}); run `make redis-up`"
+            )
+            return StoreProblem(message, True)
         return None
 
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:

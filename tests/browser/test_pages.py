@@ -152,7 +152,7 @@ def _reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
 
 
 def test_the_feast_ui_shows_the_monitoring_pages_read_only(watched, store, monitored):
-    with running([sys.executable, "-m", "scripts.feast_ui", "--port", "{port}"], "/health") as base:
+    with running([sys.executable, "-m", "streamflow", "ui", "--port", "{port}"], "/health") as base:
         page = watched.page
         page.goto(f"{base}/p/{store.project}/feature-view/")
         for view in store.list_feature_views():

@@ -57,7 +57,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     holder.execute("select pg_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,))
     try:
         refused = subprocess.run(
-            [sys.executable, "-m", "scripts.feast_steps", "materialize"],
+            [sys.executable, "-m", "streamflow", "materialize"],
             capture_output=True,
             text=True,
             cwd=settings.PROJECT_ROOT,
@@ -65,7 +65,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     finally:
         holder.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
         holder.close()
-    assert refused.returncode == 3
+    assert refused.returncode == 4  # refused: another run holds the lock
     assert "another materialize is running" in refused.stderr
 
     before = _online(stack)
@@ -74,7 +74,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     def run():
         outcomes.append(
             subprocess.run(
-                [sys.executable, "-m", "scripts.feast_steps", "materialize"],
+                [sys.executable, "-m", "streamflow", "materialize"],
                 capture_output=True,
                 text=True,
                 cwd=settings.PROJECT_ROOT,
@@ -87,7 +87,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     for t in threads:
         t.join()
     codes = sorted(o.returncode for o in outcomes)
-    assert codes in ([0, 0], [0, 3]), [(o.returncode, o.stderr[-300:]) for o in outcomes]
+    assert codes in ([0, 0], [0, 4]), [(o.returncode, o.stderr[-300:]) for o in outcomes]
     assert _online(stack) == before, "the online store ends as it was: same data, materialized again"
 
 

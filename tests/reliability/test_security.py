@@ -89,7 +89,7 @@ def test_errors_and_logs_never_show_a_password(stack):
         text=True,
         env={**os.environ, "DATABASE_URL": broken.url, "PORT": "1"},
     )
-    assert failed.returncode == 2 and "s3cr3t-pw" not in failed.stdout + failed.stderr
+    assert failed.returncode == 3 and "s3cr3t-pw" not in failed.stdout + failed.stderr
     assert "postgres:***@" in failed.stderr
 
 

@@ -1,7 +1,7 @@
 """The stack on PostgreSQL servers configured the ways real deployments are, each started here:
 trust without a password, scram with PGPASSWORD only, a .pgpass file, and a TLS-only server
 checked with sslmode=verify-full against a CA made in the test. The commands run as users run
-them (`python -m scripts.<command>`, `python -m serving`), in processes of their own."""
+them (`streamflow <command>`, `python -m serving`), in processes of their own."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ pytestmark = pytest.mark.slow
 PASSWORD = "s3cr3t:p@ss#word"  # characters a hand-written URL or YAML would trip over
 
 
-def run_command(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def run_command(command: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """`python -m <module>` with only the given connection settings (none of this machine's)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, "-m", "streamflow", command, *args],
         env={**base, **env},
         cwd=settings.PROJECT_ROOT,
         capture_output=True,
@@ -89,7 +89,7 @@ def test_trust_without_any_password(plain_server, small_seeds, tmp_path):
     _set_hba(plain_server, "host all all 127.0.0.1/32 trust")
     try:
         url = f"postgresql://postgres@127.0.0.1:{plain_server.port}/sf_trust?sslmode=disable"
-        result = run_command("scripts.pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
+        result = run_command("pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
         assert_clean(result)
         assert "training set: 300 rows" in result.stdout
     finally:
@@ -99,8 +99,8 @@ def test_trust_without_any_password(plain_server, small_seeds, tmp_path):
 def test_scram_with_the_password_in_pgpassword_only(plain_server, small_seeds):
     url = f"postgresql://postgres@127.0.0.1:{plain_server.port}/sf_pgpassword?sslmode=disable"
     env = {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds), "PGPASSWORD": PASSWORD}
-    assert_clean(run_command("scripts.pipeline", env))
-    assert_clean(run_command("scripts.check_skew", env))
+    assert_clean(run_command("pipeline", env))
+    assert_clean(run_command("check-skew", env))
 
 
 def test_scram_with_a_pgpass_file(plain_server, small_seeds, tmp_path):
@@ -110,14 +110,14 @@ def test_scram_with_a_pgpass_file(plain_server, small_seeds, tmp_path):
     passfile.chmod(0o600)
     url = f"postgresql://postgres@127.0.0.1:{plain_server.port}/sf_pgpass?sslmode=disable"
     env = {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds), "PGPASSFILE": str(passfile)}
-    assert_clean(run_command("scripts.pipeline", env))
+    assert_clean(run_command("pipeline", env))
 
 
 def test_a_wrong_password_is_one_line_naming_where_to_fix_it(plain_server, small_seeds):
     wrong = "not-" + "the-password"
     url = f"postgresql://postgres:{wrong}@127.0.0.1:{plain_server.port}/sf_wrong?sslmode=disable"
-    result = run_command("scripts.pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
-    assert_clean(result, code=2)
+    result = run_command("pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
+    assert_clean(result, code=3)  # unreachable
     assert "password authentication failed" in result.stderr
     assert "PGPASSWORD" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -200,8 +200,8 @@ def test_tls_only_server_with_verify_full(tls_server, small_seeds):
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/postgres?sslmode=disable",
                         password=PASSWORD, connect_timeout=5)  # fmt: skip
     env = {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)}
-    assert_clean(run_command("scripts.pipeline", env))
-    assert_clean(run_command("scripts.check_skew", env))
+    assert_clean(run_command("pipeline", env))
+    assert_clean(run_command("check-skew", env))
     target = settings.parse(url)
     [(ssl_in_use,)] = query(target, "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
     assert ssl_in_use
@@ -228,8 +228,8 @@ def test_a_wrong_ca_or_host_name_is_one_line_and_writes_nothing(
         conn.execute("create database sf_tls_refused")
     before = table_checksums(good.with_database("sf_tls_refused"), schemas=("raw", "features", "feast"))
     url = _tls_url(server, host, other_ca if which_ca == "other" else ca, "sf_tls_refused")
-    result = run_command("scripts.pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
-    assert_clean(result, code=2)
+    result = run_command("pipeline", {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)})
+    assert_clean(result, code=3)  # unreachable
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert names in result.stderr.split("->")[-1], result.stderr
     after = table_checksums(good.with_database("sf_tls_refused"), schemas=("raw", "features", "feast"))

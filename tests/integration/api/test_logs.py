@@ -29,9 +29,9 @@ STEPS = [
 
 @pytest.fixture(scope="module")
 def pipeline_lines(fresh_db, seeds) -> list[dict]:
-    """`python -m scripts.pipeline` with LOG_FORMAT=json builds this module's stack."""
+    """`streamflow pipeline` with LOG_FORMAT=json builds this module's stack."""
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.pipeline"],
+        [sys.executable, "-m", "streamflow", "pipeline"],
         env={**os.environ, "LOG_FORMAT": "json", "SEEDS_DIR": str(seeds), "DATABASE_URL": fresh_db.url},
         cwd=settings.PROJECT_ROOT,
         capture_output=True,

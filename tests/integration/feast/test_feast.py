@@ -13,9 +13,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from scripts import build_training_dataset as training_command
-from scripts.generate_feast_repo import main as generate
-from streamflow import ingest, settings
+from streamflow import cli, ingest, settings
 from streamflow.exports import TABLES
 from streamflow.features import training
 from streamflow.features.apply import apply
@@ -239,7 +237,7 @@ def test_apply_is_idempotent(store, fresh_db):
 
 
 def test_feature_views_match_the_dbt_contracts(store):
-    assert generate(["--check"]) == 0
+    assert cli.main(["generate-feast-repo", "--check"]) == 0
     views = {v.name: v for v in store.list_feature_views()}
     assert set(views) == {"subs_profile_fv", "usage_agg_30d_fv", "payments_agg_90d_fv", "support_agg_90d_fv",
                           "usage_trends_fv"}  # fmt: skip
@@ -271,14 +269,12 @@ def test_sdk_reads_from_many_threads_at_once(store):
 
 
 def test_feast_cli_works_with_the_project_environment(store):
-    """The README's recipe: `eval "$(python -m scripts.env)"`, then the feast CLI in feature_repo/."""
+    """The README's recipe: `eval "$(streamflow env)"`, then the feast CLI in feature_repo/."""
     import subprocess
     import sys
 
     venv_bin = settings.PROJECT_ROOT / ".venv" / "bin"
-    script = (
-        f'eval "$({sys.executable} -m scripts.env)" && cd feature_repo && {venv_bin}/feast feature-views list'
-    )
+    script = f'eval "$({sys.executable} -m streamflow env)" && cd feature_repo && {venv_bin}/feast feature-views list'  # noqa: E501
     result = subprocess.run(["bash", "-c", script], cwd=settings.PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -318,7 +314,7 @@ def test_a_multi_month_training_set_streams_to_parquet_with_its_types(store, see
     assert later.loc[user, "churn_label"] == label and later.loc[user, "months_active"] == months_active
     by_range = tmp_path / "range.parquet"
     command = ["--as-of", f"{months[0]}..{months[-1]}", "--format", "parquet", "--out", str(by_range)]
-    assert training_command.main(command) == 0
+    assert cli.main(["training-set", *command]) == 0
     assert pq.read_table(by_range).equals(table)
     assert training.build([months[0], months[-1]], out=tmp_path / "two.csv", store=store) == sum(
         len(pd.read_csv(d / "labels.csv"))

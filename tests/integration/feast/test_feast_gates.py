@@ -11,8 +11,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from scripts import feast_steps, generate_feast_repo
-from streamflow import dbt, ingest
+from streamflow import cli, dbt, ingest
 from streamflow.features import training
 from streamflow.features.feast_repo_gen import MANIFEST
 from streamflow.features.materialize import StepRefused, materialize
@@ -78,7 +77,7 @@ def test_materialize_refuses_after_a_failed_build_and_online_keeps_serving(store
     with pytest.raises(StepRefused, match="last dbt build failed"):
         materialize(store)
     assert online_values(fresh_db) == good
-    assert feast_steps.main(["materialize"]) == 3
+    assert cli.main(["materialize"]) == cli.Exit.REFUSED
 
 
 def test_materialize_refuses_when_data_arrived_after_the_build(store, fresh_db, seeds):
@@ -94,10 +93,10 @@ def test_materialize_refuses_when_data_arrived_after_the_build(store, fresh_db, 
 
 
 def test_stale_generated_feature_views_are_detected(tmp_path):
-    assert generate_feast_repo.main(["--check"]) == 0
+    assert cli.main(["generate-feast-repo", "--check"]) == cli.Exit.DONE
     manifest = json.loads(MANIFEST.read_text())
     node = manifest["nodes"]["model.streamflow.usage_agg_30d"]
     node["columns"]["watch_hours_30d"]["description"] = "changed in dbt, not regenerated"
     changed = tmp_path / "manifest.json"
     changed.write_text(json.dumps(manifest))
-    assert generate_feast_repo.main(["--check", "--manifest", str(changed)]) == 1
+    assert cli.main(["generate-feast-repo", "--check", "--manifest", str(changed)]) == cli.Exit.FAILED

@@ -11,9 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts import ingest as ingest_command
-from scripts import pipeline as pipeline_command
-from streamflow import ingest
+from streamflow import cli, ingest
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import partition_name
 from tests.bad_exports import BAD_MONTHS, rewrite, set_cell
@@ -258,7 +256,7 @@ def test_cli_reports_the_error_and_exits_non_zero(loaded, seeds, tmp_path, capsy
     bad = tmp_path / "month_000"
     shutil.copytree(month_dir, bad)
     rewrite(bad / "users.csv", set_cell("user_is_senior", 2, "maybe"))
-    assert ingest_command.main(["--month-dir", str(bad), "--as-of", "2024-01-31"]) == 2
+    assert cli.main(["ingest", "--month-dir", str(bad), "--as-of", "2024-01-31"]) == cli.Exit.REFUSED
     err = capsys.readouterr().err
     assert "nothing was written" in err and "users.csv, line 2, column user_is_senior" in err
 
@@ -352,12 +350,12 @@ def test_pipeline_refuses_a_bad_seeds_dir_in_one_line(loaded, tmp_path, monkeypa
         (seeds_dir / "2024-01").mkdir(parents=True)
     monkeypatch.setenv("SEEDS_DIR", str(seeds_dir))
     before = table_checksums(loaded)
-    assert pipeline_command.main([]) == 2
+    assert cli.main(["pipeline"]) == cli.Exit.REFUSED
     err = capsys.readouterr().err.strip()
     expected = {"missing": "no such folder", "a_file": "not a folder", "no_months": "no month_NNN folders"}[
         case
     ]
-    assert err.startswith("ingest aborted, nothing was written") and expected in err, err
+    assert err.startswith("pipeline stopped, nothing was written") and expected in err, err
     assert str(seeds_dir) in err and len(err.splitlines()) == 1
     assert table_checksums(loaded) == before
 
@@ -365,6 +363,6 @@ def test_pipeline_refuses_a_bad_seeds_dir_in_one_line(loaded, tmp_path, monkeypa
 def test_a_month_folder_without_its_files_is_refused(loaded, tmp_path, capsys):
     empty = tmp_path / "month_000"
     empty.mkdir()
-    assert ingest_command.main(["--month-dir", str(empty)]) == 2
+    assert cli.main(["ingest", "--month-dir", str(empty)]) == cli.Exit.REFUSED
     err = capsys.readouterr().err.strip()
     assert "users.csv: missing file" in err and len(err.splitlines()) == 1

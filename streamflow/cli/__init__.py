@@ -1,0 +1,73 @@
+"""`streamflow <command>`: the platform's one command line (`streamflow --help`, and
+`streamflow <command> --help` with examples). The Makefile calls it; so do the tests.
+
+Every command exits with the codes of `Exit`, mapped here once from what the library raises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamflow import config
+from streamflow.cli.exits import Exit
+
+__all__ = ["Exit", "main", "parser"]
+
+
+def _refusals() -> dict[type[BaseException], Exit]:
+    """What the library raises, and the exit code it means (imported late: `--help` stays fast)."""
+    from streamflow import online
+    from streamflow.database import DatabaseUnreachable
+    from streamflow.engines import StepRefused
+    from streamflow.ingest import IngestError
+    from streamflow.online.redis_server import RedisServerMissing
+    from streamflow.quality.monitor import MonitorError
+    from streamflow.quality.report import ReportError
+
+    return {
+        config.ConfigError: Exit.USAGE,
+        RedisServerMissing: Exit.USAGE,
+        DatabaseUnreachable: Exit.UNREACHABLE,
+        **dict.fromkeys(online.unreachable_errors(), Exit.UNREACHABLE),
+        StepRefused: Exit.REFUSED,
+        IngestError: Exit.REFUSED,
+        MonitorError: Exit.REFUSED,
+        ReportError: Exit.REFUSED,
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    from streamflow.cli import commands
+
+    top = argparse.ArgumentParser(
+        prog="streamflow",
+        description="StreamFlow's churn feature platform: exports -> dbt -> Feast -> the features API.",
+        epilog="exit codes: " + ", ".join(f"{code.value} {code.name.lower()}" for code in Exit),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
+    for command in commands.COMMANDS:
+        one = sub.add_parser(
+            command.name,
+            help=command.summary,
+            description=command.summary,
+            epilog="examples:\n" + "\n".join(f"  {e}" for e in command.examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.arguments(one)
+        one.set_defaults(run=command.run, stopped=command.stopped)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # bad usage: argparse prints it and exits 2
+    try:
+        config.check()
+        return int(args.run(args))
+    except Exception as exc:
+        for kind, code in _refusals().items():
+            if isinstance(exc, kind):
+                print(f"{args.stopped}: {exc}", file=sys.stderr)
+                return int(code)
+        raise

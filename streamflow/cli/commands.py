@@ -1,0 +1,387 @@
+"""The commands of `streamflow`: each its arguments, its examples and the library call it makes.
+The work itself is in the library; a command parses, calls, prints the outcome, returns an Exit."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from streamflow import config
+from streamflow.cli.exits import Exit
+from streamflow.exports import FIRST_AS_OF
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    examples: tuple[str, ...]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Exit]
+    stopped: str = ""  # how an error message starts (default: "<name> stopped")
+
+
+COMMANDS: list[Command] = []
+
+
+def command(name: str, summary: str, *examples: str, stopped: str = ""):
+    def register(run):
+        arguments = getattr(run, "arguments", lambda parser: None)
+        COMMANDS.append(Command(name, summary, examples, arguments, run, stopped or f"{name} stopped"))
+        return run
+
+    return register
+
+
+def arguments(add: Callable[[argparse.ArgumentParser], None]):
+    def attach(run):
+        run.arguments = add
+        return run
+
+    return attach
+
+
+# -- the monthly job -----------------------------------------------------------------------------
+@command(
+    "pipeline",
+    "Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set",
+    "streamflow pipeline",
+    "SEEDS_DIR=../shared/streamflow_seeds streamflow pipeline --no-feast",
+    stopped="pipeline stopped, nothing was written",
+)
+@arguments(lambda p: p.add_argument("--no-feast", action="store_true", help="stop after dbt build"))
+def pipeline(args) -> Exit:
+    from streamflow import pipeline
+
+    return Exit(pipeline.run(with_feast=not args.no_feast))
+
+
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--month-dir", type=Path, help="one month folder of CSV exports")
+    group.add_argument("--seeds-dir", type=Path, help="a folder of month_NNN folders")
+    parser.add_argument("--as-of", type=date.fromisoformat, help="as_of of --month-dir (YYYY-MM-DD)")
+    parser.add_argument("--force", action="store_true", help="reload months whose files were loaded already")
+
+
+@command(
+    "ingest",
+    "Validate and load monthly CSV exports (a bad month changes nothing)",
+    "streamflow ingest --seeds-dir ../shared/streamflow_seeds",
+    "streamflow ingest --month-dir exports/2024-03 --as-of 2024-03-31",
+    stopped="ingest aborted, nothing was written",
+)
+@arguments(_ingest_arguments)
+def ingest(args) -> Exit:
+    from streamflow import engines
+    from streamflow import ingest as months
+
+    engine = engines.current()
+    if args.month_dir:
+        as_of = args.as_of or months.implied_as_of(args.month_dir)
+        if as_of is None:
+            print("ingest: --as-of is required unless the folder is named month_NNN", file=sys.stderr)
+            return Exit.USAGE
+        engine.load_month(args.month_dir, as_of, force=args.force)
+    else:
+        for month_dir, as_of in months.month_dirs(args.seeds_dir):
+            engine.load_month(month_dir, as_of, force=args.force)
+    return Exit.DONE
+
+
+@command(
+    "dbt",
+    "dbt with the project's settings: the months loaded since the last good build, or any dbt command",
+    "streamflow dbt",
+    "streamflow dbt build --select marts",
+    "streamflow dbt test",
+)
+@arguments(lambda p: p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="a dbt command, as given"))
+def dbt_command(args) -> Exit:
+    from streamflow import dbt
+
+    if args.dbt_args:
+        return Exit.DONE if dbt.run(args.dbt_args) else Exit.FAILED
+    built = dbt.build_incrementally()
+    if built is None:
+        print("no month loaded or restated since the last good build: the marts are current")
+    return Exit.FAILED if built is False else Exit.DONE
+
+
+@command("apply", "feast apply, then the API role's read-only grants", "streamflow apply")
+def apply(args) -> Exit:
+    from streamflow.features.apply import apply
+
+    apply()
+    return Exit.DONE
+
+
+@command(
+    "materialize",
+    "Load the months the online store lacks (new or restated), oldest first",
+    "streamflow materialize",
+    "streamflow materialize --full",
+    stopped="materialize refused",
+)
+@arguments(lambda p: p.add_argument("--full", action="store_true", help="every month, not only new ones"))
+def materialize(args) -> Exit:
+    from streamflow.features.materialize import materialize
+
+    materialize(full=args.full)
+    return Exit.DONE
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    from streamflow.features.training import DEFAULT_SERVICE
+
+    parser.add_argument("--as-of", nargs="+", default=[FIRST_AS_OF.isoformat()], metavar="DATE|FROM..TO|all")
+    parser.add_argument("--entities", type=Path, help="CSV of user_id,event_timestamp (instead of --as-of)")
+    parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--feature-service", default=DEFAULT_SERVICE)
+
+
+def as_ofs(values: list[str]) -> list[date] | None:
+    """Dates, FROM..TO ranges of the labelled months, or `all` (None: every labelled month)."""
+    from streamflow.features.training import labelled_months
+
+    if values == ["all"]:
+        return None
+    chosen: set[date] = set()
+    for value in values:
+        if ".." in value:
+            start, end = (date.fromisoformat(part) for part in value.split("..", 1))
+            chosen.update(m for m in labelled_months() if start <= m <= end)
+        else:
+            chosen.add(date.fromisoformat(value))
+    return sorted(chosen)
+
+
+@command(
+    "training-set",
+    "A point-in-time-correct training set -> data/processed/training_df.csv (or --out)",
+    "streamflow training-set",
+    "streamflow training-set --as-of 2024-01-31..2024-12-31 --format parquet",
+    "streamflow training-set --as-of all",
+    "streamflow training-set --entities my_entities.csv",
+    stopped="training set stopped",
+)
+@arguments(_training_arguments)
+def training_set(args) -> Exit:
+    from streamflow.features.training import DEFAULT_OUT, build
+
+    out = args.out or (DEFAULT_OUT.with_suffix(".parquet") if args.format == "parquet" else DEFAULT_OUT)
+    try:
+        months = as_ofs(args.as_of)
+    except ValueError as exc:
+        print(f"training-set: --as-of: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    rows = build(months, args.entities, out, args.feature_service, file_format=args.format)
+    if rows == 0:
+        print(f"no users found for {args.entities or ' '.join(args.as_of)}", file=sys.stderr)
+        return Exit.FAILED
+    return Exit.DONE
+
+
+@command(
+    "check-skew",
+    "Online values == historical values at the latest as_of, for every user (exit 1 on any difference)",
+    "streamflow check-skew",
+)
+@arguments(lambda p: p.add_argument("--feature-service", default="churn_model_v1"))
+def check_skew(args) -> Exit:
+    from streamflow.features.skew import skew
+    from streamflow.features.store import feature_store
+
+    users, differences = skew(feature_store(), args.feature_service)
+    for user_id, feature, offline_value, online_value in differences[:20]:
+        print(f"SKEW {user_id} {feature}: offline {offline_value!r} != online {online_value!r}")
+    print(f"checked {users:,} users: {len(differences)} differing values")
+    return Exit.FAILED if differences else Exit.DONE
+
+
+# -- quality and documentation ----------------------------------------------------------------------
+@command(
+    "monitor",
+    "Feast's metrics per view per as_of month, drift against the baseline (MONITOR_BASELINE)",
+    "streamflow monitor",
+    "streamflow monitor --full",
+)
+@arguments(lambda p: p.add_argument("--full", action="store_true", help="every month again"))
+def monitor(args) -> Exit:
+    from streamflow.quality import monitor
+
+    print("\n".join(monitor.run(full=args.full).describe()))
+    return Exit.DONE
+
+
+@command(
+    "report", "data/reports/feature_quality.html: distributions, nulls, drift (one file)", "streamflow report"
+)
+def report(args) -> Exit:
+    from streamflow.quality import report
+
+    path = report.write()
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, no network needed)")
+    return Exit.DONE
+
+
+@command(
+    "docs",
+    "dbt docs with lineage to the exposures, static: data/reports/dbt-docs/index.html",
+    "streamflow docs",
+)
+def docs(args) -> Exit:
+    from streamflow import dbt
+
+    print(f"wrote {dbt.generate_docs()}: open it in a browser (no server needed)")
+    return Exit.DONE
+
+
+@command("ui", "Feast's UI, read-only, on 127.0.0.1:UI_PORT", "streamflow ui", "streamflow ui --port 9999")
+@arguments(lambda p: p.add_argument("--port", type=int, help="default: UI_PORT"))
+def ui(args) -> Exit:
+    import uvicorn
+
+    from streamflow.features import ui
+    from streamflow.features.store import feature_store
+
+    port = args.port or config.get(config.UI_PORT)
+    app = ui.app(feature_store())
+    print(f"Feast UI (read-only) on http://127.0.0.1:{port}/", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    return Exit.DONE
+
+
+# -- data, definitions and local servers ---------------------------------------------------------
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=7043)
+    parser.add_argument("--months", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=Path("data/generated"))
+
+
+@command(
+    "generate-data",
+    "Deterministic exports in the real format, any size",
+    "streamflow generate-data --users 1000000 --months 2 --out data/big",
+)
+@arguments(_generate_arguments)
+def generate_data(args) -> Exit:
+    from streamflow.generate import generate
+
+    generate(args.out, args.users, args.months, args.seed)
+    print(f"generated {args.users:,} users x {args.months} months (seed {args.seed}) in {args.out}")
+    return Exit.DONE
+
+
+def _repo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
+    parser.add_argument("--manifest", type=Path, help="use this manifest instead of running dbt parse")
+
+
+@command(
+    "generate-feast-repo",
+    "feature_repo/data_sources.py and feature_views.py from the dbt YAML",
+    "streamflow generate-feast-repo",
+    "streamflow generate-feast-repo --check",
+)
+@arguments(_repo_arguments)
+def generate_feast_repo(args) -> Exit:
+    from streamflow import dbt
+    from streamflow.features.feast_repo_gen import MANIFEST, rendered
+
+    if args.manifest is None and not dbt.run(["parse", "--quiet"]):
+        return Exit.FAILED
+    files = rendered(args.manifest or MANIFEST)
+    stale = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(
+                f"{path.relative_to(config.PROJECT_ROOT)} is out of sync with the dbt YAML", file=sys.stderr
+            )
+        return Exit.FAILED if stale else Exit.DONE
+    for path, text in files.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(config.PROJECT_ROOT)}")
+    return Exit.DONE
+
+
+@command(
+    "db",
+    "The embedded PostgreSQL: up, down, status, url (up with DATABASE_URL prepares that database)",
+    "streamflow db up",
+    "streamflow db status",
+)
+@arguments(lambda p: p.add_argument("action", choices=["up", "down", "status", "url"]))
+def db(args) -> Exit:
+    from streamflow import embedded_pg, settings
+
+    if args.action == "up":
+        print(embedded_pg.up())
+        return Exit.DONE
+    if not settings.uses_embedded():
+        print(embedded_pg.not_in_use())
+        return Exit.DONE
+    if args.action == "url":
+        print(settings.admin_target().url)
+        return Exit.DONE
+    server = embedded_pg.default_server()
+    if args.action == "down":
+        print("embedded PostgreSQL stopped" if server.stop() else "embedded PostgreSQL was not running")
+        return Exit.DONE
+    running = server.is_running()
+    state = "running" if running else "stopped"
+    print(f"embedded PostgreSQL {state} (data {server.data_dir}, port {server.port})")
+    return Exit.DONE if running else Exit.UNREACHABLE
+
+
+@command(
+    "redis",
+    "The project's own Redis: a 3-master cluster on 127.0.0.1:17001-17003 (REDIS_CLUSTER=0: one node)",
+    "streamflow redis up",
+    "REDIS_CLUSTER=0 streamflow redis up",
+)
+@arguments(lambda p: p.add_argument("action", choices=["up", "down", "status"]))
+def redis(args) -> Exit:
+    from streamflow.online import redis_server
+
+    server = redis_server.default_server(config.get(config.REDIS_CLUSTER) is not False)
+    if args.action == "up":
+        print(server.up())
+    elif args.action == "down":
+        print("redis stopped" if server.down() else "redis was not running")
+    else:
+        running = [p for p in server.ports if server.pid(p)]
+        print(f"redis nodes running: {running or 'none'} (data {server.root})")
+        return Exit.DONE if len(running) == len(server.ports) else Exit.UNREACHABLE
+    return Exit.DONE
+
+
+@command(
+    "env",
+    "The variables dbt and the feast CLI need, as shell exports",
+    'eval "$(streamflow env)" && cd feature_repo && feast plan',
+)
+def env(args) -> Exit:
+    from streamflow.dbt import dbt_env
+    from streamflow.features.store import feast_env
+
+    for name, value in {**dbt_env(), **feast_env()}.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return Exit.DONE
+
+
+@command(
+    "serve", "The features API on HOST:PORT with WORKERS workers (python -m serving)", "streamflow serve"
+)
+def serve(args) -> Exit:
+    # The API is its own program (serving/, above the library): run it, do not import it.
+    os.execv(sys.executable, [sys.executable, "-m", "serving"])  # noqa: S606 - our own interpreter
+    return Exit.FAILED
