@@ -28,6 +28,7 @@ from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
+from streamflow import settings
 from streamflow.online.contract import ReadResult, Row, StoreProblem
 from streamflow.online.layout import ENTITY_COLUMN, column, online_table, typed_features, view_columns
 
@@ -295,7 +296,7 @@ class PostgresOnlineStore:
                 services = conn.execute("select to_regclass('feast.feature_services')")
                 built = table.fetchone()[0] is not None and services.fetchone()[0] is not None
         except psycopg.Error as exc:
-            where = f"{config.online_store.host}:{config.online_store.port}/{config.online_store.database}"
+            where = settings.admin_target().safe_url  # the store's database, never its password
             return StoreProblem(
                 f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`", True
             )
