@@ -88,6 +88,9 @@ class PgTarget:
     def with_role(self, user: str, password: str) -> PgTarget:
         return dataclasses.replace(self, user=user, password=password)
 
+    def with_port(self, port: int) -> PgTarget:
+        return dataclasses.replace(self, port=port)
+
     def with_database(self, database: str) -> PgTarget:
         return dataclasses.replace(self, database=database)
 

@@ -182,23 +182,9 @@ def online_snapshot(target) -> list[tuple]:
     )
 
 
-def test_materialize_is_idempotent_and_never_regresses(store, fresh_db):
-    before = online_snapshot(fresh_db)
-    latest = max(r[1] for r in before)
-    assert materialize(store) == {}  # nothing new or restated: nothing to do
-    assert materialize(store, full=True)  # every month again: same values
-    assert online_snapshot(fresh_db) == before
-    # an older window after the newer one, through Feast's own SDK path (online_write_batch)
-    first = min(r[0] for r in query(fresh_db, "select min(feature_timestamp) from features.subs_profile"))
-    store.materialize(
-        start_date=first, end_date=first + timedelta(seconds=1), feature_views=["subs_profile_fv"]
-    )
-    assert online_snapshot(fresh_db) == before
-    assert {r[1] for r in online_snapshot(fresh_db)} == {latest}
-
-
 def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
-    """Our set-based path writes all views in one statement; each view's guard still decides alone."""
+    """Our set-based path writes all views in one statement; each view's guard still decides alone.
+    (The guard of either store as a whole: tests/integration/online/test_contract.py.)"""
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
     online = online_backend(store)
     before = online_snapshot(fresh_db)

@@ -1,0 +1,175 @@
+"""The online-store contract (streamflow/online/contract.py), one suite run against every store:
+PostgreSQL and a 3-master Redis Cluster, on the same stack. What a user of either sees through
+the API and Feast's SDK must be the same: the guard, restatements, unchanged rows not rewritten,
+the months log, the statuses, 404 for an unknown user, 503 when the store does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from feast import FeatureStore
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.catalog import Catalog
+from serving.config import ServingSettings
+from serving.stores import open_reader
+from serving.stores.base import StoreUnavailable
+from streamflow import config, database, settings
+from streamflow.features.materialize import MONTH_WINDOW, materialize
+from streamflow.features.store import online_backend
+from streamflow.processes import free_port
+from tests.support import local_redis, query
+
+pytestmark = pytest.mark.slow
+STORES = ["postgres", "redis"]
+
+
+@dataclass
+class Case:
+    name: str
+    store: FeatureStore
+
+    @property
+    def settings(self) -> ServingSettings:
+        return ServingSettings(database=settings.reader_target(), online_store=self.name)
+
+    def window(self, month: datetime) -> int:
+        """One month of every view through the store's window load; the users it wrote."""
+        views = sorted(self.store.list_feature_views(), key=lambda v: v.name)
+        with database.connect() as conn:
+            return online_backend(self.store).materialize_window(
+                conn, self.store.config, views, month, month + MONTH_WINDOW
+            )
+
+
+@pytest.fixture(scope="module", params=STORES)
+def online(request, store, tmp_path_factory):
+    """The module's stack in each store: PostgreSQL's is the one `store` built."""
+    if request.param == "postgres":
+        yield Case("postgres", store)
+        return
+    with local_redis(tmp_path_factory.mktemp("redis"), cluster=True):
+        from streamflow.features.store import feature_store
+
+        redis_store = feature_store()
+        assert redis_store.config.online_store.backend == "redis"
+        materialize(redis_store)
+        yield Case("redis", redis_store)
+
+
+@pytest.fixture(scope="module")
+def months(fresh_db) -> list[datetime]:
+    return [
+        r[0]
+        for r in query(fresh_db, "select distinct feature_timestamp from features.subs_profile order by 1")
+    ]
+
+
+@pytest.fixture(scope="module")
+def user(fresh_db) -> str:
+    return query(fresh_db, "select min(user_id) from features.subs_profile")[0][0]
+
+
+def vectors(case: Case, users: list[str]) -> list[dict]:
+    with TestClient(create_app(case.settings)) as client:
+        body = client.post("/features", json={"user_ids": users}).json()
+    return body["results"]
+
+
+def test_every_view_serves_its_newest_month_with_its_status(online, months, user):
+    [vector] = vectors(online, [user])
+    assert vector["found"] is True and len(vector["features"]) == 14
+    now = datetime.now(UTC)
+    for name, view in vector["feature_views"].items():
+        ttl = online.store.get_feature_view(name).ttl
+        stamp = datetime.fromisoformat(view["event_timestamp"])
+        assert stamp == months[-1]
+        assert view["status"] == ("stale" if now - stamp > ttl else "present")
+
+
+def test_an_older_month_never_overwrites_a_newer_one(online, months, user):
+    before = vectors(online, [user])
+    assert online.window(months[0]) == 0  # our window load: nothing older replaces newer
+    online.store.materialize(  # Feast's own path (online_write_batch)
+        start_date=months[0], end_date=months[0] + MONTH_WINDOW, feature_views=["subs_profile_fv"]
+    )
+    assert vectors(online, [user]) == before
+
+
+def test_unchanged_rows_are_not_rewritten(online):
+    assert materialize(online.store) == {}  # every month is held: nothing to do
+    written = materialize(online.store, full=True)
+    assert written and set(written.values()) == {0}
+
+
+def test_a_restated_month_replaces_its_values(online, fresh_db, months, user):
+    latest = months[-1]
+    [before] = vectors(online, [user])
+    change = (
+        "update features.subs_profile set months_active = months_active + %s "
+        "where user_id = %s and feature_timestamp = %s"
+    )
+    try:
+        query(fresh_db, change + " returning 1", (1000, user, latest))
+        assert online.window(latest) == 1  # the same month with other values: only that user
+        [after] = vectors(online, [user])
+        assert after["features"]["months_active"] == before["features"]["months_active"] + 1000
+    finally:
+        query(fresh_db, change + " returning 1", (-1000, user, latest))
+        online.window(latest)
+    assert vectors(online, [user]) == [before]
+
+
+def test_the_months_log_holds_every_view_and_month(online, months):
+    views = {v.name for v in online.store.list_feature_views()}
+    with database.connect() as conn:
+        log = online_backend(online.store).materialized_months(conn, online.store.config)
+    held = {(view, month) for view, month in log}
+    assert {(v, m) for v in views for m in months if v != "usage_trends_fv"} <= held
+    assert {view for view, _ in held} == views
+
+
+def test_an_unknown_user_is_a_404_and_not_found_in_a_batch(online, user):
+    with TestClient(create_app(online.settings)) as client:
+        missing = client.get("/features/0000-NOBODY")
+        batch = client.post("/features", json={"user_ids": ["0000-NOBODY", user]}).json()
+    assert missing.status_code == 404 and missing.json()["title"] == "Unknown user"
+    assert [item["found"] for item in batch["results"]] == [False, True]
+
+
+def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
+    closed = free_port()
+    dead = ServingSettings(
+        database=settings.reader_target().with_port(closed)
+        if online.name == "postgres"
+        else settings.reader_target(),
+        online_store=online.name,
+        db_timeout_ms=500,
+    )
+    catalog = Catalog.from_store(online.store)
+    selection = catalog.select("churn_api_v1")
+
+    async def two_reads():
+        reader = open_reader(dead)
+        await reader.open()
+        try:
+            for _ in range(2):
+                with pytest.raises(StoreUnavailable):
+                    await reader.one(user, selection)
+        finally:
+            await reader.close()
+
+    with config.overridden({config.REDIS_URL: f"redis://127.0.0.1:{closed}", config.REDIS_CLUSTER: "0"}):
+        started = asyncio.run(_timed(two_reads()))
+    assert started < 5, "the second read failed fast (breaker open), the first within its deadline"
+
+
+async def _timed(work) -> float:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await work
+    return loop.time() - began
