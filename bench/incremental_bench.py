@@ -31,7 +31,7 @@ def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTa
     seeds = seeds_with(months, history, workdir / f"history_{history}")
     setup, _ = measured(
         f"build {history} months of history",
-        [python, "-m", "scripts.pipeline"],
+        [python, "-m", "streamflow", "pipeline"],
         {**env, "SEEDS_DIR": str(seeds)},
     )
     seeds_with(months, history + 1, seeds)
@@ -39,19 +39,20 @@ def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTa
     steps = [
         measured(
             "ingest (skips the loaded months)",
-            [python, "-m", "scripts.ingest", "--seeds-dir", str(seeds)],
+            [python, "-m", "streamflow", "ingest", "--seeds-dir", str(seeds)],
             env,
         )[0],
-        measured("dbt build (the new month)", [python, "-m", "scripts.run_dbt"], env)[0],
-        measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)[0],
-        measured("materialize (the new month)", [python, "-m", "scripts.feast_steps", "materialize"], env)[0],
-        measured("monitor (the new month)", [python, "-m", "scripts.monitor"], env)[0],
+        measured("dbt build (the new month)", [python, "-m", "streamflow", "dbt"], env)[0],
+        measured("feast apply", [python, "-m", "streamflow", "apply"], env)[0],
+        measured("materialize (the new month)", [python, "-m", "streamflow", "materialize"], env)[0],
+        measured("monitor (the new month)", [python, "-m", "streamflow", "monitor"], env)[0],
         measured(
             "training set (the new month)",
             [
                 python,
                 "-m",
-                "scripts.build_training_dataset",
+                "streamflow",
+                "training-set",
                 "--as-of",
                 str(new_month),
                 "--out",

@@ -3,7 +3,7 @@ materialize, monitor, training set (vs Feast's naive DataFrame call), each step'
 
 from __future__ import annotations
 
-import re
+import json
 import subprocess
 import sys
 import threading
@@ -34,7 +34,7 @@ def measured(name: str, command: list[str], env: dict | None = None) -> tuple[St
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
-        env=config.child_environment(env),
+        env=config.child_environment({**(env or {}), config.LOG_FORMAT: "json"}),
         cwd=settings.PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -62,6 +62,17 @@ def measured(name: str, command: list[str], env: dict | None = None) -> tuple[St
     if process.returncode != 0:
         raise SystemExit(f"{name} failed:\n{output[-3000:]}")
     return Step(name, time.perf_counter() - started, peak / 2**20), output
+
+
+def records(output: str, event: str) -> list[dict]:
+    """The JSON records of one kind a step wrote (LOG_FORMAT=json): figures, not scraped text."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == event:
+                found.append(record)
+    return found
 
 
 def postgres_copy_seconds(target: settings.PgTarget, seeds: Path) -> float:
@@ -100,7 +111,8 @@ def run_size(
             [
                 python,
                 "-m",
-                "scripts.generate_data",
+                "streamflow",
+                "generate-data",
                 "--users",
                 str(users),
                 "--months",
@@ -111,22 +123,22 @@ def run_size(
         )
         steps.append(step)
     step, out = measured(
-        "ingest (validate + COPY)", [python, "-m", "scripts.ingest", "--seeds-dir", str(seeds)], env
+        "ingest (validate + COPY)", [python, "-m", "streamflow", "ingest", "--seeds-dir", str(seeds)], env
     )
     copy_s = postgres_copy_seconds(target, seeds)
-    inside = sum(float(s) for s in re.findall(r"rows in ([\d.]+)s", out))  # without interpreter start
+    inside = sum(r["seconds"] for r in records(out, "month_loaded"))  # without interpreter start
     step.note = (
         f"plain COPY {copy_s:.1f}s; ratio {step.seconds / copy_s:.1f}x, "
         f"{inside / copy_s:.1f}x on the {inside:.1f}s inside"
     )
     steps.append(step)
-    step, _ = measured("dbt build", [python, "-m", "scripts.run_dbt", "build", "--quiet"], env)
+    step, _ = measured("dbt build", [python, "-m", "streamflow", "dbt", "build", "--quiet"], env)
     steps.append(step)
-    step, _ = measured("feast apply", [python, "-m", "scripts.feast_steps", "apply"], env)
+    step, _ = measured("feast apply", [python, "-m", "streamflow", "apply"], env)
     steps.append(step)
-    step, out = measured("materialize (2 months)", [python, "-m", "scripts.feast_steps", "materialize"], env)
-    user_rows = sum(int(r.replace(",", "")) for r in re.findall(r"([\d,]+) users written x", out))
-    work = sum(float(s) for s in re.findall(r"views in ([\d.]+)s", out))
+    step, out = measured("materialize (2 months)", [python, "-m", "streamflow", "materialize"], env)
+    months = records(out, "month_materialized")
+    user_rows, work = sum(r["users"] for r in months), sum(r["seconds"] for r in months)
     with psycopg.connect(target.url) as conn:
         features = conn.execute(
             "select count(*) from information_schema.columns where table_schema = 'feast_online' "
@@ -137,20 +149,21 @@ def run_size(
         f"{user_rows * features / work:,.0f} feature values/s (SQL work {work:.1f}s)"
     )
     steps.append(step)
-    step, out = measured("monitor (2 months, Feast metrics + drift)", [python, "-m", "scripts.monitor"], env)
-    inner = float(re.search(r"view-months in ([\d.]+)s", out).group(1))
-    step.note = (
-        f"{inner:.1f}s inside; {len(re.findall(r'^ +(?:drift|watch|ok|n/a) ', out, re.M))} features' drift"
+    step, out = measured(
+        "monitor (2 months, Feast metrics + drift)", [python, "-m", "streamflow", "monitor"], env
     )
+    [monitored] = records(out, "monitored")
+    step.note = f"{monitored['seconds']:.1f}s inside; {monitored['drifts']} features' drift"
     steps.append(step)
     out_csv = workdir / f"training_{users}.csv"
     step, out = measured(
         "training set (1 as_of, all users)",
-        [python, "-m", "scripts.build_training_dataset", "--out", str(out_csv)],
+        [python, "-m", "streamflow", "training-set", "--out", str(out_csv)],
         env,
     )
-    inner = float(re.search(r"in ([\d.]+)s", out.splitlines()[-1]).group(1))
-    step.note = f"{sum(1 for _ in out_csv.open()) - 1:,} rows, {inner:.1f}s inside"
+    [written] = records(out, "training_set_written")
+    inner = written["seconds"]
+    step.note = f"{written['rows']:,} rows, {inner:.1f}s inside"
     if users <= NAIVE_LIMIT:
         naive = naive_training_seconds(target)
         step.note += f"; Feast naive DataFrame call {naive:.1f}s ({naive / inner:.0f}x slower)"

@@ -74,7 +74,7 @@ def feast_steps() -> None:
     with step("materialize"):
         materialize(store)
     with step("monitor"):
-        print("\n".join(monitor.run(store).describe()))
+        monitor.run(store).log()
     with step("training set"):
         build(store=store)
 

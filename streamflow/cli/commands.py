@@ -217,7 +217,7 @@ def check_skew(args) -> Exit:
 def monitor(args) -> Exit:
     from streamflow.quality import monitor
 
-    print("\n".join(monitor.run(full=args.full).describe()))
+    monitor.run(full=args.full).log()
     return Exit.DONE
 
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from streamflow import engines
+from streamflow import engines, logs
 from streamflow.engines import StepRefused
 from streamflow.features.store import feature_store, online_backend
 
@@ -59,10 +59,15 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                     users = online.materialize_window(conn, store.config, views, start, start + MONTH_WINDOW)
                     online.record_months(conn, store.config, [v.name for v in views], start)
                 loaded[start.date().isoformat()] = users
-                print(
+                seconds = time.perf_counter() - started
+                logs.say(
                     f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
-                    f"in {time.perf_counter() - started:.2f}s",
-                    flush=True,
+                    f"in {seconds:.2f}s",
+                    event="month_materialized",
+                    as_of=start.date().isoformat(),
+                    users=users,
+                    views=len(views),
+                    seconds=round(seconds, 3),
                 )
             for view in views:
                 store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from streamflow import database, engines, settings
+from streamflow import database, engines, logs, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
 
@@ -170,5 +170,12 @@ def build(
     source = entities_csv or (
         "every labelled as_of" if as_ofs is None else "as_of " + ", ".join(map(str, as_ofs))
     )
-    print(f"training set: {rows:,} rows for {source} -> {out} in {time.perf_counter() - started:.2f}s")
+    seconds = time.perf_counter() - started
+    logs.say(
+        f"training set: {rows:,} rows for {source} -> {out} in {seconds:.2f}s",
+        event="training_set_written",
+        rows=rows,
+        path=str(out),
+        seconds=round(seconds, 3),
+    )
     return rows

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streamflow import database, settings
+from streamflow import database, logs, settings
 from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import WRITE_ONCE, columns_ddl, ensure_raw_tables, partition_name, rename
 from streamflow.ingest.validate import CheckedFile, IngestError, file_sha256, submit_checks
@@ -169,7 +169,11 @@ def load_month(
     whole month back, so a bad month still changes nothing."""
     month_dir = Path(month_dir)
     if not force and month_dir.is_dir() and already_loaded(month_dir, as_of, target):
-        print(f"skipped {month_dir} as_of {as_of}: the same files are loaded already (--force reloads)")
+        logs.say(
+            f"skipped {month_dir} as_of {as_of}: the same files are loaded already (--force reloads)",
+            event="month_skipped",
+            as_of=str(as_of),
+        )
         return {}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
@@ -190,7 +194,14 @@ def load_month(
                 check.cancel()
     counts = {item.checked.table.name: item.checked.rows for item in staged}
     summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
-    print(f"loaded {month_dir} as_of {as_of}: {summary} rows in {time.perf_counter() - started:.1f}s")
+    seconds = time.perf_counter() - started
+    logs.say(
+        f"loaded {month_dir} as_of {as_of}: {summary} rows in {seconds:.1f}s",
+        event="month_loaded",
+        as_of=str(as_of),
+        rows=sum(counts.values()),
+        seconds=round(seconds, 3),
+    )
     return counts
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streamflow import config, database, engines
+from streamflow import config, database, engines, logs
 from streamflow.quality import drift
 
 if TYPE_CHECKING:
@@ -86,6 +86,16 @@ class MonitorResult:
         newest = max(d.as_of for d in self.drifts)
         rows = [d for d in self.drifts if d.as_of == newest]
         return sorted(rows, key=lambda d: -1 if d.js_distance is None else d.js_distance, reverse=True)
+
+    def log(self) -> None:
+        """describe() for people; in JSON mode one record with the figures too."""
+        logs.say(
+            "\n".join(self.describe()),
+            event="monitored",
+            view_months=len(self.computed),
+            drifts=len(self.latest()),
+            seconds=round(self.seconds, 3),
+        )
 
     def describe(self) -> list[str]:
         """What a person reads after the run: the newest month's drift, most drifted first."""

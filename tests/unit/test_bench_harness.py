@@ -48,3 +48,17 @@ def test_pipeline_table_renders_steps():
     frame = pipeline_bench.table({"10": steps})
     assert list(frame["step"]) == ["ingest", "dbt build"]
     assert list(frame["seconds"]) == [1.2, 2.0] and list(frame["peak MB"]) == [100, 50]
+
+
+def test_step_figures_come_from_json_records_not_text():
+    output = "\n".join(
+        [
+            "a human line: 1,234 users written x 5 views in 9.9s",
+            '{"event": "month_materialized", "users": 7043, "seconds": 0.5}',
+            '{"event": "month_materialized", "users": 10, "seconds": 0.25}',
+            '{"event": "step_finished", "seconds": 3}',
+        ]
+    )
+    months = pipeline_bench.records(output, "month_materialized")
+    assert [r["users"] for r in months] == [7043, 10] and sum(r["seconds"] for r in months) == 0.75
+    assert pipeline_bench.records(output, "monitored") == []

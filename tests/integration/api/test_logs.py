@@ -51,10 +51,24 @@ def test_pipeline_steps_are_json_records_with_their_times(pipeline_lines):
         "INFO",
         "WARNING",
     }
-    said = [r for r in pipeline_lines if r.get("step") == "monitor" and r.get("event") == "output"]
-    assert said and "drift of" in said[0]["message"]  # what a step prints is a record of that step
+    said = [r for r in pipeline_lines if r.get("step") == "freshness" and r.get("event") == "output"]
+    assert said and "freshness" in said[0]["message"]  # what a step prints is a record of that step
     assert pipeline_lines[-1]["event"] == "pipeline_finished"
     assert all("time" in r for r in pipeline_lines if r.get("logger", "").startswith("streamflow"))
+
+
+def test_each_step_reports_its_figures_as_fields(pipeline_lines, seeds):
+    """What the benchmarks read (bench/pipeline_bench.py): numbers in fields, never parsed text."""
+    by_event: dict[str, list[dict]] = {}
+    for record in pipeline_lines:
+        by_event.setdefault(record.get("event"), []).append(record)
+    months = len(list(seeds.glob("month_*")))
+    assert len(by_event["month_loaded"]) == months and all(r["rows"] > 0 for r in by_event["month_loaded"])
+    assert [r["users"] > 0 for r in by_event["month_materialized"]] == [True] * months
+    [monitored] = by_event["monitored"]
+    assert monitored["view_months"] > 0 and monitored["drifts"] > 0 and "drift of" in monitored["message"]
+    [written] = by_event["training_set_written"]
+    assert written["rows"] > 0 and written["seconds"] >= 0
 
 
 def test_api_requests_are_json_lines_and_echo_the_request_id(fresh_db, pipeline_lines):
