@@ -1,3 +1,3 @@
 """Feast on the dbt marts: the repo and its store (store.py), `feast apply` (apply.py), the online
-store plugin (online_store.py), materialize, training sets, the skew check and the generator of
-the Feast definitions from the dbt manifest."""
+store plugin over streamflow/online/ (online_store.py), materialize, training sets, the skew
+check and the generator of the Feast definitions from the dbt manifest."""
