@@ -6,18 +6,18 @@ recorded in the online store's months log, so the monthly run costs one month wh
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from streamflow import engines, logs
 from streamflow.engines import StepRefused
 from streamflow.features.store import feature_store, online_backend
+from streamflow.online.layout import MONTH_WINDOW
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 MATERIALIZE_LOCK = "streamflow.materialize"
-MONTH_WINDOW = timedelta(seconds=1)  # every row of a month carries its month end at 00:00 UTC
 
 
 # -- materialize -------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                 # once; Redis shows each batch as it lands, and logs the month after the last one
                 with conn.transaction():
                     conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
-                    users = online.materialize_window(conn, store.config, views, start, start + MONTH_WINDOW)
+                    users = online.materialize_month(conn, store.config, views, start)
                     online.record_months(conn, store.config, [v.name for v in views], start)
                 loaded[start.date().isoformat()] = users
                 seconds = time.perf_counter() - started

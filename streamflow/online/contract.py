@@ -24,6 +24,7 @@ from psycopg import Connection
 # (user_id, event time, created time, values in the view's feature order)
 Row = tuple[str, datetime, datetime | None, list[Any]]
 ReadResult = tuple[datetime | None, dict[str, ValueProto] | None]
+Views = Sequence[FeatureView]
 
 
 class StoreProblem(NamedTuple):
@@ -48,16 +49,9 @@ class OnlineStoreBackend(Protocol):
     ) -> list[ReadResult]:
         """Feast's read path (the SDK, `feast serve`): per user, the view's event time and values."""
 
-    def materialize_window(
-        self,
-        conn: Connection,
-        config: RepoConfig,
-        views: Sequence[FeatureView],
-        start: datetime,
-        end: datetime,
-    ) -> int:
-        """Each user's latest row in [start, end) of every view's offline table, read on `conn`
-        (inside the caller's transaction), through the guard. Returns the users written."""
+    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
+        """Each user's row of `month` in every view's offline table, read on `conn` (inside the
+        caller's transaction), through the guard. Returns the users written."""
 
     def materialized_months(
         self, conn: Connection, config: RepoConfig

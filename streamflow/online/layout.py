@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from feast import FeatureView, ValueType
@@ -20,6 +20,7 @@ from feast import FeatureView, ValueType
 ENTITY_COLUMN = "user_id"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
 MICROS = 1_000_000
+MONTH_WINDOW = timedelta(seconds=1)  # every row of a month carries its month end at 00:00 UTC
 # Feast value type -> PostgreSQL column type; JSON carries each of these types exactly too.
 PG_TYPE_OF = {
     ValueType.INT64: "bigint",

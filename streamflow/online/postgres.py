@@ -6,7 +6,7 @@ one table per view, and upserts without looking at timestamps. This one keeps on
 - a read of any set of features is one primary-key lookup returning native PostgreSQL types, with
   no protobuf decoding and no join (the API serves a whole feature service from one row);
 - every write is guarded per view (contract.py);
-- `materialize_window` loads a window of every view straight from the offline tables with one
+- `materialize_month` loads a month of every view straight from the offline tables with one
   set-based `INSERT ... SELECT`, so the offline marts must sit in the same database.
 """
 
@@ -29,8 +29,15 @@ from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
 from streamflow import settings
-from streamflow.online.contract import ReadResult, Row, StoreProblem
-from streamflow.online.layout import ENTITY_COLUMN, column, online_table, typed_features, view_columns
+from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
+from streamflow.online.layout import (
+    ENTITY_COLUMN,
+    MONTH_WINDOW,
+    column,
+    online_table,
+    typed_features,
+    view_columns,
+)
 
 MONTHS_LOG_DDL = (
     "create table if not exists feast_online.materialized_months ("
@@ -227,19 +234,12 @@ class PostgresOnlineStore:
             group = [name for name, _ in view_columns(view)]
             conn.execute(guarded_upsert(table_identifier(config), [group], latest))
 
-    def materialize_window(
-        self,
-        conn: Connection,
-        config: RepoConfig,
-        views: Sequence[FeatureView],
-        start: datetime,
-        end: datetime,
-    ) -> int:
-        """One upsert for the window: a user's row is written once, not once per view (5x fewer
+    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
+        """One upsert for the month: a user's row is written once, not once per view (5x fewer
         row versions); each view's column group keeps its own guard."""
         groups = [[name for name, _ in view_columns(view)] for view in views]
         statement = guarded_upsert(table_identifier(config), groups, latest_per_user(views))
-        return conn.execute(statement, {"start": start, "end": end}).rowcount
+        return conn.execute(statement, {"start": month, "end": month + MONTH_WINDOW}).rowcount
 
     # -- the months log ---------------------------------------------------------------------------
     def materialized_months(

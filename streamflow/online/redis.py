@@ -14,7 +14,7 @@ from psycopg import Connection, sql
 from redis.exceptions import RedisError
 
 from streamflow.online import layout, redis_wire
-from streamflow.online.contract import ReadResult, Row, StoreProblem
+from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
 from streamflow.online.redis_target import RedisTarget
 
 UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
@@ -115,15 +115,8 @@ class RedisOnlineStore:
             results.append((layout.from_micros(stamp), protos))
         return results
 
-    def materialize_window(
-        self,
-        conn: Connection,
-        config: RepoConfig,
-        views: Sequence[FeatureView],
-        start: datetime,
-        end: datetime,
-    ) -> int:
-        """The window's blobs streamed from PostgreSQL in batches into guarded writes. Returns the
+    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
+        """The month's blobs streamed from PostgreSQL in batches into guarded writes. Returns the
         users whose hash changed."""
         fields = [field_of(view) for view in views]
         prefix = layout.key_prefix(config.project)
@@ -132,7 +125,7 @@ class RedisOnlineStore:
         conn.execute("set local cursor_tuple_fraction = 1")
         with conn.cursor(name="streamflow_materialize_redis") as cursor:
             cursor.itersize = FETCH_ROWS
-            cursor.execute(blobs_per_user(views), {"start": start, "end": end})
+            cursor.execute(blobs_per_user(views), {"start": month, "end": month + layout.MONTH_WINDOW})
             while rows := cursor.fetchmany(FETCH_ROWS):
                 entries = [
                     (

@@ -196,7 +196,7 @@ def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
             "subs_profile_fv__months_active = null where user_id = %s",
             (user,),
         )
-        online.materialize_window(conn, store.config, views, first, first + timedelta(seconds=1))
+        online.materialize_month(conn, store.config, views, first)
     try:
         [(subs_ts, months_active, usage_ts)] = query(
             fresh_db,

@@ -19,8 +19,9 @@ from serving.config import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import StoreUnavailable
 from streamflow import config, database, settings
-from streamflow.features.materialize import MONTH_WINDOW, materialize
+from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
+from streamflow.online.layout import MONTH_WINDOW
 from streamflow.processes import free_port
 from tests.support import local_redis, query
 
@@ -41,9 +42,7 @@ class Case:
         """One month of every view through the store's window load; the users it wrote."""
         views = sorted(self.store.list_feature_views(), key=lambda v: v.name)
         with database.connect() as conn:
-            return online_backend(self.store).materialize_window(
-                conn, self.store.config, views, month, month + MONTH_WINDOW
-            )
+            return online_backend(self.store).materialize_month(conn, self.store.config, views, month)
 
 
 @pytest.fixture(scope="module", params=STORES)

@@ -99,7 +99,7 @@ def test_a_view_that_lost_its_field_takes_the_old_month_alone(cluster, fresh_db)
     field = layout.field_of(subs)
     client.hdel(key, field)
     with database.connect() as conn:
-        online.materialize_window(conn, redis_store.config, views, first, first + timedelta(seconds=1))
+        online.materialize_month(conn, redis_store.config, views, first)
     after = client.hgetall(key)
     assert layout.decode(after[field.encode()])[0] == layout.micros(first)
     assert {k: v for k, v in after.items() if not k.startswith(b"subs_profile")} == {
