@@ -62,9 +62,10 @@ def _vector(user_id: str, plan: Plan, blobs: list, now: datetime) -> Vector:
     return Vector(user_id, found, features, views)
 
 
-async def _close_quietly(client) -> None:
+async def _close_quietly(client, timeout: float) -> None:
     with contextlib.suppress(Exception):  # its nodes may be unreachable: nothing left to do
-        await client.aclose()
+        async with asyncio.timeout(timeout):
+            await client.aclose()
 
 
 class RedisReader:
@@ -85,10 +86,20 @@ class RedisReader:
         return plan
 
     async def open(self) -> None:
-        """Nothing to wait for: the client connects on first use, and reconnects by itself."""
+        """Learn the cluster's slots now, once, rather than in the first requests and the
+        housekeeping at the same time (concurrent first uses of redis-py's cluster client,
+        one of them cancelled, were seen to never finish). A store that is away is fine: the
+        client connects on first use, and reconnects by itself."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await self.client.initialize()
 
     async def close(self) -> None:
-        await self.client.aclose()
+        """Bounded: a cluster client with a connection stuck mid-command can wait on it for ever
+        (seen at shutdown in the contract suite); shutting down must not."""
+        await _close_quietly(self.client, self.timeout)
+        for task in list(self._closing):
+            task.cancel()
 
     async def _call(self, command):
         """One awaited Redis operation with the breaker, the deadline and the 503 mapping."""
@@ -109,7 +120,7 @@ class RedisReader:
         it failed to reach from its seed list, so after a whole-cluster restart it would never
         find the cluster again; the old client is closed in the background."""
         stale, self.client = self.client, self.target.async_client(self.timeout, self.max_connections)
-        task = asyncio.get_running_loop().create_task(_close_quietly(stale))
+        task = asyncio.get_running_loop().create_task(_close_quietly(stale, self.timeout))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
