@@ -100,3 +100,18 @@ def test_corrupted_month_fails_the_build_and_marts_keep_good_data(fresh_db, seed
         "select succeeded, failures from features.dbt_build_log order by finished_at desc limit 1",
     )
     assert log_ok is False and "watch_hours_30d" in failures
+
+
+def test_a_staging_model_outside_the_quality_gate_stops_the_build(fresh_db, seeds):
+    """The gate's list is checked against dbt's own graph: a new staging model must join it."""
+    extra = dbt.DBT_DIR / "models" / "staging" / "streamflow" / "stg_streamflow__not_gated.sql"
+    extra.write_text("select 1 as user_id\n")
+    try:
+        result = dbt.invoke(["compile", "--select", "subs_profile", "--quiet"])
+        assert not result.success
+        assert "stg_streamflow__not_gated is outside the quality gate" in str(
+            result.exception or result.result
+        )
+    finally:
+        extra.unlink()
+    assert dbt.invoke(["compile", "--select", "subs_profile", "--quiet"]).success
