@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -72,6 +73,19 @@ def client(store):
     """The API in-process (Litestar's test client) on that stack, as its read-only role."""
     with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
         yield client
+
+
+class Stack(NamedTuple):
+    server: EmbeddedPostgres
+    target: settings.PgTarget
+
+
+@pytest.fixture(scope="module")
+def stack(private_pg, seeds) -> Stack:
+    """The whole stack in the module's own PostgreSQL, for tests that stop, freeze or break the
+    server under a running API (`store` is the same stack in the shared server)."""
+    build_stack(seeds)
+    return Stack(*private_pg)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from streamflow import ingest
 from tests.bad_exports import BAD_MONTHS, rewrite
-from tests.support import api_server, build_stack, table_checksums
+from tests.support import api_server, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,8 @@ HOSTILE_IDS = [
 
 
 @pytest.fixture(scope="module")
-def stack(private_pg, seeds):
-    _, target = private_pg
-    build_stack(seeds)
-    return target
-
-
-@pytest.fixture(scope="module")
 def base(stack):
-    with api_server(stack.url) as url:
+    with api_server(stack.target.url) as url:
         yield url
 
 
@@ -55,16 +48,16 @@ def test_broken_month_changes_no_raw_feature_or_online_table(stack, seeds, tmp_p
     bad = tmp_path / month_dir.name
     shutil.copytree(month_dir, bad)
     rewrite(bad / file_name, transform)
-    before = table_checksums(stack, ("raw", "features", "feast_online"))
+    before = table_checksums(stack.target, ("raw", "features", "feast_online"))
     with pytest.raises(ingest.IngestError) as failure:
         ingest.load_month(bad, as_of)
     assert all(fragment in str(failure.value) for fragment in fragments), str(failure.value)
-    assert table_checksums(stack, ("raw", "features", "feast_online")) == before
+    assert table_checksums(stack.target, ("raw", "features", "feast_online")) == before
 
 
 @pytest.mark.parametrize("user_id", HOSTILE_IDS)
 def test_hostile_ids_get_a_4xx_problem_and_touch_nothing(stack, base, user_id):
-    before = table_checksums(stack, ("feast_online",))
+    before = table_checksums(stack.target, ("feast_online",))
     response = httpx.get(f"{base}/features/{user_id}")
     assert 400 <= response.status_code < 500, (user_id, response.status_code)
     if response.status_code != 404 or response.headers.get("content-type", "").startswith("application/"):
@@ -72,14 +65,14 @@ def test_hostile_ids_get_a_4xx_problem_and_touch_nothing(stack, base, user_id):
     batch = httpx.post(f"{base}/features", json={"user_ids": [user_id]})
     assert batch.status_code == 400
     assert "Traceback" not in response.text + batch.text
-    assert table_checksums(stack, ("feast_online",)) == before
+    assert table_checksums(stack.target, ("feast_online",)) == before
 
 
 def test_ids_that_pass_validation_are_parameterised(stack, base):
     # Valid-looking ids that would be SQL if pasted into a query: they are just unknown users.
     for user_id in ["1-OR-1", "select", "null", "0--", "DROP_TABLE"]:
         assert httpx.get(f"{base}/features/{user_id}").status_code == 404
-    with psycopg.connect(stack.url) as conn:
+    with psycopg.connect(stack.target.url) as conn:
         assert conn.execute("select count(*) from feast_online.streamflow_user_features").fetchone()[0] > 0
 
 

@@ -13,17 +13,10 @@ import pytest
 from streamflow import settings
 from streamflow.features.materialize import MATERIALIZE_LOCK
 from tests.reliability.load import run_load
-from tests.support import api_server, build_stack
+from tests.support import api_server
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = 60
-
-
-@pytest.fixture(scope="module")
-def stack(private_pg, seeds):
-    _, target = private_pg
-    build_stack(seeds)
-    return target
 
 
 def _server_rss(base: str) -> int:
@@ -35,10 +28,10 @@ def _server_rss(base: str) -> int:
 
 
 def test_a_minute_of_load_without_errors_or_memory_growth(stack):
-    with psycopg.connect(stack.url) as conn:
+    with psycopg.connect(stack.target.url) as conn:
         users = [r[0] for r in conn.execute("select user_id from features.subs_profile")]
     paths = [f"/features/{u}" for u in users]
-    with api_server(stack.url) as base:
+    with api_server(stack.target.url) as base:
         run_load(base, paths, seconds=5)  # warm: pool filled, statements prepared
         start_rss = _server_rss(base)
         report = run_load(base, paths, seconds=LOAD_SECONDS, concurrency=16)
@@ -68,7 +61,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
     assert refused.returncode == 4  # refused: another run holds the lock
     assert "another materialize is running" in refused.stderr
 
-    before = _online(stack)
+    before = _online(stack.target)
     outcomes = []
 
     def run():
@@ -88,7 +81,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
         t.join()
     codes = sorted(o.returncode for o in outcomes)
     assert codes in ([0, 0], [0, 4]), [(o.returncode, o.stderr[-300:]) for o in outcomes]
-    assert _online(stack) == before, "the online store ends as it was: same data, materialized again"
+    assert _online(stack.target) == before, "the online store ends as it was: same data, materialized again"
 
 
 def _online(target) -> list[tuple]:

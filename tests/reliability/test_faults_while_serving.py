@@ -28,7 +28,7 @@ SLACK_S = 1.5  # scheduling on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
-def stack(private_pg, seeds):
+def one_month_stack(private_pg, seeds):
     _, target = private_pg
     months = ingest.month_dirs(seeds)
     ingest.load_month(*months[0])  # the first month only: a later test materializes the second
@@ -46,7 +46,7 @@ def _users(target, limit=500) -> list[str]:
         ]
 
 
-def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, stack):
+def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one_month_stack):
     server, target = private_pg
     paths = [f"/features/{u}" for u in _users(target)]
     with api_server(target.url) as base:
@@ -102,8 +102,8 @@ def _vectors_by_view(body: dict) -> dict:
 VIEW_FEATURES: dict[str, set[str]] = {}
 
 
-def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
-    target, months = stack
+def test_materialize_and_apply_under_load_never_mix_months(private_pg, one_month_stack):
+    target, months = one_month_stack
     store = feature_store()
     for view in store.list_feature_views():
         VIEW_FEATURES[view.name] = {f.name for f in view.features}
@@ -144,8 +144,8 @@ def test_materialize_and_apply_under_load_never_mix_months(private_pg, stack):
     assert all(old[u] != new[u] for u in users[:10]), "the second month really changed the values"
 
 
-def test_killed_server_is_ready_again_quickly(private_pg, stack):
-    target, _ = stack
+def test_killed_server_is_ready_again_quickly(private_pg, one_month_stack):
+    target, _ = one_month_stack
     port = free_port()
     env = {**os.environ, "DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
     base = f"http://127.0.0.1:{port}"

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from streamflow import settings
-from tests.support import build_stack, free_port, wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = settings.PROJECT_ROOT
@@ -41,13 +41,6 @@ def test_no_credential_is_committed():
         path = ROOT / name
         if path.is_file():
             assert secret not in path.read_text(errors="ignore"), name
-
-
-@pytest.fixture(scope="module")
-def stack(private_pg, seeds):
-    server, target = private_pg
-    build_stack(seeds)
-    return server, target
 
 
 def test_errors_and_logs_never_show_a_password(stack):

@@ -10,16 +10,10 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support import api_server, build_stack, wait_for
+from tests.support import api_server, wait_for
 
 pytestmark = pytest.mark.slow
 REQUEST_TIMEOUT_BOUND_S = 3.5  # DB_TIMEOUT_MS (2 s) plus scheduling slack on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def stack(private_pg, seeds):
-    build_stack(seeds)
-    return private_pg
 
 
 def test_http_round_trip_and_outage_recovery(stack):
