@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def machine() -> str:
 
 
 def main() -> int:
+    try:
+        config.check()
+    except config.ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     wrk.require_wrk()
     seconds = config.get(config.BENCH_SECONDS)
     sizes = config.get(config.BENCH_SIZES)
