@@ -71,7 +71,7 @@ class ProblemDetail(Struct, kw_only=True, frozen=True):
 class FeastRequest(Struct, kw_only=True, frozen=True):
     """Feast's request body: `features` as `view:feature` references, or `feature_service`."""
 
-    entities: dict[str, list[str]]
+    entities: dict[str, list[UserId]]  # the same id rule as /features
     feature_service: str | None = None
     features: list[str] = []
     full_feature_names: bool = False

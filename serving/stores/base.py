@@ -78,6 +78,14 @@ class Breaker:
         if probe or self.open_until:
             self.open_until, self.probing = 0.0, False
 
+    def answered(self, probe: bool, exc: BaseException) -> None:
+        """The request failed for a reason of its own (a bad value, a cancelled client): the
+        breaker never stays probing; it closes when the store did answer."""
+        if isinstance(exc, Exception):  # the store answered with an error about this request
+            self.succeeded(probe)
+        elif probe:  # cancelled before the store answered: the next request probes again
+            self.probing = False
+
     def failed(self, probe: bool) -> None:
         self.open_until = time.monotonic() + self.retry_after
         if probe:

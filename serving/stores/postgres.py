@@ -17,6 +17,10 @@ from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.settings import PgTarget
 
+# Only these mean "the store did not answer"; any other error is the request's own and never
+# opens (or wedges) the breaker.
+UNAVAILABLE = (TimeoutError, PoolTimeout, psycopg.OperationalError)
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -112,9 +116,12 @@ class PostgresReader:
         try:
             async with self.pool.connection() as conn:
                 rows = await (await conn.execute(statement, params)).fetchall()
-        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+        except UNAVAILABLE as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
+        except BaseException as exc:
+            self.breaker.answered(probe, exc)
+            raise
         self.breaker.succeeded(probe)
         return rows
 
@@ -125,9 +132,12 @@ class PostgresReader:
         try:
             async with self.pool.connection() as conn:
                 row = await (await conn.execute(plan.single_sql, (user_id,), binary=True)).fetchone()
-        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+        except UNAVAILABLE as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
+        except BaseException as exc:
+            self.breaker.answered(probe, exc)
+            raise
         self.breaker.succeeded(probe)
         return _vector(user_id, plan, row or plan.empty_row, datetime.now(UTC))
 

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import (
+    ClusterError,
+    InvalidResponse,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.catalog import Catalog, Selection
 from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view_status
@@ -23,6 +30,18 @@ from streamflow.online.redis_target import RedisTarget
 # "'NoneType' object has no attribute 'writelines'", uvloop's "the handler is closed"). Only the
 # client call runs inside _call, so these mean "no answer from the store", never our own bug.
 CLIENT_RACES = (AttributeError, RuntimeError)
+# "The store did not answer"; an error reply about the request itself (ResponseError) is not.
+UNAVAILABLE = (
+    RedisConnectionError,  # MaxConnectionsError too (overload is not told apart yet)
+    RedisTimeoutError,
+    ClusterError,  # ClusterDownError, MasterDownError
+    TryAgainError,
+    InvalidResponse,  # a connection torn mid-reply
+    RedisClusterException,  # SlotNotCoveredError while a shard fails over
+    TimeoutError,
+    OSError,
+    *CLIENT_RACES,
+)
 decode = layout.decode
 from_micros = layout.from_micros
 
@@ -107,11 +126,14 @@ class RedisReader:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await command()
-        except (RedisError, RedisClusterException, TimeoutError, OSError, *CLIENT_RACES) as exc:
+        except UNAVAILABLE as exc:
             self.breaker.failed(probe)
             if probe:
                 self._reconnect()
             raise StoreUnavailable("the online store is unavailable") from exc
+        except BaseException as exc:
+            self.breaker.answered(probe, exc)
+            raise
         self.breaker.succeeded(probe)
         return result
 

@@ -3,6 +3,7 @@ blobs, the months log, the guarded upsert, the Redis write script and the API's 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -155,3 +156,15 @@ def test_the_breaker_fails_fast_then_lets_one_probe_through():
         breaker.before()  # everyone else while the probe is out
     breaker.succeeded(probe=True)
     assert breaker.before() is False
+
+
+def test_a_request_failing_on_its_own_never_leaves_the_breaker_probing():
+    breaker = Breaker(retry_after=0.0)
+    breaker.failed(probe=False)
+    probe = breaker.before()
+    breaker.answered(probe, ValueError("a bad value"))  # the store answered: it is up
+    assert (breaker.open_until, breaker.probing) == (0.0, False)
+    breaker.failed(probe=False)
+    probe = breaker.before()
+    breaker.answered(probe, asyncio.CancelledError())  # the client left before any answer
+    assert breaker.probing is False and breaker.before() is True  # the next request probes again

@@ -174,3 +174,32 @@ def test_serving_role_can_only_read(store):
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+
+
+def test_a_request_failing_on_its_own_never_wedges_the_breaker(client, fresh_db, users):
+    """The probe after a blip fails for a reason of its own (a column gone, as after a `feast
+    apply` that dropped it): the breaker must not stay probing, or every read is 503 for good."""
+    breaker = client.app.state.resources.reader.breaker
+    breaker.retry_after = 0.0
+    rename = "alter table feast_online.streamflow_user_features rename column {} to {}"
+    column, hidden = "subs_profile_fv__monthly_fee", "subs_profile_fv__monthly_fee_gone"
+    breaker.failed(probe=False)  # as after a database blip: the next request is the probe
+    with psycopg.connect(fresh_db.url, autocommit=True) as conn:
+        conn.execute(rename.format(column, hidden))
+        try:
+            broken = client.get(f"/features/{users[0]}")
+            assert broken.status_code == 500 and "Traceback" not in broken.text
+        finally:
+            conn.execute(rename.format(hidden, column))
+    assert breaker.probing is False and breaker.open_until == 0.0
+    assert client.get(f"/features/{users[0]}").status_code == 200
+
+
+@pytest.mark.parametrize("user_id", ["\u0000", "1' OR '1'='1", "", "A" * 65])
+def test_feast_protocol_ids_follow_the_id_rule(client, user_id):
+    breaker = client.app.state.resources.reader.breaker
+    response = client.post(
+        "/get-online-features", json={"feature_service": "churn_api_v1", "entities": {"user_id": [user_id]}}
+    )
+    assert response.status_code == 400 and response.json()["status"] == 400
+    assert breaker.open_until == 0.0 and breaker.probing is False

@@ -141,3 +141,27 @@ def test_local_redis_up_twice_is_harmless_and_down_stops_it(tmp_path):
     finally:
         server.wipe()
     assert not any(server.pid(p) for p in server.ports)
+
+
+def test_an_error_reply_about_one_request_never_wedges_the_breaker(cluster, fresh_db):
+    """A reply that refuses the request (WRONGTYPE) is the request's own failure: a 500, and the
+    breaker neither opens nor stays probing; only an unreachable store gives 503."""
+    server, redis_store = cluster
+    user = _users(fresh_db, 1)[0]
+    key = layout.user_key(redis_store.project, user)
+    client = server.target().client()
+    saved = client.hgetall(key)
+    _, redis_client = _clients(cluster)
+    with redis_client as rd:
+        breaker = rd.app.state.resources.reader.breaker
+        breaker.retry_after = 0.0
+        breaker.failed(probe=False)  # as after a blip: the next request is the probe
+        client.delete(key)
+        client.set(key, "not a hash")
+        try:
+            assert rd.get(f"/features/{user}").status_code == 500
+        finally:
+            client.delete(key)
+            client.hset(key, mapping=saved)
+        assert breaker.probing is False and breaker.open_until == 0.0
+        assert rd.get(f"/features/{user}").status_code == 200
