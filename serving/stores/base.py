@@ -18,6 +18,14 @@ class StoreUnavailable(RuntimeError):
     """The online store did not answer in time; the caller answers 503 and retries later."""
 
 
+class StoreBusy(StoreUnavailable):
+    """Every connection to the store stayed busy past the deadline (overload, not an outage): a
+    503 for this request only; the breaker is untouched."""
+
+    def __init__(self) -> None:
+        super().__init__("the online store is busy: retry")
+
+
 @dataclass(slots=True)
 class Vector:
     user_id: str
@@ -83,7 +91,12 @@ class Breaker:
         breaker never stays probing; it closes when the store did answer."""
         if isinstance(exc, Exception):  # the store answered with an error about this request
             self.succeeded(probe)
-        elif probe:  # cancelled before the store answered: the next request probes again
+        else:  # cancelled before the store answered: the next request probes again
+            self.released(probe)
+
+    def released(self, probe: bool) -> None:
+        """The probe learned nothing (it waited for a busy connection, or was cancelled)."""
+        if probe:
             self.probing = False
 
     def failed(self, probe: bool) -> None:

@@ -13,13 +13,13 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view_status
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.settings import PgTarget
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
 # opens (or wedges) the breaker.
-UNAVAILABLE = (TimeoutError, PoolTimeout, psycopg.OperationalError)
+UNAVAILABLE = (TimeoutError, psycopg.OperationalError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,16 @@ class PostgresReader:
             },
         )
 
+    def _pool_timed_out(self, probe: bool, exc: PoolTimeout) -> None:
+        """No connection within the deadline: overload while every connection is in use (a 503
+        for this request, the breaker untouched); an outage when the pool has none to lend."""
+        stats = self.pool.get_stats()
+        if stats.get("pool_size", 0) - stats.get("pool_available", 0) > 0:
+            self.breaker.released(probe)
+            raise StoreBusy() from None
+        self.breaker.failed(probe)
+        raise StoreUnavailable("the online store is unavailable") from exc
+
     def plan(self, selection: Selection) -> Plan:
         plan = selection.plans.get(Plan)
         if plan is None:
@@ -116,6 +126,8 @@ class PostgresReader:
         try:
             async with self.pool.connection() as conn:
                 rows = await (await conn.execute(statement, params)).fetchall()
+        except PoolTimeout as exc:
+            self._pool_timed_out(probe, exc)
         except UNAVAILABLE as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
@@ -132,6 +144,8 @@ class PostgresReader:
         try:
             async with self.pool.connection() as conn:
                 row = await (await conn.execute(plan.single_sql, (user_id,), binary=True)).fetchone()
+        except PoolTimeout as exc:
+            self._pool_timed_out(probe, exc)
         except UNAVAILABLE as exc:
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc

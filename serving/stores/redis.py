@@ -14,6 +14,7 @@ from operator import itemgetter
 from redis.exceptions import (
     ClusterError,
     InvalidResponse,
+    MaxConnectionsError,
     RedisClusterException,
     TryAgainError,
 )
@@ -21,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreUnavailable, Vector, view_status
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status
 from streamflow.online import layout
 from streamflow.online.redis_target import RedisTarget
 
@@ -32,7 +33,7 @@ from streamflow.online.redis_target import RedisTarget
 CLIENT_RACES = (AttributeError, RuntimeError)
 # "The store did not answer"; an error reply about the request itself (ResponseError) is not.
 UNAVAILABLE = (
-    RedisConnectionError,  # MaxConnectionsError too (overload is not told apart yet)
+    RedisConnectionError,
     RedisTimeoutError,
     ClusterError,  # ClusterDownError, MasterDownError
     TryAgainError,
@@ -96,6 +97,7 @@ class RedisReader:
         self.breaker = Breaker()
         self.max_connections = max(pool_size, 16)
         self.client = target.async_client(self.timeout, self.max_connections)
+        self.connections = asyncio.Semaphore(self.max_connections)  # calls in flight, at most
         self._closing: set[asyncio.Task] = set()
 
     def plan(self, selection: Selection) -> Plan:
@@ -123,15 +125,23 @@ class RedisReader:
     async def _call(self, command):
         """One awaited Redis operation with the breaker, the deadline and the 503 mapping."""
         probe = self.breaker.before()
+        queued = True
         try:
             async with asyncio.timeout(self.timeout):
-                result = await command()
-        except UNAVAILABLE as exc:
-            self.breaker.failed(probe)
-            if probe:
-                self._reconnect()
-            raise StoreUnavailable("the online store is unavailable") from exc
+                # Wait for one of the client's connections rather than overflow its pool
+                # (MaxConnectionsError): overload queues, and only past the deadline is a 503.
+                async with self.connections:
+                    queued = False
+                    result = await command()
         except BaseException as exc:
+            if isinstance(exc, MaxConnectionsError) or (queued and isinstance(exc, TimeoutError)):
+                self.breaker.released(probe)  # overload, not an outage
+                raise StoreBusy() from None
+            if isinstance(exc, UNAVAILABLE):
+                self.breaker.failed(probe)
+                if probe:
+                    self._reconnect()
+                raise StoreUnavailable("the online store is unavailable") from exc
             self.breaker.answered(probe, exc)
             raise
         self.breaker.succeeded(probe)

@@ -19,6 +19,7 @@ class LoadReport:
     requests: int = 0
     seconds: float = 0.0
     bodies: list = field(default_factory=list)
+    problems: Counter = field(default_factory=Counter)  # the detail of each 503
 
     @property
     def rate(self) -> float:
@@ -46,6 +47,8 @@ async def _run(base: str, paths: list[str], seconds: float, concurrency: int, ke
                 report.slowest_s = max(report.slowest_s, time.monotonic() - sent)
                 report.statuses[status] += 1
                 report.requests += 1
+                if status == 503:
+                    report.problems[response.json().get("detail")] += 1
                 if keep is not None and response is not None and response.status_code == 200:
                     report.bodies.append(keep(path, response))
 

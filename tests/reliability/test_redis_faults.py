@@ -98,6 +98,18 @@ def test_a_month_materialized_during_reads_never_mixes_months(cluster, fresh_db,
     assert any(body == first_month[p] for p, body in report.bodies if first_month[p] != latest_vectors[p])
 
 
+def test_256_clients_queue_for_connections_and_never_open_the_breaker(cluster, fresh_db, latest_vectors):
+    """More clients than the reader's connections: they queue; none is refused as an outage."""
+    paths = list(latest_vectors)
+    with api_server(fresh_db.url) as base:
+        report = run_load(base, paths, seconds=6, concurrency=256, keep=_keep)
+        ready = httpx.get(f"{base}/ready", timeout=5)
+    print(f"\n256 clients on the cluster: {dict(report.statuses)}, 503s: {dict(report.problems)}")
+    assert set(report.problems) <= {"the online store is busy: retry"}, report.problems
+    _assert_honest(report, latest_vectors)
+    assert report.statuses[200] > 0 and ready.status_code == 200
+
+
 def _load_through(base: str, paths: list[str], seconds: int, fault) -> tuple[object, float]:
     """`seconds` of load on 16 connections while `fault()` runs from 2 s in; what it returns
     (the seconds until the API answered again)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import psycopg
@@ -203,3 +204,30 @@ def test_feast_protocol_ids_follow_the_id_rule(client, user_id):
     )
     assert response.status_code == 400 and response.json()["status"] == 400
     assert breaker.open_until == 0.0 and breaker.probing is False
+
+
+def test_every_connection_busy_is_a_busy_503_never_an_outage(store, users):
+    """Overload on PostgreSQL: the pool's only connection held past the deadline gives StoreBusy
+    (503 "busy") for that request, and the breaker stays closed; the next read is served."""
+    from serving.catalog import Catalog
+    from serving.stores.base import StoreBusy
+    from serving.stores.postgres import PostgresReader
+    from streamflow.features.store import repo_config
+    from streamflow.online.postgres import table_identifier
+
+    selection = Catalog.from_store(store).select("churn_api_v1")
+    table = table_identifier(repo_config())
+
+    async def scenario():
+        reader = PostgresReader(settings.reader_target(), table, pool_size=1, timeout_ms=200)
+        await reader.open()
+        try:
+            async with reader.pool.connection():  # every connection busy
+                with pytest.raises(StoreBusy, match="busy"):
+                    await reader.one(users[0], selection)
+            assert reader.breaker.open_until == 0.0 and reader.breaker.probing is False
+            return await reader.one(users[0], selection)
+        finally:
+            await reader.close()
+
+    assert asyncio.run(scenario()).found
