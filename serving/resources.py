@@ -93,10 +93,16 @@ async def _housekeeping(resources: Resources, stop: asyncio.Event) -> None:
     to never finish cancelling (redis-py's cluster client), and shutdown would wait on it for ever;
     each step ends within its own deadline instead."""
     while not stop.is_set():
-        with contextlib.suppress(StoreUnavailable):
+        try:
             await resources.reload_if_applied()
             await resources.refresh_freshness()
             await resources.refresh_drift()
+        except StoreUnavailable:
+            pass
+        except Exception as exc:  # a registry mid-change, say: try again next period, never stop
+            log.warning(
+                "housekeeping failed (%s); retrying in %ss", type(exc).__name__, HOUSEKEEPING_PERIOD_S
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HOUSEKEEPING_PERIOD_S)
 

@@ -9,10 +9,12 @@ connection here, so pointing the whole stack at another database is one environm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -136,9 +138,17 @@ def _secret(name: str) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
+        # Written whole to a private temporary file, then linked into place: link() refuses an
+        # existing name, so when two processes race the first secret wins and nobody ever reads
+        # a half-written or empty file.
+        fd, draft = tempfile.mkstemp(dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
     return path.read_text().strip()
 
 

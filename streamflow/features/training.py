@@ -14,6 +14,7 @@ sees real row counts and the time stays linear.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 import warnings
@@ -120,8 +121,20 @@ def historical_features(store, entity_query: str, service_name: str = DEFAULT_SE
 
 def write(query: str, service: FeatureService, out: Path, file_format: str = "csv") -> int:
     """Stream the rows of `query` into `out` batch by batch; returns the rows written. Parquet
-    keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is the course's format."""
+    keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is the course's format.
+    Whole or not at all: the rows go to a temporary file beside `out`, renamed onto it once
+    complete, so a killed or failed run never leaves a truncated file that looks valid."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    draft = out.with_name(f".{out.name}.partial")
+    try:
+        rows = _write_rows(query, service, draft, file_format)
+        os.replace(draft, out)
+    finally:
+        draft.unlink(missing_ok=True)
+    return rows
+
+
+def _write_rows(query: str, service: FeatureService, out: Path, file_format: str) -> int:
     rows = 0
     with contextlib.ExitStack() as stack:
         writer = None

@@ -24,7 +24,7 @@ def test_services_and_their_order():
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["pipeline"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["api"]["depends_on"]["pipeline"]["condition"] == "service_completed_successfully"
-    assert services["api"]["ports"] == ["8000:8000"]
+    assert services["api"]["ports"] == ["${API_BIND:-127.0.0.1}:8000:8000"]
     assert services["pipeline"]["restart"] == "no"
     for name in ("pipeline", "api"):
         for key in services[name]:
@@ -74,3 +74,8 @@ def test_every_variable_is_documented_and_no_secret_is_committed():
     readme = (ROOT / "README.md").read_text()
     for name in same_env - {"HOST", "PORT", "WORKERS", "STREAMFLOW_API_TOKEN"}:
         assert name in readme
+
+
+def test_the_token_less_api_is_published_on_loopback_unless_told_otherwise():
+    [published] = COMPOSE["services"]["api"]["ports"]
+    assert published.startswith("${API_BIND:-127.0.0.1}:"), published

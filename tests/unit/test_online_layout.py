@@ -168,3 +168,33 @@ def test_a_request_failing_on_its_own_never_leaves_the_breaker_probing():
     probe = breaker.before()
     breaker.answered(probe, asyncio.CancelledError())  # the client left before any answer
     assert breaker.probing is False and breaker.before() is True  # the next request probes again
+
+
+def test_the_housekeeping_survives_an_unexpected_error():
+    """A registry mid-change raises something unexpected: the next period tries again."""
+    from serving import resources
+
+    calls = []
+
+    class Flaky:
+        async def reload_if_applied(self):
+            calls.append("reload")
+            if len(calls) == 1:
+                raise KeyError("a view half-applied")
+
+        async def refresh_freshness(self):
+            stop.set()  # the second period got this far: enough
+
+        async def refresh_drift(self):
+            pass
+
+    async def run():
+        await asyncio.wait_for(resources._housekeeping(Flaky(), stop), 5)
+
+    stop = asyncio.Event()
+    period, resources.HOUSEKEEPING_PERIOD_S = resources.HOUSEKEEPING_PERIOD_S, 0.01
+    try:
+        asyncio.run(run())
+    finally:
+        resources.HOUSEKEEPING_PERIOD_S = period
+    assert calls == ["reload", "reload"]

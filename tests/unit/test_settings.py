@@ -4,6 +4,7 @@ every consumer (psycopg, dbt's profile, Feast's registry URL and store configs),
 from __future__ import annotations
 
 import json
+import pathlib
 from urllib.parse import quote
 
 import pytest
@@ -138,3 +139,13 @@ def test_feast_variables_are_json_strings(clean_env):
     used = {name for name in values if f"${{{name}}}" in yaml_text}
     assert used == {name for name in values if name.startswith(FEAST_PREFIX)}
     assert yaml.safe_load(yaml_text)["project"] == "streamflow"
+
+
+def test_two_processes_creating_the_same_secret_agree(tmp_path, monkeypatch):
+    """The second of two racing processes saw no file, then found one: it reads the first's."""
+    monkeypatch.setattr(settings, "STATE_DIR", tmp_path)
+    first = settings._secret("race")
+    monkeypatch.setattr(pathlib.Path, "exists", lambda self: False)  # as if it had looked too early
+    assert settings._secret("race") == first
+    assert (tmp_path / "secrets" / "race").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["race"]  # no draft left

@@ -123,6 +123,24 @@ def test_point_in_time_correct_for_every_user_and_date(store, seeds, tmp_path):
     assert by_date[dates["after last, within TTL"]] == len(users)
 
 
+def test_a_failed_training_set_leaves_no_file_and_keeps_the_last_good_one(store, tmp_path, monkeypatch):
+    """Whole or not at all: the run dies after its first batch; the last good file stays as it was."""
+    out = tmp_path / "training_df.csv"
+    out.write_text("the last good training set\n")
+    engine = training.engines.current()
+    real = engine.stream_query
+
+    def dies_after_one_batch(query):
+        yield next(real(query))
+        raise OSError("the disk filled up")
+
+    monkeypatch.setattr(engine, "stream_query", dies_after_one_batch)
+    with pytest.raises(OSError, match="disk filled up"):
+        training.build(out=out, store=store)
+    assert out.read_text() == "the last good training set\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["training_df.csv"]  # no partial file left
+
+
 def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
     out = tmp_path / "training_df.csv"
     rows = training.build(out=out, store=store)
