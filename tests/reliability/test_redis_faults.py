@@ -172,8 +172,10 @@ def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp
     with local_redis(tmp_path / "replicated", cluster=True, replicas=1) as server:
         redis_store = feature_store()
         materialize(redis_store)
-        for node in redis_wire.primaries(server.target().client()):
-            assert node.execute_command("WAIT", 1, 10_000) >= 1  # the replica has every write
+        # the replica has every write; the client waits longer than WAIT itself (its default 5 s
+        # socket timeout cut a slow first sync short once, on a loaded CI machine)
+        for node in redis_wire.primaries(server.target().client(timeout=30)):
+            assert node.execute_command("WAIT", 1, 20_000) >= 1
         victim = server.masters[0]
         probe = _on_node(server, victim, redis_store.project, paths)
         with api_server(fresh_db.url) as base:
