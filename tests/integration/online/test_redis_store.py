@@ -4,6 +4,7 @@ reference: every answer of the API and of Feast's SDK must be the same on Redis.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -143,6 +144,17 @@ def test_local_redis_up_twice_is_harmless_and_down_stops_it(tmp_path):
     assert not any(server.pid(p) for p in server.ports)
 
 
+def _as_the_probe(client, path: str) -> int:
+    """The status of `path` sent as the breaker's probe. The API's housekeeping may take the probe
+    first: while it is out, others get a fast 503; a wedged breaker would answer 503 for ever."""
+    for _ in range(100):
+        status = client.get(path).status_code
+        if status != 503:
+            return status
+        time.sleep(0.02)
+    return 503
+
+
 def test_an_error_reply_about_one_request_never_wedges_the_breaker(cluster, fresh_db):
     """A reply that refuses the request (WRONGTYPE) is the request's own failure: a 500, and the
     breaker neither opens nor stays probing; only an unreachable store gives 503."""
@@ -159,7 +171,7 @@ def test_an_error_reply_about_one_request_never_wedges_the_breaker(cluster, fres
         client.delete(key)
         client.set(key, "not a hash")
         try:
-            assert rd.get(f"/features/{user}").status_code == 500
+            assert _as_the_probe(rd, f"/features/{user}") == 500
         finally:
             client.delete(key)
             client.hset(key, mapping=saved)
