@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from streamflow import config, database, engines, logs, settings
@@ -51,38 +51,63 @@ def run(args: list[str]) -> bool:
     return bool(invoke(args).success)
 
 
-def months_to_build() -> list[date] | None:
-    """The as_ofs loaded or restated since the last successful build (what `build_months()` in
-    dbt_project/macros/build_window.sql reads too); None when no build ever succeeded."""
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build reads: the months loaded or restated since the last good build (None: every
+    month, on a first build), and the newest load it covers, which the build log records."""
+
+    months: list[date] | None
+    read_upto: datetime | None
+
+    def dbt_vars(self) -> list[str]:
+        given: dict[str, object] = {}
+        if self.months is not None:
+            given["build_months"] = [m.isoformat() for m in self.months]
+        if self.read_upto is not None:
+            given["raw_loaded_at"] = self.read_upto.isoformat()
+        return ["--vars", json.dumps(given)] if given else []
+
+
+def plan_build() -> BuildPlan:
+    """The next incremental build, read while no ingest is half-way (the ingest lock, shared):
+    a month committed after this read has a later `loaded_at` than `read_upto`, so the build log
+    never counts it as built and the next build takes it (what `build_months()` in
+    dbt_project/macros/build_window.sql reads too when dbt runs alone)."""
     with database.connect() as conn:
         exists = conn.execute(
             "select to_regclass('raw.ingest_log') is not null "
             "and to_regclass('features.dbt_build_log') is not null"
         ).fetchone()[0]
         if not exists:
-            return None
+            return BuildPlan(None, None)
+        conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (database.INGEST_LOCK,))
+        [(read_upto,)] = conn.execute("select max(loaded_at) from raw.ingest_log").fetchall()
         [(built_on,)] = conn.execute(
             "select max(raw_loaded_at) from features.dbt_build_log where succeeded and command = 'build'"
         ).fetchall()
         if built_on is None:
-            return None
+            return BuildPlan(None, read_upto)
         rows = conn.execute(
             "select distinct as_of from raw.ingest_log where loaded_at > %s order by 1", (built_on,)
         ).fetchall()
-    return [as_of for (as_of,) in rows]
+    return BuildPlan([as_of for (as_of,) in rows], read_upto)
+
+
+def months_to_build() -> list[date] | None:
+    """The as_ofs loaded or restated since the last successful build; None when no build ever
+    succeeded."""
+    return plan_build().months
 
 
 def build_incrementally() -> bool | None:
     """`dbt build` of what changed: the months loaded or restated since the last good build, their
     data tests scoped to them; everything on a first build. None when there is nothing to build."""
-    months = months_to_build()
-    if months is None:
-        return run(["build"])
-    if not months:
+    plan = plan_build()
+    if plan.months is not None and not plan.months:
         return None
-    window = json.dumps({"build_months": [m.isoformat() for m in months]})
-    print(f"dbt build of {len(months)} month(s): {', '.join(m.isoformat() for m in months)}", flush=True)
-    return run(["build", "--vars", window])
+    if plan.months:
+        print(f"dbt build of {len(plan.months)} month(s): {', '.join(m.isoformat() for m in plan.months)}", flush=True)
+    return run(["build", *plan.dbt_vars()])
 
 
 @dataclass(frozen=True)

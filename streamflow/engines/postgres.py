@@ -26,8 +26,10 @@ BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
 LOADED_AT = "select as_of, max(loaded_at) from raw.ingest_log group by as_of"
 LAST_BUILD = (
     "select succeeded, failures, raw_loaded_at, (select max(loaded_at) from raw.ingest_log) as latest_load "
-    "from features.dbt_build_log where command = 'build' order by finished_at desc limit 1"
+    "from features.dbt_build_log where command = 'build' "
+    "order by coalesce(started_at, finished_at) desc limit 1"  # a running build is the last one
 )
+UNFINISHED = "did not finish"  # dbt_project/macros/build_log.sql: a build running, or killed
 
 
 def _arrow_type(type_code: int) -> pa.DataType:
@@ -77,6 +79,11 @@ class PostgresEngine:
         if row is None:
             raise StepRefused("dbt build has never run on this database: run `make dbt-build` first")
         succeeded, failures, built_on, latest_load = row
+        if not succeeded and failures == UNFINISHED:
+            raise StepRefused(
+                "a dbt build is running, or the last one was interrupted; the online store keeps its "
+                "current values. Wait for it, or run `make dbt-build` again"
+            )
         if not succeeded:
             raise StepRefused(
                 f"the last dbt build failed ({failures}); the online store keeps its current values. "

@@ -181,7 +181,7 @@ def load_month(
         try:
             database.ensure_database(target)
             with database.connect(target) as conn:
-                conn.execute("select pg_advisory_xact_lock(hashtext('streamflow.ingest'))")
+                conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
                 # hash joins and primary-key builds over a million rows stay in memory
                 conn.execute("set local work_mem = '256MB'")
                 conn.execute("set local maintenance_work_mem = '512MB'")
