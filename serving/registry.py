@@ -10,7 +10,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog
-from serving.stores.base import StoreUnavailable
+from serving.stores.base import StoreUnavailable, within
+from serving.stores.postgres import pool_kwargs
 from streamflow.features.store import feature_store
 from streamflow.settings import PgTarget
 
@@ -40,13 +41,9 @@ class Registry:
             open=False,
             timeout=timeout,
             reconnect_timeout=0,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, int(timeout)),
-                "options": f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on",
-                "application_name": "streamflow-features-api-registry",
-            },
+            kwargs=pool_kwargs(target, timeout_ms, "streamflow-features-api-registry"),
         )
+        self.timeout = timeout
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -54,10 +51,13 @@ class Registry:
     async def close(self) -> None:
         await self.pool.close()
 
+    async def _query(self, statement: str) -> list[tuple]:
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(statement)).fetchall()
+
     async def fetch(self, statement: str) -> list[tuple]:
         try:
-            async with self.pool.connection() as conn:
-                return await (await conn.execute(statement)).fetchall()
+            return await within(self.timeout, self._query(statement))
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreUnavailable("the feature registry is unavailable") from exc
 

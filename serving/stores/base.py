@@ -3,15 +3,42 @@ vector they answer, each view's status against its TTL, the breaker, the 503 the
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from serving.catalog import Catalog, Selection
 from serving.schemas import FeatureViewStatus
 
 MISSING = FeatureViewStatus(event_timestamp=None, status="missing")
+T = TypeVar("T")
+
+
+async def within(seconds: float, read: Awaitable[T]) -> T:
+    """`read`'s result, or TimeoutError once `seconds` have passed, whatever the store does.
+
+    The read runs as a task of its own and is cancelled on time out without being waited for:
+    a driver that cleans up on cancel (psycopg asks the server to cancel the query, for up to
+    10 s when the server does not answer) does so in the background, not in the request."""
+    task = asyncio.ensure_future(read)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=seconds)
+    except asyncio.CancelledError:  # the request itself was cancelled (its client went away)
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_ignore_outcome)
+    raise TimeoutError(f"no answer from the store within {seconds:g}s")
+
+
+def _ignore_outcome(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 class StoreUnavailable(RuntimeError):

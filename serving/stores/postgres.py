@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.settings import PgTarget
 
@@ -75,14 +75,36 @@ def _vector(user_id: str, plan: Plan, row: tuple, now: datetime) -> Vector:
     return Vector(user_id, found, dict(zip(plan.names, plan.values(row), strict=True)), views)
 
 
+# libpq's TCP keepalives: a peer that vanished (a partition, a failover without a reset) is
+# noticed in seconds, not after the kernel's two hours; the read deadline covers the rest.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+
+
+def pool_kwargs(target: PgTarget, timeout_ms: int, application_name: str) -> dict[str, Any]:
+    """How the API connects: autocommit, read-only, the server's statement timeout, keepalives
+    (unless the settings name their own), a connect timeout. The API's own limits come after
+    whatever `options` the settings carry, so they win."""
+    keywords = target.keywords()
+    limits = f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
+    return {
+        **{k: v for k, v in KEEPALIVES.items() if k not in keywords},
+        "autocommit": True,
+        "connect_timeout": max(1, timeout_ms // 1000),
+        "options": " ".join(filter(None, [keywords.get("options"), limits])),
+        "application_name": application_name,
+    }
+
+
+@dataclass(slots=True)
+class _Read:
+    connected: bool = False  # past the pool's queue: a time out now is the server's
+
+
 class PostgresReader:
     def __init__(self, target: PgTarget, table: sql.Identifier, pool_size: int, timeout_ms: int):
         self.table = table
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
-        # The API's own limits come after whatever `options` the settings carry, so they win.
-        limits = f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
-        options = " ".join(filter(None, [target.keywords().get("options"), limits]))
         self.pool = AsyncConnectionPool(
             target.conninfo,
             min_size=1,
@@ -90,23 +112,8 @@ class PostgresReader:
             open=False,
             timeout=self.timeout,
             reconnect_timeout=0,  # keep trying for ever; the database may come back any time
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, int(self.timeout)),
-                "options": options,
-                "application_name": "streamflow-features-api",
-            },
+            kwargs=pool_kwargs(target, timeout_ms, "streamflow-features-api"),
         )
-
-    def _pool_timed_out(self, probe: bool, exc: PoolTimeout) -> None:
-        """No connection within the deadline: overload while every connection is in use (a 503
-        for this request, the breaker untouched); an outage when the pool has none to lend."""
-        stats = self.pool.get_stats()
-        if stats.get("pool_size", 0) - stats.get("pool_available", 0) > 0:
-            self.breaker.released(probe)
-            raise StoreBusy() from None
-        self.breaker.failed(probe)
-        raise StoreUnavailable("the online store is unavailable") from exc
 
     def plan(self, selection: Selection) -> Plan:
         plan = selection.plans.get(Plan)
@@ -120,40 +127,44 @@ class PostgresReader:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def fetch(self, statement, params) -> list[tuple]:
-        """All rows of one statement, with the breaker and the 503 mapping of every read."""
+    async def _query(self, read: _Read, statement, params, binary: bool) -> list[tuple]:
+        async with self.pool.connection() as conn:
+            read.connected = True
+            return await (await conn.execute(statement, params, binary=binary)).fetchall()
+
+    async def fetch(self, statement, params, binary: bool = False) -> list[tuple]:
+        """All rows of one statement within DB_TIMEOUT_MS, wherever the time goes (the pool's
+        queue, a frozen server, a dead link), with the breaker and the 503 of every read."""
         probe = self.breaker.before()
+        read = _Read()
         try:
-            async with self.pool.connection() as conn:
-                rows = await (await conn.execute(statement, params)).fetchall()
-        except PoolTimeout as exc:
-            self._pool_timed_out(probe, exc)
-        except UNAVAILABLE as exc:
-            self.breaker.failed(probe)
-            raise StoreUnavailable("the online store is unavailable") from exc
+            rows = await within(self.timeout, self._query(read, statement, params, binary))
         except BaseException as exc:
-            self.breaker.answered(probe, exc)
-            raise
+            self._read_failed(probe, exc, read.connected)
         self.breaker.succeeded(probe)
         return rows
 
-    async def one(self, user_id: str, selection: Selection) -> Vector:
-        # fetch() inlined: this is the hot path of GET /features/{user_id}
-        plan = selection.plans.get(Plan) or self.plan(selection)
-        probe = self.breaker.before()
-        try:
-            async with self.pool.connection() as conn:
-                row = await (await conn.execute(plan.single_sql, (user_id,), binary=True)).fetchone()
-        except PoolTimeout as exc:
-            self._pool_timed_out(probe, exc)
-        except UNAVAILABLE as exc:
+    def _read_failed(self, probe: bool, exc: BaseException, connected: bool) -> NoReturn:
+        """Which 503, if any: no connection in time is overload while every connection is in use
+        (this request only, the breaker untouched) and an outage when the pool has none to lend
+        or the store is already known down; no answer on a connection is an outage; any other
+        error is the request's own."""
+        if isinstance(exc, PoolTimeout) or (isinstance(exc, TimeoutError) and not connected):
+            stats = self.pool.get_stats()
+            if not probe and stats.get("pool_size", 0) - stats.get("pool_available", 0) > 0:
+                raise StoreBusy() from None
             self.breaker.failed(probe)
             raise StoreUnavailable("the online store is unavailable") from exc
-        except BaseException as exc:
-            self.breaker.answered(probe, exc)
-            raise
-        self.breaker.succeeded(probe)
-        return _vector(user_id, plan, row or plan.empty_row, datetime.now(UTC))
+        if isinstance(exc, UNAVAILABLE):
+            self.breaker.failed(probe)
+            raise StoreUnavailable("the online store is unavailable") from exc
+        self.breaker.answered(probe, exc)
+        raise exc
+
+    async def one(self, user_id: str, selection: Selection) -> Vector:
+        plan = selection.plans.get(Plan) or self.plan(selection)
+        rows = await self.fetch(plan.single_sql, (user_id,), binary=True)
+        return _vector(user_id, plan, rows[0] if rows else plan.empty_row, datetime.now(UTC))
 
     async def many(self, user_ids: list[str], selection: Selection) -> list[Vector]:
         plan = self.plan(selection)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -82,6 +83,49 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
     assert report.slowest_s < DB_TIMEOUT_S + SLACK_S
     assert set(during) == {200}, "liveness never depends on the database"
     assert ready_codes[503] > 0
+    assert results["recovery_s"] < 5
+
+
+def _postgres_processes(server) -> list[psutil.Process]:
+    postmaster = psutil.Process(int((server.data_dir / "postmaster.pid").read_text().split()[0]))
+    return [postmaster, *postmaster.children(recursive=True)]
+
+
+def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, one_month_stack):
+    """Every PostgreSQL process stopped (SIGSTOP: the kernel still holds the connections open,
+    so only a client-side deadline notices): each request is answered within DB_TIMEOUT_MS plus
+    half a second, 503 while frozen, 200 again soon after SIGCONT, without a restart."""
+    server, target = private_pg
+    paths = [f"/features/{u}" for u in _users(target)]
+    timeout_s = 1.0
+    with api_server(target.url, extra_env={"DB_TIMEOUT_MS": str(int(timeout_s * 1000))}) as base:
+        results = {}
+
+        def freeze():
+            time.sleep(2)
+            frozen = _postgres_processes(server)
+            for process in frozen:
+                process.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(4)
+            finally:
+                for process in frozen:
+                    process.send_signal(signal.SIGCONT)
+            results["recovery_s"] = wait_for(f"{base}{paths[0]}", 200, 30)
+
+        chaos = threading.Thread(target=freeze)
+        chaos.start()
+        report = run_load(base, paths, seconds=10, concurrency=16)
+        chaos.join()
+        assert httpx.get(f"{base}/ready").status_code == 200
+    print(
+        f"\nfrozen database: {report.requests} requests in {report.seconds:.1f}s, by status "
+        f"{dict(report.statuses)}, 503s {dict(report.problems)}, slowest {report.slowest_s:.2f}s, "
+        f"recovered {results['recovery_s']:.2f}s after SIGCONT"
+    )
+    assert set(report.statuses) <= {200, 503}, report.statuses
+    assert report.statuses[503] > 0 and report.statuses[200] > 0
+    assert report.slowest_s < timeout_s + 0.5
     assert results["recovery_s"] < 5
 
 
