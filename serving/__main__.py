@@ -6,6 +6,7 @@ Exits with the codes of `streamflow` (streamflow/cli): 2 a bad variable, 3 the s
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
+from serving.protocol import DeadlineHttpToolsProtocol
 from streamflow import config, logs, settings
 from streamflow.cli.exits import Exit
 from streamflow.features.store import repo_config
@@ -65,7 +67,9 @@ def main() -> int:
         log_config=logs.uvicorn_log_config() or uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=functools.partial(DeadlineHttpToolsProtocol, request_timeout=api.client_timeout_s),
+        limit_concurrency=api.max_connections,  # past it uvicorn answers 503 at once
+        timeout_keep_alive=min(5, api.client_timeout_s),
     )
     return Exit.DONE
 

@@ -44,6 +44,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi.config(),
         debug=False,
+        request_max_body_size=settings.body_limit,  # 413 on Content-Length, before any decoding
     )
     openapi.document_body_constraints(app, settings.max_batch)
     return app

@@ -73,7 +73,8 @@ class Catalog:
 
     def select(self, service: str, features: list[str] | None = None) -> Selection:
         """The features of `service`, or only `features` (any served feature) when given."""
-        key = (service, tuple(features) if features else None)
+        # Repeats dropped from the key: a cached key holds each known feature at most once.
+        key = (service, tuple(dict.fromkeys(features)) if features else None)
         selection = self._selections.get(key)
         if selection is None:
             selection = self._resolve(service, features)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serving.schemas import SELECTION_BYTES
 from streamflow import config
 from streamflow import settings as db_settings
+from streamflow.exports import USER_ID_MAX_LENGTH
 
 
 def _get(name: str):
@@ -24,9 +26,21 @@ class ServingSettings:
     # One connection per request in flight: waiting for a pooled connection costs more CPU than
     # the query (measured: 8 connections under 16 concurrent requests cost 25 % of throughput).
     pool_size: int = _get(config.DB_POOL_SIZE)
+    # Bounds on what one client can hold: the body read before the 413, connections per worker
+    # (uvicorn answers 503 past them), the time to send a whole request (slow clients).
+    max_body_bytes: int | None = _get(config.MAX_BODY_BYTES)
+    max_connections: int = _get(config.MAX_CONNECTIONS)
+    client_timeout_s: int = _get(config.CLIENT_TIMEOUT_S)
     # Optional bearer token; when set, /features and /metrics require it.
     api_token: str | None = _get(config.API_TOKEN)
     # Which online store the API reads (serving/stores/ has a reader for each).
     online_store: str = _get(config.ONLINE_STORE)
     # The registry (and the PostgreSQL online store), as the API's read-only role.
     database: db_settings.PgTarget = field(default_factory=db_settings.reader_target)
+
+    @property
+    def body_limit(self) -> int:
+        """MAX_BODY_BYTES, or room for a full batch of the longest ids and a selection."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_batch * (USER_ID_MAX_LENGTH + 2) + SELECTION_BYTES

@@ -12,6 +12,13 @@ from streamflow.exports import USER_ID, USER_ID_MAX_LENGTH
 USER_ID_PATTERN = f"^{USER_ID}$"
 UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1, max_length=USER_ID_MAX_LENGTH)]
 FeatureValue = int | float | bool | str | None
+# A selection in a body is bounded like the query string's: short names, a bounded list. The
+# catalog caches selections, and only ever of known names (unknown ones are a 400).
+NAME_MAX_LENGTH, MAX_FEATURES = 128, 256
+FeatureServiceName = Annotated[str, Meta(min_length=1, max_length=NAME_MAX_LENGTH)]
+FeatureName = Annotated[str, Meta(min_length=1, max_length=NAME_MAX_LENGTH)]
+FeatureReference = Annotated[str, Meta(min_length=1, max_length=2 * NAME_MAX_LENGTH + 1)]  # view:feature
+SELECTION_BYTES = 4 + MAX_FEATURES * (2 * NAME_MAX_LENGTH + 4) + 2 * NAME_MAX_LENGTH  # a body's share
 
 
 class FeatureViewStatus(Struct, kw_only=True, frozen=True):
@@ -31,8 +38,8 @@ class FeatureVector(Struct, kw_only=True, frozen=True):
 
 class BatchRequest(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     user_ids: list[UserId]
-    feature_service: str | None = None
-    features: list[str] | None = None
+    feature_service: FeatureServiceName | None = None
+    features: Annotated[list[FeatureName], Meta(max_length=MAX_FEATURES)] | None = None
 
 
 class BatchItem(Struct, kw_only=True, frozen=True):
@@ -72,8 +79,8 @@ class FeastRequest(Struct, kw_only=True, frozen=True):
     """Feast's request body: `features` as `view:feature` references, or `feature_service`."""
 
     entities: dict[str, list[UserId]]  # the same id rule as /features
-    feature_service: str | None = None
-    features: list[str] = []
+    feature_service: FeatureServiceName | None = None
+    features: Annotated[list[FeatureReference], Meta(max_length=MAX_FEATURES)] = []
     full_feature_names: bool = False
     include_feature_view_version_metadata: bool = False
 

@@ -155,6 +155,18 @@ DB_TIMEOUT_MS = _declare(
 DB_POOL_SIZE = _declare(
     "DB_POOL_SIZE", "16", "connections per API worker", _whole(1, 1000), "a whole number 1..1000"
 )
+MAX_BODY_BYTES = _declare(
+    "MAX_BODY_BYTES", None, "a request body's size limit (413 past it)", _whole(1024, 100_000_000),
+    "bytes, 1024..100000000",
+)  # fmt: skip
+MAX_CONNECTIONS = _declare(
+    "MAX_CONNECTIONS", "512", "open connections per API worker (503 past it)", _whole(1, 100_000),
+    "a whole number 1..100000",
+)  # fmt: skip
+CLIENT_TIMEOUT_S = _declare(
+    "CLIENT_TIMEOUT_S", "10", "seconds a client has to send a whole request", _whole(1, 3600),
+    "seconds, 1..3600",
+)  # fmt: skip
 API_TOKEN = _declare("STREAMFLOW_API_TOKEN", None, "bearer token the API requires when set")
 # Set by `python -m serving` for its workers (several workers add their metrics up in files)
 METRICS_MULTIPROCESS = _declare(
