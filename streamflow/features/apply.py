@@ -42,9 +42,12 @@ def grant_reader() -> None:
     role = sql.Identifier(reader.user)
     with database.connect() as conn:
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (reader.user,)).fetchone()
+        # Hashed here by libpq (the server's password_encryption, SCRAM by default), as psql's
+        # \password does: the statement, and so the server's log, carries the hash only.
+        hashed = conn.pgconn.encrypt_password(reader.password.encode(), reader.user.encode()).decode()
         conn.execute(
             sql.SQL("{} role {} with login password {}").format(
-                sql.SQL("alter" if exists else "create"), role, sql.Literal(reader.password)
+                sql.SQL("alter" if exists else "create"), role, sql.Literal(hashed)
             )
         )
         conn.execute(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 
 import httpx
 import psycopg
 import pytest
 
-from streamflow import settings
+from streamflow import config, settings
+from streamflow.features.apply import grant_reader
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -100,3 +102,25 @@ def test_serving_role_cannot_write_or_read_beyond_the_online_store(stack):
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+
+
+def test_the_readers_password_never_reaches_the_server_as_text(stack):
+    """Set with every statement logged: the log holds a SCRAM hash, never the password, and the
+    role logs in with the password."""
+    server, target = stack
+    password = "pw-" + secrets.token_hex(12)
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute("alter role postgres set log_statement = 'all'")
+    try:
+        with config.overridden({config.READER_PASSWORD: password}):
+            grant_reader()
+            reader = settings.reader_target()
+            with psycopg.connect(reader.url) as conn:
+                assert conn.execute("select current_user").fetchone()[0] == reader.user
+    finally:
+        with psycopg.connect(target.url, autocommit=True) as conn:
+            conn.execute("alter role postgres reset log_statement")
+        grant_reader()  # the checkout's own password again
+    log = server.log_file.read_text(errors="replace")
+    assert "role streamflow_reader with login password 'SCRAM-SHA-256$" in log.replace('"', "")
+    assert password not in log
