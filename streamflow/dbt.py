@@ -106,7 +106,8 @@ def build_incrementally() -> bool | None:
     if plan.months is not None and not plan.months:
         return None
     if plan.months:
-        print(f"dbt build of {len(plan.months)} month(s): {', '.join(m.isoformat() for m in plan.months)}", flush=True)
+        months = ", ".join(m.isoformat() for m in plan.months)
+        print(f"dbt build of {len(plan.months)} month(s): {months}", flush=True)
     return run(["build", *plan.dbt_vars()])
 
 

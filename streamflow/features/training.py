@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
 
 from streamflow import database, engines, logs, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
+from streamflow.ingest.validate import copy_error
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -55,20 +57,24 @@ def labelled_months() -> list[date]:
         return [row[0] for row in conn.execute("select distinct as_of from features.churn_labels order by 1")]
 
 
-def upload_entities(conn, csv_path: Path) -> tuple[sql.Identifier, sql.Composed]:
-    """Copy a user_id,event_timestamp CSV into an analyzed table; label each row point-in-time."""
-    table = sql.Identifier("features", f"training_entities_{uuid.uuid4().hex[:12]}")
+def upload_entities(conn, csv_path: Path, table: sql.Identifier) -> sql.Composed:
+    """Copy a user_id,event_timestamp CSV into `table`, analyzed; label each row point-in-time.
+    A timestamp without an offset is UTC, as Feast reads one (never the session's time zone);
+    a row COPY rejects stops with the file, line and column."""
+    conn.execute("set timezone to 'UTC'")
     conn.execute(
         sql.SQL("create table {} (user_id text not null, event_timestamp timestamptz not null)").format(table)
     )
-    with (
-        conn.cursor().copy(
-            sql.SQL("copy {} (user_id, event_timestamp) from stdin (format csv, header true)").format(table)
-        ) as copy,
-        csv_path.open("rb") as fh,
-    ):
-        while block := fh.read(1 << 20):
-            copy.write(block)
+    try:
+        copy_in = sql.SQL("copy {} (user_id, event_timestamp) from stdin (format csv, header true)")
+        with (
+            conn.cursor().copy(copy_in.format(table)) as copy,
+            csv_path.open("rb") as fh,
+        ):
+            while block := fh.read(1 << 20):
+                copy.write(block)
+    except psycopg.errors.DataError as exc:
+        raise copy_error(csv_path, exc) from None
     conn.execute(sql.SQL("analyze {}").format(table))
     query = sql.SQL(
         "select e.user_id, e.event_timestamp, l.churn_label from {} as e "
@@ -76,7 +82,7 @@ def upload_entities(conn, csv_path: Path) -> tuple[sql.Identifier, sql.Composed]
         "  where c.user_id = e.user_id and c.feature_timestamp <= e.event_timestamp "
         "  order by c.feature_timestamp desc limit 1) as l on true"
     ).format(table)
-    return table, query
+    return query
 
 
 def restore_dtypes(frame: pd.DataFrame, service) -> pd.DataFrame:
@@ -171,10 +177,9 @@ def build(
     with database.connect(autocommit=True) as conn:
         table = None
         if entities_csv:
-            table, entities = upload_entities(conn, entities_csv)
-        else:
-            entities = entities_at(as_ofs)
-        try:
+            table = sql.Identifier("features", f"training_entities_{uuid.uuid4().hex[:12]}")
+        try:  # the entities' table goes whatever happens, a failed upload included
+            entities = upload_entities(conn, entities_csv, table) if table else entities_at(as_ofs)
             query, service = training_query(store, entities.as_string(conn), service_name)
             rows = write(query, service, out, file_format)
         finally:

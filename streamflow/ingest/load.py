@@ -24,7 +24,7 @@ from psycopg import sql
 from streamflow import database, logs, settings
 from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import WRITE_ONCE, columns_ddl, ensure_raw_tables, partition_name, rename
-from streamflow.ingest.validate import CheckedFile, IngestError, file_sha256, submit_checks
+from streamflow.ingest.validate import CheckedFile, IngestError, copy_error, file_sha256, submit_checks
 
 MONTH_DIR = re.compile(r"^month_(\d{3,})$")
 
@@ -69,7 +69,7 @@ def _stage(conn: psycopg.Connection, checked: CheckedFile, as_of: date) -> Stage
             while block := fh.read(1 << 20):
                 copy.write(block)
     except psycopg.errors.DataError as exc:
-        raise _copy_error(checked.path, exc) from None
+        raise copy_error(checked.path, exc) from None
     conn.execute(sql.SQL("alter table {} add primary key (user_id, as_of)").format(incoming))
     conn.execute(sql.SQL("analyze {}").format(incoming))
     # Live holds each user's newest month: users this file does not name keep their row, and so
@@ -124,20 +124,6 @@ def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
         "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
         "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
         (staged.as_of, table.name, str(staged.checked.path), staged.checked.sha256, staged.checked.rows),
-    )
-
-
-def _copy_error(path: Path, exc: psycopg.errors.DataError) -> IngestError:
-    """A file that passed validation and that COPY still rejects (a value the two judge
-    differently): named by file, line and column like every validation error."""
-    context = exc.diag.context or ""
-    line = re.search(r"line (\d+)", context)
-    column = re.search(r'column "?(\w+)"?', exc.diag.message_primary or "")
-    return IngestError(
-        path,
-        "row has too few fields" if "missing data" in str(exc) else (exc.diag.message_primary or str(exc)),
-        line=int(line.group(1)) if line else None,
-        column=column.group(1) if column else None,
     )
 
 

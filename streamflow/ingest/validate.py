@@ -54,6 +54,20 @@ class IngestError(Exception):
         self.path, self.line, self.column = path, line, column
 
 
+def copy_error(path: Path, exc) -> IngestError:
+    """A CSV that COPY rejects (psycopg's DataError: a value the validator judged otherwise, or a
+    file no validator saw): named by file, line and column like every validation error."""
+    context, message = exc.diag.context or "", exc.diag.message_primary or str(exc)
+    line = re.search(r"line (\d+)", context)
+    column = re.search(r'column "?(\w+)"?', context) or re.search(r'column "?(\w+)"?', message)
+    return IngestError(
+        path,
+        "row has too few fields" if "missing data" in str(exc) else message,
+        line=int(line.group(1)) if line else None,
+        column=column.group(1) if column else None,
+    )
+
+
 @dataclass(frozen=True)
 class CheckedFile:
     table: RawTable

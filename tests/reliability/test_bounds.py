@@ -17,6 +17,8 @@ from tests.support import api_server
 
 pytestmark = pytest.mark.slow
 MAX_CONNECTIONS, CLIENT_TIMEOUT_S = 8, 2
+REFERENCE = "usage_agg_30d:watch_hours_30d"  # served: refused for the count only
+TOO_MANY = MAX_FEATURES + 1
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +60,10 @@ def test_a_body_past_the_limit_is_refused_unread(base):
 @pytest.mark.parametrize(
     "path, body",
     [
-        ("/features", {"user_ids": ["x"], "features": ["watch_hours_30d"] * (MAX_FEATURES + 1)}),
+        ("/features", {"user_ids": ["x"], "features": ["watch_hours_30d"] * TOO_MANY}),
         ("/features", {"user_ids": ["x"], "features": ["f" * (NAME_MAX_LENGTH + 1)]}),
         ("/features", {"user_ids": ["x"], "feature_service": "s" * (NAME_MAX_LENGTH + 1)}),
-        ("/get-online-features", {"entities": {"user_id": ["x"]}, "features": ["usage_agg_30d:watch_hours_30d"] * (MAX_FEATURES + 1)}),
+        ("/get-online-features", {"entities": {"user_id": ["x"]}, "features": [REFERENCE] * TOO_MANY}),
         ("/get-online-features", {"entities": {"user_id": ["x"]}, "feature_service": "s" * 200}),
     ],
     ids=["features-list", "feature-name", "service-name", "feast-features-list", "feast-service-name"],
@@ -111,7 +113,8 @@ def test_slow_clients_are_cut_off_and_their_slots_come_back(base):
         thread.join(timeout=30)
     for s in sockets:
         s.close()
-    print(f"\nslow clients closed after {sorted(round(t, 2) for t in closed_after)} s; a new client meanwhile: {full.status_code}")
+    closed = sorted(round(t, 2) for t in closed_after)
+    print(f"\nslow clients closed after {closed} s; a new client meanwhile: {full.status_code}")
     assert full.status_code == 503
     assert len(closed_after) == MAX_CONNECTIONS
     assert max(closed_after) < CLIENT_TIMEOUT_S + 1.5

@@ -9,7 +9,9 @@ import shutil
 from datetime import timedelta
 
 import pandas as pd
+import psycopg
 import pytest
+from psycopg import sql
 
 from streamflow import cli, dbt, ingest
 from streamflow.features import training
@@ -100,3 +102,52 @@ def test_stale_generated_feature_views_are_detected(tmp_path):
     changed = tmp_path / "manifest.json"
     changed.write_text(json.dumps(manifest))
     assert cli.main(["generate-feast-repo", "--check", "--manifest", str(changed)]) == cli.Exit.FAILED
+
+
+def _entity_tables(target) -> list[str]:
+    return [
+        r[0]
+        for r in query(
+            target,
+            "select table_name from information_schema.tables where table_name like 'training_entities_%%'",
+        )
+    ]
+
+
+def test_a_bad_entities_file_stops_with_its_line_and_leaves_nothing(store, fresh_db, seeds, tmp_path):
+    _, as_of = ingest.month_dirs(seeds)[0]
+    out = tmp_path / "t.csv"
+    out.write_text("the last good set\n")
+    entities = tmp_path / "entities.csv"
+    entities.write_text(f"user_id,event_timestamp\n7590-VHVEG,{as_of}T00:00:00Z\n5575-GNVDE,not a time\n")
+    with pytest.raises(ingest.IngestError) as refused:
+        training.build(entities_csv=entities, out=out, store=store)
+    assert "line 3" in str(refused.value) and "event_timestamp" in str(refused.value), refused.value
+    assert _entity_tables(fresh_db) == []
+    assert out.read_text() == "the last good set\n"
+
+
+def test_entity_times_without_an_offset_are_utc_whatever_the_database_zone(store, fresh_db, seeds, tmp_path):
+    """Feast reads a naive entity timestamp as UTC; the database's own time zone must not move it
+    (a day later here would pick up the next month's values)."""
+    months = ingest.month_dirs(seeds)
+    _, second = months[1]
+    users = [r[0] for r in query(fresh_db, "select user_id from features.subs_profile order by 1 limit 50")]
+    naive, offset = tmp_path / "naive.csv", tmp_path / "offset.csv"
+    for path, stamp in ((naive, f"{second} 00:00:00"), (offset, f"{second}T00:00:00+00:00")):
+        pd.DataFrame({"user_id": users, "event_timestamp": stamp}).to_csv(path, index=False)
+
+    def zone(change: str) -> None:
+        with psycopg.connect(fresh_db.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("alter database {} " + change).format(sql.Identifier(fresh_db.database)))
+
+    zone("set timezone = 'Pacific/Kiritimati'")  # UTC+14
+    try:
+        for path in (naive, offset):
+            out = path.with_suffix(".parquet")
+            training.build(entities_csv=path, out=out, store=store, file_format="parquet")
+    finally:
+        zone("reset timezone")
+    from_naive = pd.read_parquet(tmp_path / "naive.parquet")
+    pd.testing.assert_frame_equal(from_naive, pd.read_parquet(tmp_path / "offset.parquet"))
+    assert (from_naive["event_timestamp"] == pd.Timestamp(second, tz="UTC")).all()
