@@ -17,6 +17,9 @@ from serving.stores.base import Vector
 from streamflow.online.layout import ENTITY_COLUMN
 
 EPOCH = "1970-01-01T00:00:00Z"  # what Feast answers as the timestamp of an entity or a missing value
+# A view's status (serving/stores/base.py: view_status) as Feast's FieldStatus names it: values
+# older than the view's TTL are still answered, marked OUTSIDE_MAX_AGE.
+FEAST_STATUS = {"present": "PRESENT", "stale": "OUTSIDE_MAX_AGE", "missing": "NOT_FOUND"}
 
 
 async def _feature_list(request: FeastRequest, state: State) -> list[str] | None:
@@ -42,16 +45,17 @@ def _timestamp(moment: datetime | None) -> str:
 
 def feast_response(selection: Selection, vectors: list[Vector], full_names: bool) -> FeastResponse:
     """Feast's column-major shape: the entity column first, then each feature in the selection's
-    order; a user without a view's row gets null, NOT_FOUND and the epoch for its features."""
+    order; a user without a view's row gets null, NOT_FOUND and the epoch for its features, and
+    values past their view's TTL come with OUTSIDE_MAX_AGE."""
     users = [vector.user_id for vector in vectors]
     names = [ENTITY_COLUMN]
     columns = [
         FeastColumn(values=users, statuses=["PRESENT"] * len(users), event_timestamps=[EPOCH] * len(users))
     ]
     for view, features in selection.parts:
-        stamps = [vector.views[view.name].event_timestamp for vector in vectors]
-        statuses = ["NOT_FOUND" if stamp is None else "PRESENT" for stamp in stamps]
-        times = [_timestamp(stamp) for stamp in stamps]
+        states = [vector.views[view.name] for vector in vectors]
+        statuses = [FEAST_STATUS[state.status] for state in states]
+        times = [_timestamp(state.event_timestamp) for state in states]
         for feature in features:
             names.append(f"{view.name}__{feature}" if full_names else feature)
             values = [vector.features[feature] for vector in vectors]

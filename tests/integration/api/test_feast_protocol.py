@@ -4,6 +4,8 @@ reads through it as it would through `feast serve`."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 import yaml
@@ -37,12 +39,28 @@ def by_name(answer: dict) -> dict[str, dict]:
 
 
 def feast_answer(store, users: list[str], full_names: bool = False, service: str | None = None) -> dict:
-    """What `feast serve` answers: the SDK's response through Feast's own JSON conversion."""
+    """What `feast serve` answers: the SDK's response through Feast's own JSON conversion, with
+    the OUTSIDE_MAX_AGE status Feast's protocol defines for a value older than its view's TTL
+    (Feast's SDK sets it on precomputed vectors only; over this store it says PRESENT)."""
     features = store.get_feature_service(service) if service else REFERENCES
     response = store.get_online_features(
         features=features, entity_rows=[{"user_id": u} for u in users], full_feature_names=full_names
     )
-    return convert_response_to_dict(response.proto)
+    answer = convert_response_to_dict(response.proto)
+    ttls = {}
+    for view in store.list_feature_views():
+        for feature in view.features:
+            ttls[f"{view.name}__{feature.name}" if full_names else feature.name] = view.ttl
+    now = datetime.now(UTC)
+    for name, column in by_name(answer).items():
+        ttl = ttls.get(name)
+        if not ttl:
+            continue
+        column["statuses"] = [
+            "OUTSIDE_MAX_AGE" if status == "PRESENT" and now - datetime.fromisoformat(at) > ttl else status
+            for status, at in zip(column["statuses"], column["event_timestamps"], strict=True)
+        ]
+    return answer
 
 
 @pytest.mark.parametrize("full_names", [False, True])
@@ -55,6 +73,9 @@ def test_references_answer_as_feast_serve_does(store, client, users, full_names)
     names = [r.replace(":", "__") if full_names else r.split(":")[1] for r in REFERENCES]
     assert ours["metadata"]["feature_names"] == ["user_id", *names]  # the request's order
     assert ours["results"][1]["statuses"][-1] == "NOT_FOUND"  # the unknown user
+    # the seeds' months are older than the views' TTL today: answered, and marked so
+    assert set(ours["results"][1]["statuses"][:-1]) == {"OUTSIDE_MAX_AGE"}
+    assert None not in ours["results"][1]["values"][:-1]
 
 
 @pytest.mark.parametrize("service", ["churn_api_v1", "churn_model_v1"])
