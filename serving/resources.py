@@ -25,7 +25,8 @@ HOUSEKEEPING_STOP_S = 5  # beyond any step's own deadline (DB_TIMEOUT_MS, the ca
 
 
 class Resources:
-    """The catalog loads lazily so the API starts (and recovers) while the database is away."""
+    """The catalog loads lazily, so the API recovers when the database returns (`python -m serving`
+    itself refuses to start without one: exit 3)."""
 
     def __init__(self, settings: ServingSettings):
         self.settings = settings

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+import httpx
 import psutil
 import psycopg
 import pytest
@@ -43,6 +44,24 @@ def test_a_minute_of_load_without_errors_or_memory_growth(stack):
     )
     assert set(report.statuses) == {200}
     assert end_rss < start_rss * 1.15 + 20 * 2**20, "memory grew under steady load"
+
+
+def test_256_clients_queue_for_connections_and_never_open_the_breaker(stack):
+    """16 times more clients than the reader's connections: they queue for one; the excess may
+    get a 'busy' 503 past DB_TIMEOUT_MS, never an 'unavailable' one (an opened breaker)."""
+    with psycopg.connect(stack.target.url) as conn:
+        users = [r[0] for r in conn.execute("select user_id from features.subs_profile limit 2000")]
+    paths = [f"/features/{u}" for u in users]
+    with api_server(stack.target.url) as base:
+        report = run_load(base, paths, seconds=8, concurrency=256)
+        ready = httpx.get(f"{base}/ready", timeout=5)
+    print(
+        f"\n256 clients on PostgreSQL: {report.requests} requests ({report.rate:.0f}/s), "
+        f"{dict(report.statuses)}, 503s: {dict(report.problems)}, slowest {report.slowest_s:.2f}s"
+    )
+    assert set(report.statuses) <= {200, 503}, report.statuses
+    assert set(report.problems) <= {"the online store is busy: retry"}, report.problems
+    assert report.statuses[200] > 0 and ready.status_code == 200
 
 
 def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):

@@ -1,5 +1,6 @@
 """The README says what the code does: the same make targets as `make help`, the same commands
-as `streamflow --help`, the same exit codes as `streamflow.cli.Exit`."""
+as `streamflow --help`, the same exit codes as `streamflow.cli.Exit`; and docs/reliability.md
+names the test behind every promise."""
 
 from __future__ import annotations
 
@@ -34,3 +35,39 @@ def test_the_readme_lists_every_exit_code():
     table = README.split("ends with one of these exit codes:", 1)[1].split("\n\n", 2)[1]
     codes = [int(row.split("|")[1]) for row in table.splitlines() if re.match(r"\| \d", row)]
     assert codes == [code.value for code in Exit]
+
+
+ROOT = config.PROJECT_ROOT
+RELIABILITY = ROOT / "docs" / "reliability.md"
+TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
+
+
+def _promises(page: str) -> list[str]:
+    """Every bullet (with its continuation lines) and every table body row under a heading."""
+    promises: list[str] = []
+    in_section = False
+    for line in page.splitlines():
+        if line.startswith("## "):
+            in_section = True
+        elif not in_section or not line.strip():
+            continue
+        elif line.startswith("- ") or (line.startswith("|") and not line.startswith("|---")):
+            promises.append(line)
+        elif line.startswith("  ") and promises and promises[-1].startswith("- "):
+            promises[-1] += " " + line.strip()
+    return [p for p in promises if not p.startswith("| fault |")]
+
+
+def test_every_reliability_promise_names_its_test():
+    page = RELIABILITY.read_text(encoding="utf-8")
+    promises = _promises(page)
+    assert len(promises) > 20
+    unproven = [p[:90] for p in promises if not TEST_REFERENCE.search(p)]
+    assert not unproven, f"promises that name no test: {unproven}"
+    missing = [
+        f"{path}::{name}"
+        for path, name in TEST_REFERENCE.findall(page)
+        if not (ROOT / path).is_file()
+        or not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.M)
+    ]
+    assert not missing, f"tests named in docs/reliability.md that do not exist: {missing}"
