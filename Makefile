@@ -20,7 +20,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help setup db-up db-down redis-up redis-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
+.PHONY: help setup setup-spark db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
@@ -31,8 +31,9 @@ $(UV):
 	$(PYTHON) -m venv .streamflow/uv
 	.streamflow/uv/bin/pip install --quiet uv==$(UV_VERSION)
 
+# --inexact: a sync keeps the Spark group's packages once `make setup-spark` added them.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --inexact --python $(PYTHON)
 	@touch $@
 
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies (idempotent)
@@ -48,6 +49,15 @@ redis-up: setup ## Start a local Redis: 3-master cluster on 127.0.0.1:17001-1700
 
 redis-down: setup ## Stop the local Redis
 	$(SF) redis down
+
+setup-spark: setup ## Add the Spark engine's packages (pyspark, dbt-spark) to .venv; Java 17 from the OS
+	$(UV) sync --frozen --inexact --python $(PYTHON) --group spark
+
+spark-up: setup-spark ## Start a Spark standalone cluster on 127.0.0.1 (a master, two 1-core workers)
+	$(SF) spark up
+
+spark-down: setup ## Stop the Spark cluster
+	$(SF) spark down
 
 pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set
 	$(SF) pipeline
@@ -85,7 +95,7 @@ check-skew: db-up ## Online values == historical values at the latest as_of, for
 serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 	$(SF) serve
 
-test: setup ## The whole test suite: unit, integration, reliability, browser (starts its own servers)
+test: setup-spark ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest
 
 test-unit: setup ## The fast tier: no server, no dbt, no Feast apply (under a minute)

@@ -20,7 +20,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ONLINE_STORES = ("postgres", "redis")
-OFFLINE_ENGINES = ("postgres",)
+OFFLINE_ENGINES = ("postgres", "spark")
 LOG_FORMATS = ("text", "json")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -107,6 +107,15 @@ OFFLINE_ENGINE = _declare(
     "OFFLINE_ENGINE", "postgres", "where the offline side runs", _choice(*OFFLINE_ENGINES),
     " or ".join(OFFLINE_ENGINES),
 )  # fmt: skip
+# The Spark engine (streamflow/engines/spark/)
+SPARK_MASTER = _declare("SPARK_MASTER", None, "Spark's master: local[N] or spark://host:port")
+SPARK_REMOTE = _declare("SPARK_REMOTE", None, "a Spark Connect server, sc://host:15002")
+SPARK_DRIVER_MEMORY = _declare("SPARK_DRIVER_MEMORY", "2g", "the Spark driver's heap (a JVM size: 2g)")
+SPARK_SHUFFLE_PARTITIONS = _declare(
+    "SPARK_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", _whole(1, 100_000),
+    "a whole number 1..100000",
+)  # fmt: skip
+LAKE_DIR = _declare("LAKE_DIR", None, "where the Spark engine keeps its Parquet (the lake)")
 ONLINE_STORE = _declare(
     "ONLINE_STORE", "postgres", "the online store", _choice(*ONLINE_STORES), " or ".join(ONLINE_STORES)
 )

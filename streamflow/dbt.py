@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from streamflow import config, database, engines, logs, settings
+from streamflow import build_log, config, database, engines, logs, settings
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -47,8 +47,24 @@ def failed_nodes(result) -> list[str]:
 
 
 def run(args: list[str]) -> bool:
-    """Run one dbt command; True when every node succeeded."""
+    """Run one dbt command; True when every node succeeded. A build is logged (build_log.py)."""
+    if args[:1] == ["build"]:
+        return bool(build(args[1:], plan_build().read_upto).success)
     return bool(invoke(args).success)
+
+
+def build(args: list[str], read_upto: datetime | None):
+    """`dbt build` with `args`, in the build log from its start to its end; dbt's result."""
+    invocation = build_log.started(read_upto)
+    result = None
+    try:
+        result = invoke(["build", *args])
+    finally:
+        failures = failed_nodes(result) if result is not None else ["interrupted"]
+        if result is not None and not result.success and not failures:
+            failures = [str(result.exception or "dbt stopped")[:500]]
+        build_log.finished(invocation, bool(result is not None and result.success), failures)
+    return result
 
 
 @dataclass(frozen=True)
@@ -74,14 +90,12 @@ def plan_build() -> BuildPlan:
     never counts it as built and the next build takes it (what `build_months()` in
     dbt_project/macros/build_window.sql reads too when dbt runs alone)."""
     with database.connect() as conn:
-        exists = conn.execute(
-            "select to_regclass('raw.ingest_log') is not null "
-            "and to_regclass('features.dbt_build_log') is not null"
-        ).fetchone()[0]
-        if not exists:
+        if conn.execute("select to_regclass('raw.ingest_log')").fetchone()[0] is None:
             return BuildPlan(None, None)
         conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (database.INGEST_LOCK,))
         [(read_upto,)] = conn.execute("select max(loaded_at) from raw.ingest_log").fetchall()
+        if conn.execute("select to_regclass('features.dbt_build_log')").fetchone()[0] is None:
+            return BuildPlan(None, read_upto)
         [(built_on,)] = conn.execute(
             "select max(raw_loaded_at) from features.dbt_build_log where succeeded and command = 'build'"
         ).fetchall()
@@ -108,7 +122,7 @@ def build_incrementally() -> bool | None:
     if plan.months:
         months = ", ".join(m.isoformat() for m in plan.months)
         print(f"dbt build of {len(plan.months)} month(s): {months}", flush=True)
-    return run(["build", *plan.dbt_vars()])
+    return bool(build(plan.dbt_vars(), plan.read_upto).success)
 
 
 @dataclass(frozen=True)

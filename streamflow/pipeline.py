@@ -57,7 +57,7 @@ def build_serving_stack(seeds: Path):
     """ingest -> dbt build -> feast apply -> materialize on the current database, no checks in
     between (tests and benchmarks); the FeatureStore. Raises when dbt build fails."""
     ingest.load_all(seeds)
-    result = dbt.invoke(["build", "--quiet"])
+    result = dbt.build(["--quiet"], dbt.plan_build().read_upto)
     if not result.success:
         raise RuntimeError(f"dbt build failed: {dbt.failed_nodes(result)}")
     apply()

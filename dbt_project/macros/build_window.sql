@@ -1,8 +1,8 @@
 {#-
     The months a build writes. With `--vars '{build_months: [...]}'` (the pipeline passes them),
-    those; else every as_of loaded or restated since the last successful build, read from the
-    ingest log against the build log. Only incremental runs ask: a full refresh or a first build
-    writes every month.
+    those; else the months loaded or restated since the last successful build, where the engine
+    can read its logs in SQL (PostgreSQL: the ingest log against the build log), or every month
+    (none). Only incremental runs ask: a full refresh or a first build writes every month.
 -#}
 {% macro build_months() %}
     {%- set given = var('build_months', none) -%}
@@ -12,6 +12,15 @@
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
+    {{ return(adapter.dispatch('months_since_last_build', 'streamflow')()) }}
+{% endmacro %}
+
+{#- Spark: the logs live in PostgreSQL, out of dbt's reach; without the var, every month. -#}
+{% macro default__months_since_last_build() %}
+    {{ return(none) }}
+{% endmacro %}
+
+{% macro postgres__months_since_last_build() %}
     {%- set query -%}
         select distinct to_char(as_of, 'YYYY-MM-DD')
         from {{ source('streamflow', 'ingest_log') }}
@@ -38,8 +47,12 @@
     as_of index): `shifts` also takes the month ends that many months after each build month.
 -#}
 {% macro in_build_months(shifts=[0]) %}
+    {%- set building = build_months() -%}
+    {%- if building is none -%}
+        {{ return('true') }}
+    {%- endif -%}
     {%- set months = [] -%}
-    {%- for month in build_months() -%}
+    {%- for month in building -%}
         {%- for shift in shifts -%}
             {%- do months.append(shift_month_end(month, shift)) -%}
         {%- endfor -%}
@@ -47,6 +60,9 @@
     {%- if months | length == 0 -%}
         false
     {%- else -%}
-        as_of in ({% for month in months | unique | sort %}'{{ month }}'::date{{ ", " if not loop.last }}{% endfor %})
+        as_of in ({% for month in months | unique | sort %}{{ date_literal(month) }}{{ ", " if not loop.last }}{% endfor %})
     {%- endif -%}
 {% endmacro %}
+
+{#- A date literal both engines read (and PostgreSQL's planner prunes partitions with). -#}
+{% macro date_literal(day) %}date '{{ day }}'{% endmacro %}

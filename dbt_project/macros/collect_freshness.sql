@@ -1,15 +1,16 @@
 {#-
     dbt's freshness query, measured against a reference day: `--vars '{freshness_reference:
     YYYY-MM-DD}'` (the pipeline passes STREAMFLOW_TODAY when set, for replays of older exports),
-    else now. The sources measure the data's own as_of, not when it was loaded.
+    else now. The sources measure the data's own as_of (a date, at its midnight in UTC), not
+    when it was loaded.
 -#}
 {% macro collect_freshness(source, loaded_at_field, filter) %}
     {%- set reference = var('freshness_reference', none) -%}
     {% call statement('collect_freshness', fetch_result=True, auto_begin=False) -%}
         select
-            max({{ loaded_at_field }}) as max_loaded_at,
+            max({{ utc_midnight(loaded_at_field) }}) as max_loaded_at,
             {% if reference -%}
-                ('{{ reference }}'::date::timestamp at time zone 'UTC')
+                {{ utc_midnight("date '" ~ reference ~ "'") }}
             {%- else -%}
                 {{ current_timestamp() }}
             {%- endif %} as snapshotted_at

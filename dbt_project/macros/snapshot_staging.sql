@@ -13,7 +13,7 @@ renamed as (
     select
         user_id,
         as_of,
-        (as_of::timestamp at time zone 'UTC') as feature_timestamp,
+        {{ utc_midnight('as_of') }} as feature_timestamp,
         {%- for column in columns %}
         {{ column }},
         {%- endfor %}

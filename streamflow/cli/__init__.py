@@ -20,6 +20,7 @@ def _refusals() -> dict[type[BaseException], Exit]:
     from streamflow import online
     from streamflow.database import DatabaseUnreachable
     from streamflow.engines import StepRefused
+    from streamflow.engines.spark.session import SparkMissing
     from streamflow.ingest import IngestError
     from streamflow.online.redis_server import RedisServerMissing
     from streamflow.quality.monitor import MonitorError
@@ -28,6 +29,7 @@ def _refusals() -> dict[type[BaseException], Exit]:
     return {
         config.ConfigError: Exit.USAGE,
         RedisServerMissing: Exit.USAGE,
+        SparkMissing: Exit.USAGE,
         DatabaseUnreachable: Exit.UNREACHABLE,
         **dict.fromkeys(online.unreachable_errors(), Exit.UNREACHABLE),
         StepRefused: Exit.REFUSED,
@@ -37,8 +39,16 @@ def _refusals() -> dict[type[BaseException], Exit]:
     }
 
 
+def all_commands() -> list:
+    """Every command, in the order `streamflow --help` lists them (imported late: `--help` of one
+    command does not pay for the others' imports either)."""
+    from streamflow.cli import commands, servers  # noqa: F401 - importing them registers them
+    from streamflow.cli.registry import COMMANDS
+
+    return COMMANDS
+
+
 def parser() -> argparse.ArgumentParser:
-    from streamflow.cli import commands
 
     top = argparse.ArgumentParser(
         prog="streamflow",
@@ -47,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
-    for command in commands.COMMANDS:
+    for command in all_commands():
         one = sub.add_parser(
             command.name,
             help=command.summary,

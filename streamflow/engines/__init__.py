@@ -1,17 +1,26 @@
-"""The offline engines (contract.py): PostgreSQL (postgres.py) is the embedded default and the
-one implementation; `OFFLINE_ENGINE` (streamflow/config.py) chooses, here and nowhere else.
+"""The offline engines (contract.py): PostgreSQL (postgres.py), the embedded default, and Spark
+(spark/, imported only when chosen: it needs pyspark and Java); `OFFLINE_ENGINE`
+(streamflow/config.py) chooses, here and nowhere else.
 A new engine: a module implementing `contract.OfflineEngine`, its name in `ENGINES` and in
 `config.OFFLINE_ENGINES`, a dbt target in dbt_project/profiles.yml, its Feast offline store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 from streamflow import config
 from streamflow.engines.contract import OfflineEngine, StepRefused
 from streamflow.engines.postgres import PostgresEngine
 
-ENGINES: dict[str, type] = {"postgres": PostgresEngine}
+
+def _spark() -> OfflineEngine:
+    from streamflow.engines.spark import SparkEngine
+
+    return SparkEngine()
+
+
+ENGINES: dict[str, Callable[[], OfflineEngine]] = {"postgres": PostgresEngine, "spark": _spark}
 
 __all__ = ["ENGINES", "OfflineEngine", "StepRefused", "current"]
 

@@ -17,19 +17,11 @@ import pyarrow.csv as pacsv
 from feast.type_map import pg_type_code_to_arrow
 from psycopg import sql
 
-from streamflow import database, settings
-from streamflow.engines.contract import StepRefused
+from streamflow import build_log, database, settings
+from streamflow.ingest.tables import months_loaded_at
 
 TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
-# When each month's export was last loaded: a month reloaded since it was materialized is redone.
-LOADED_AT = "select as_of, max(loaded_at) from raw.ingest_log group by as_of"
-LAST_BUILD = (
-    "select succeeded, failures, raw_loaded_at, (select max(loaded_at) from raw.ingest_log) as latest_load "
-    "from features.dbt_build_log where command = 'build' "
-    "order by coalesce(started_at, finished_at) desc limit 1"  # a running build is the last one
-)
-UNFINISHED = "did not finish"  # dbt_project/macros/build_log.sql: a build running, or killed
 
 
 def _arrow_type(type_code: int) -> pa.DataType:
@@ -75,22 +67,7 @@ class PostgresEngine:
         return database.connect(autocommit=autocommit)
 
     def assert_built(self, conn: psycopg.Connection) -> None:
-        row = conn.execute(LAST_BUILD).fetchone()
-        if row is None:
-            raise StepRefused("dbt build has never run on this database: run `make dbt-build` first")
-        succeeded, failures, built_on, latest_load = row
-        if not succeeded and failures == UNFINISHED:
-            raise StepRefused(
-                "a dbt build is running, or the last one was interrupted; the online store keeps its "
-                "current values. Wait for it, or run `make dbt-build` again"
-            )
-        if not succeeded:
-            raise StepRefused(
-                f"the last dbt build failed ({failures}); the online store keeps its current values. "
-                "Fix the data and run `make dbt-build` first"
-            )
-        if built_on is None or (latest_load is not None and built_on < latest_load):
-            raise StepRefused("data was ingested after the last dbt build: run `make dbt-build` first")
+        build_log.assert_built(conn)
 
     def marts_missing(self, conn: psycopg.Connection, tables: Sequence[str]) -> list[str]:
         return [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0] is None]
@@ -106,7 +83,7 @@ class PostgresEngine:
         return [row[0] for row in conn.execute(sql.SQL("select ts from ({}) t order by ts").format(union))]
 
     def loaded_at(self, conn: psycopg.Connection) -> dict[date, datetime]:
-        return dict(conn.execute(LOADED_AT).fetchall())
+        return months_loaded_at(conn)
 
     def mart_months(self, conn: psycopg.Connection, table: str) -> list[date]:
         """One index probe per month (a loose index scan on the mart's feature_timestamp index):

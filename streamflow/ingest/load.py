@@ -23,7 +23,14 @@ from psycopg import sql
 
 from streamflow import database, logs, settings
 from streamflow.exports import TABLES, month_end
-from streamflow.ingest.tables import WRITE_ONCE, columns_ddl, ensure_raw_tables, partition_name, rename
+from streamflow.ingest.tables import (
+    WRITE_ONCE,
+    columns_ddl,
+    ensure_raw_tables,
+    partition_name,
+    record_load,
+    rename,
+)
 from streamflow.ingest.validate import CheckedFile, IngestError, copy_error, file_sha256, submit_checks
 
 MONTH_DIR = re.compile(r"^month_(\d{3,})$")
@@ -119,12 +126,8 @@ def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
     )
     conn.execute(sql.SQL("alter table {} add constraint {} primary key (user_id)").format(live, pkey))
     conn.execute(sql.SQL("analyze {}").format(live))
-    conn.execute(
-        "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
-        "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
-        "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
-        (staged.as_of, table.name, str(staged.checked.path), staged.checked.sha256, staged.checked.rows),
-    )
+    checked = staged.checked
+    record_load(conn, staged.as_of, table, str(checked.path), checked.sha256, checked.rows)
 
 
 def already_loaded(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> bool:

@@ -132,21 +132,27 @@ def _arrow_types(table: RawTable) -> dict[str, pa.DataType]:
     return {c.name: kinds[c.kind] for c in table.columns}
 
 
+def read_typed(path: Path, table: RawTable, columns: tuple[str, ...]) -> pa.Table:
+    """The file as typed Arrow columns, in the table's order (blank cells null): what the checks
+    read, and what an engine without COPY (Spark's lake) writes once a file is valid."""
+    return pacsv.read_csv(
+        path,
+        # the names as read_header cleaned them, in the file's order; the header line skipped
+        read_options=pacsv.ReadOptions(block_size=1 << 24, column_names=list(columns), skip_rows=1),
+        convert_options=pacsv.ConvertOptions(
+            column_types=_arrow_types(table), true_values=["True"], false_values=["False"],
+            null_values=[""], strings_can_be_null=True, include_columns=table.header,
+        ),
+    )  # fmt: skip
+
+
 def _fast_check(
     path: Path, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None
 ) -> tuple[int, pa.Array] | str:
     """Typed parse in Arrow's multithreaded C++ reader plus vectorized checks; the row count and
     the user ids when every cell is valid, else a short reason (then `_problems` runs)."""
     try:
-        data = pacsv.read_csv(
-            path,
-            # the names as read_header cleaned them, in the file's order; the header line skipped
-            read_options=pacsv.ReadOptions(block_size=1 << 24, column_names=list(columns), skip_rows=1),
-            convert_options=pacsv.ConvertOptions(
-                column_types=_arrow_types(table), true_values=["True"], false_values=["False"],
-                null_values=[""], strings_can_be_null=True, include_columns=table.header,
-            ),
-        )  # fmt: skip
+        data = read_typed(path, table, columns)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         return str(exc)
     ids = data.column("user_id").combine_chunks()

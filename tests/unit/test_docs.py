@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 
 from streamflow import config
-from streamflow.cli import Exit
-from streamflow.cli.commands import COMMANDS
+from streamflow.cli import Exit, all_commands
 
 README = (config.PROJECT_ROOT / "README.md").read_text()
 MAKEFILE = (config.PROJECT_ROOT / "Makefile").read_text()
@@ -28,7 +27,7 @@ def test_the_readme_lists_every_command():
         if row.startswith("| `")
         for name in re.findall(r"`([a-z-]+)`", row.split(" | ")[0])
     }
-    assert listed == {command.name for command in COMMANDS}
+    assert listed == {command.name for command in all_commands()}
 
 
 def test_the_readme_lists_every_exit_code():

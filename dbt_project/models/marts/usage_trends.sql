@@ -30,11 +30,11 @@ final as (
         as_of,
         feature_timestamp,
         case
-            when previous_as_of = (date_trunc('month', as_of) - interval '1 day')::date
+            when previous_as_of = {{ previous_month_end('as_of') }}
                 then watch_hours_30d - previous_watch_hours_30d
         end as watch_hours_30d_mom_change,
         case
-            when previous_as_of = (date_trunc('month', as_of) - interval '1 day')::date
+            when previous_as_of = {{ previous_month_end('as_of') }}
                 then rebuffer_events_7d - previous_rebuffer_events_7d
         end as rebuffer_events_7d_mom_change
     from with_previous_month

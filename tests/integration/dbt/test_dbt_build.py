@@ -24,7 +24,7 @@ MARTS = [
 
 
 def build():
-    result = dbt.invoke(["build", "--quiet"])
+    result = dbt.build(["--quiet"], dbt.plan_build().read_upto)  # as `streamflow dbt build` runs it: logged
     return result.success, dbt.failed_nodes(result)
 
 

@@ -1,0 +1,97 @@
+"""A validated month into the lake: one Parquet partition per table, Hive-style
+(`raw/<table>_snapshots/as_of=YYYY-MM-DD/`, as Spark writes and discovers them), and its line in
+the ingest log in PostgreSQL (the same log, the same checksum skip, as the PostgreSQL engine).
+
+No JVM here: the validator's own typed Arrow read is what is written, by pyarrow. Every file of
+the month is validated, then every partition written to a hidden folder (Spark skips names
+starting with "."), then each swapped into place under the ingest lock and the log written in one
+transaction: a bad export leaves the lake untouched, a restatement replaces its one partition."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streamflow import database, logs
+from streamflow.engines.spark.session import lake_dir
+from streamflow.exports import TABLES, RawTable
+from streamflow.ingest.load import already_loaded
+from streamflow.ingest.tables import ensure_ingest_log, record_load
+from streamflow.ingest.validate import CheckedFile, check_month, read_typed
+
+
+def raw_dir() -> Path:
+    return lake_dir() / "raw"
+
+
+def partition_dir(table: RawTable, as_of: date) -> Path:
+    return raw_dir() / table.snapshot_table / f"as_of={as_of.isoformat()}"
+
+
+def _write_hidden(checked: CheckedFile, as_of: date, loaded_at: datetime) -> Path:
+    data = read_typed(checked.path, checked.table, checked.columns)
+    stamp = pa.array([loaded_at] * data.num_rows, pa.timestamp("us", tz="UTC"))
+    data = data.append_column("loaded_at", stamp)
+    folder = f".incoming-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
+    hidden = raw_dir() / checked.table.snapshot_table / folder
+    hidden.mkdir(parents=True)
+    pq.write_table(data, hidden / "part-00000.parquet", compression="snappy")
+    return hidden
+
+
+def _swap_in(hidden: Path, final: Path) -> None:
+    """The new partition in place of the old one: two renames, the old folder removed after."""
+    retired = None
+    if final.exists():
+        retired = final.with_name(f".retired-{final.name}-{uuid.uuid4().hex[:8]}")
+        final.rename(retired)
+    hidden.rename(final)
+    if retired is not None:
+        shutil.rmtree(retired)
+
+
+def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
+    month_dir = Path(month_dir)
+    landed = all(partition_dir(table, as_of).is_dir() for table in TABLES)
+    if not force and landed and month_dir.is_dir() and already_loaded(month_dir, as_of):
+        logs.say(
+            f"skipped {month_dir} as_of {as_of}: the same files are in the lake already (--force reloads)",
+            event="month_skipped",
+            as_of=str(as_of),
+        )
+        return {}
+    started = time.perf_counter()
+    checked = check_month(month_dir)  # raises IngestError: nothing written
+    loaded_at = datetime.now(UTC)
+    hidden: list[Path] = []
+    try:
+        hidden = [_write_hidden(item, as_of, loaded_at) for item in checked]
+        database.ensure_database()
+        with database.connect() as conn:
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+            ensure_ingest_log(conn)
+            for item in checked:
+                record_load(conn, as_of, item.table, str(item.path), item.sha256, item.rows)
+            for item, folder in zip(checked, hidden, strict=True):
+                _swap_in(folder, partition_dir(item.table, as_of))
+    finally:
+        for folder in hidden:
+            if folder.exists():
+                shutil.rmtree(folder)
+    counts = {item.table.name: item.rows for item in checked}
+    seconds = time.perf_counter() - started
+    summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+    logs.say(
+        f"loaded {month_dir} as_of {as_of} into the lake: {summary} rows in {seconds:.1f}s",
+        event="month_loaded",
+        as_of=str(as_of),
+        rows=sum(counts.values()),
+        seconds=round(seconds, 3),
+    )
+    return counts

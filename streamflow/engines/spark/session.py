@@ -1,0 +1,132 @@
+"""The one Spark session of a process, configured by us: the master (SPARK_MASTER, a local one
+sized for this machine by default) or a Spark Connect server (SPARK_REMOTE), the driver's memory
+and shuffle partitions (overridable), UTC always, the lake's warehouse, and the catalog.
+
+The catalog is a Hive metastore in the project's own PostgreSQL (schema `spark_metastore`,
+DataNucleus over Debian's JDBC driver), not Derby's embedded one: ingest, dbt, Feast's steps and
+the tests run in different processes, sometimes at once, and Derby admits one JVM at a time
+(XSDB6). PostgreSQL already holds the other logs; a cluster would point at its own metastore.
+
+pyspark is imported only here, and only when the Spark engine is chosen: `make demo` and
+`make pipeline` on PostgreSQL need neither pyspark nor Java.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamflow import config, database, settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+JAVA_PACKAGE = "openjdk-17-jre-headless"
+JDBC_PACKAGE = "libpostgresql-jdbc-java"
+JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+METASTORE_SCHEMA = "spark_metastore"
+# Hive's metastore classes, whose tables DataNucleus creates when the metastore starts. Left to
+# their first use, it creates them from a second connection while the first holds a lock on the
+# table they reference, and waits for ever (Hive ships no schema scripts with Spark's jars).
+METASTORE_CLASSES = ",".join(
+    f"org.apache.hadoop.hive.metastore.model.M{name}"
+    for name in (
+        "Database", "Type", "Table", "StorageDescriptor", "SerDeInfo", "ColumnDescriptor", "Partition",
+        "Index", "Constraint", "Function", "Role", "RoleMap", "GlobalPrivilege", "DBPrivilege",
+        "TablePrivilege", "PartitionPrivilege", "TableColumnPrivilege", "PartitionColumnPrivilege",
+        "TableColumnStatistics", "PartitionColumnStatistics", "PartitionEvent", "VersionTable",
+        "NotificationLog", "NotificationNextId", "DelegationToken", "MasterKey",
+    )
+)  # fmt: skip
+
+
+class SparkMissing(RuntimeError):
+    """Something the Spark engine needs is not installed; the message names the package."""
+
+
+def lake_dir() -> Path:
+    return Path(config.get(config.LAKE_DIR) or settings.STATE_DIR / "lake").resolve()
+
+
+def default_master() -> str:
+    return f"local[{os.cpu_count() or 2}]"
+
+
+def check_prerequisites() -> None:
+    """One line naming what to install, before any JVM is started."""
+    java = shutil.which("java")
+    if java is None:
+        raise SparkMissing(f"OFFLINE_ENGINE=spark needs Java 17: apt-get install {JAVA_PACKAGE}")
+    version = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    if '"17.' not in version and '"21.' not in version:
+        first = version.splitlines()[0] if version else "unknown"
+        raise SparkMissing(f"OFFLINE_ENGINE=spark needs Java 17 ({first}): apt-get install {JAVA_PACKAGE}")
+    if not JDBC_JAR.is_file():
+        raise SparkMissing(f"Spark's catalog needs PostgreSQL's JDBC driver: apt-get install {JDBC_PACKAGE}")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SparkMissing("OFFLINE_ENGINE=spark needs pyspark: make setup-spark") from None
+
+
+def metastore_conf() -> dict[str, str]:
+    """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use)."""
+    target = settings.admin_target()
+    with database.connect() as conn:
+        conn.execute(f"create schema if not exists {METASTORE_SCHEMA}")
+        conn.commit()
+    url = f"jdbc:postgresql://{target.host}:{target.port}/{target.database}?currentSchema={METASTORE_SCHEMA}"
+    if target.keywords().get("sslmode") not in (None, "disable", "allow", "prefer"):
+        url += "&ssl=true&sslmode=" + target.keywords()["sslmode"]
+    jdo = {
+        "javax.jdo.option.ConnectionURL": url,
+        "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        "javax.jdo.option.ConnectionUserName": target.user,
+        "javax.jdo.option.ConnectionPassword": target.password or "",
+        "datanucleus.schema.autoCreateAll": "true",
+        "datanucleus.autoStartMechanism": "Classes",
+        "datanucleus.autoStartClassNames": METASTORE_CLASSES,
+        "hive.metastore.schema.verification": "false",
+    }
+    return {f"spark.hadoop.{key}": value for key, value in jdo.items()}
+
+
+def spark_conf() -> dict[str, str]:
+    lake = lake_dir()
+    return {
+        "spark.master": config.get(config.SPARK_MASTER) or default_master(),
+        "spark.app.name": "streamflow",
+        "spark.driver.memory": config.get(config.SPARK_DRIVER_MEMORY),
+        "spark.sql.shuffle.partitions": str(config.get(config.SPARK_SHUFFLE_PARTITIONS)),
+        # Every timestamp in UTC, whatever the machine's TZ: the marts must equal PostgreSQL's.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.warehouse.dir": str(lake / "warehouse"),
+        "spark.sql.catalogImplementation": "hive",
+        "spark.driver.extraClassPath": str(JDBC_JAR),
+        # A month is rewritten alone: insert overwrite replaces the partitions it writes.
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.ui.showConsoleProgress": "false",
+        **metastore_conf(),
+    }
+
+
+@cache
+def session() -> SparkSession:
+    """This process's session (dbt-spark's `session` method joins it: getOrCreate)."""
+    check_prerequisites()
+    from pyspark.sql import SparkSession
+
+    remote = config.get(config.SPARK_REMOTE)
+    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder
+    for key, value in spark_conf().items():
+        builder = builder.config(key, value)
+    spark = builder.enableHiveSupport().getOrCreate() if not remote else builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR") if not remote else None
+    return spark
