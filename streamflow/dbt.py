@@ -32,9 +32,9 @@ def dbt_env() -> dict[str, str]:
     }
 
 
-def invoke(args: list[str]):
-    """Run one dbt command in-process; returns dbt's `dbtRunnerResult`."""
-    config.export(dbt_env())
+def invoke(args: list[str], env: dict[str, str] | None = None):
+    """Run one dbt command in-process (with `env`, else `dbt_env()`); dbt's `dbtRunnerResult`."""
+    config.export(env or dbt_env())
     from dbt.cli.main import dbtRunner
 
     return dbtRunner().invoke(args)
@@ -55,10 +55,11 @@ def run(args: list[str]) -> bool:
 
 def build(args: list[str], read_upto: datetime | None):
     """`dbt build` with `args`, in the build log from its start to its end; dbt's result."""
+    env = dbt_env()  # the engine first: a missing prerequisite stops us before the log says "started"
     invocation = build_log.started(read_upto)
     result = None
     try:
-        result = invoke(["build", *args])
+        result = invoke(["build", *args], env)
     finally:
         failures = failed_nodes(result) if result is not None else ["interrupted"]
         if result is not None and not result.success and not failures:
