@@ -2,7 +2,8 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,redis,pipeline,incremental   which parts to run
+    BENCH_PARTS=serving,redis,pipeline,incremental   which parts to run (spark: opt-in)
+    BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
     BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
     BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import incremental_bench, pipeline_bench, redis_bench, serving_bench, stack, wrk
+from bench import incremental_bench, pipeline_bench, redis_bench, serving_bench, spark_bench, stack, wrk
 from streamflow import config
 from streamflow.generate import generate
 from streamflow.pipeline import build_serving_stack as build_stack
@@ -98,6 +99,14 @@ def main() -> int:
             print(f"\n== the monthly job: {users:,} users, one new month after {histories} months of history")
             incremental = incremental_bench.run(
                 users, histories, workdir, lambda h: stack.use_fresh_database(f"history{h}")
+            )
+        if "spark" in parts:
+            spark_bench.run(
+                config.get(config.BENCH_SPARK_SIZES),
+                config.get(config.BENCH_HISTORIES),
+                config.get(config.BENCH_INCREMENTAL_USERS),
+                workdir,
+                stack.use_fresh_database,
             )
     if by_size:
         print("\n" + pipeline_bench.table(by_size).to_string(index=False))

@@ -194,6 +194,13 @@ BENCH_REDIS_USERS = _declare(
 BENCH_INCREMENTAL_USERS = _declare(
     "BENCH_INCREMENTAL_USERS", "200000", "users of the incremental run", _whole(1), "a whole number >= 1"
 )
+BENCH_SPARK_SIZES = _declare(
+    "BENCH_SPARK_SIZES",
+    "200000,1000000",
+    "users of the engines' side-by-side run",
+    _whole_list,
+    "numbers, a,b",
+)
 BENCH_HISTORIES = _declare(
     "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
 )

@@ -32,6 +32,9 @@ class OfflineEngine(Protocol):
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         """Validate and land one month; rows per table (none when unchanged, unless `force`)."""
 
+    def feast_ready(self) -> None:
+        """Raise StepRefused unless Feast's offline store reads this engine's marts (before apply)."""
+
     def dbt_target(self) -> dict[str, str]:
         """The variables dbt's profiles.yml reads for this engine (target name included)."""
 

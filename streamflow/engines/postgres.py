@@ -60,6 +60,9 @@ class PostgresEngine:
 
         return load_month(month_dir, as_of, force=force)
 
+    def feast_ready(self) -> None:
+        """Feast's PostgreSQL offline store reads the marts where dbt wrote them."""
+
     def dbt_target(self) -> dict[str, str]:
         return {"STREAMFLOW_DBT_TARGET": "postgres", **settings.admin_target().as_env()}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from feast.repo_operations import apply_total
 from psycopg import sql
 
-from streamflow import database, settings
+from streamflow import database, engines, settings
 from streamflow.features.store import REPO_DIR, repo_config
 
 READ_SCHEMAS = ("feast", "feast_online", "monitoring")  # registry, online store, feature drift
@@ -28,6 +28,7 @@ def _restoring_cwd() -> Iterator[None]:
 
 
 def apply() -> None:
+    engines.current().feast_ready()
     database.ensure_database()
     started = time.perf_counter()
     with _restoring_cwd():

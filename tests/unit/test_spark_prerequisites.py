@@ -1,11 +1,12 @@
 """The Spark engine's prerequisites, checked before any JVM starts: a missing Java stops the
-command with one line naming the Debian package (exit 2), whatever the command."""
+command with one line naming the Debian package (exit 2); Feast's steps, not on Spark yet,
+refuse with one line (exit 4) before any work."""
 
 from __future__ import annotations
 
 import pytest
 
-from streamflow import cli
+from streamflow import cli, config
 from streamflow.engines.spark.session import JAVA_PACKAGE, SparkMissing, check_prerequisites
 
 
@@ -21,3 +22,10 @@ def test_the_cluster_command_stops_with_exit_2(tmp_path, monkeypatch, capsys):
     assert cli.main(["spark", "up"]) == cli.Exit.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and JAVA_PACKAGE in err[0], err
+
+
+def test_feast_steps_refuse_on_spark_before_any_work(capsys):
+    with config.overridden({config.OFFLINE_ENGINE: "spark"}):
+        assert cli.main(["apply"]) == cli.Exit.REFUSED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "OFFLINE_ENGINE=spark" in err[0], err

@@ -23,8 +23,8 @@ from streamflow.exports import TABLES
 from streamflow.ingest.tables import months_loaded_at
 
 FEAST_NOT_YET = (
-    "Feast's steps (materialize, training sets, monitoring) do not run on OFFLINE_ENGINE=spark yet: "
-    "the marts are in the lake; use OFFLINE_ENGINE=postgres for them"
+    "Feast's steps (apply, materialize, training sets, monitoring) do not run on OFFLINE_ENGINE=spark "
+    "yet: the marts are built in the lake (`streamflow pipeline --no-feast` stops before them)"
 )
 
 
@@ -49,6 +49,9 @@ class SparkEngine:
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         return lake.load_month(month_dir, as_of, force=force)
+
+    def feast_ready(self) -> None:
+        raise StepRefused(FEAST_NOT_YET)
 
     def dbt_target(self) -> dict[str, str]:
         """Starts this process's session (dbt-spark joins it) with the lake's tables registered."""
