@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from streamflow import build_log, config, database, engines, logs, settings
+from streamflow import config, database, engines, logs, settings
+from streamflow.engines import build_log
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {

@@ -17,7 +17,8 @@ import pyarrow.csv as pacsv
 from feast.type_map import pg_type_code_to_arrow
 from psycopg import sql
 
-from streamflow import build_log, database, settings
+from streamflow import database, settings
+from streamflow.engines import build_log
 from streamflow.ingest.tables import months_loaded_at
 
 TIMESTAMPTZ_OID = 1184

@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 import pyarrow as pa
 
-from streamflow import build_log, database
+from streamflow import database
+from streamflow.engines import build_log
 from streamflow.engines.contract import StepRefused
 from streamflow.engines.spark import lake
 from streamflow.engines.spark.session import lake_dir, session
