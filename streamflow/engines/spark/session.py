@@ -100,6 +100,9 @@ def spark_conf() -> dict[str, str]:
     return {
         "spark.master": config.get(config.SPARK_MASTER) or default_master(),
         "spark.app.name": "streamflow",
+        # The driver listens on loopback only, like every other server of the project.
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.memory": config.get(config.SPARK_DRIVER_MEMORY),
         "spark.sql.shuffle.partitions": str(config.get(config.SPARK_SHUFFLE_PARTITIONS)),
         # Every timestamp in UTC, whatever the machine's TZ: the marts must equal PostgreSQL's.
@@ -119,14 +122,19 @@ def spark_conf() -> dict[str, str]:
 
 @cache
 def session() -> SparkSession:
-    """This process's session (dbt-spark's `session` method joins it: getOrCreate)."""
+    """This process's session (dbt-spark's `session` method joins it: getOrCreate).
+
+    With SPARK_REMOTE the session is a Spark Connect client of that server, whose own settings
+    (master, catalog, warehouse) then apply; not exercised by the tests here."""
     check_prerequisites()
     from pyspark.sql import SparkSession
 
     remote = config.get(config.SPARK_REMOTE)
-    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder
+    if remote:
+        return SparkSession.builder.remote(remote).getOrCreate()
+    builder = SparkSession.builder
     for key, value in spark_conf().items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate() if not remote else builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR") if not remote else None
+    spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
     return spark
