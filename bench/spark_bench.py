@@ -20,7 +20,8 @@ from streamflow.ingest import month_dirs
 def job(label: str, months: list, history: int, workdir: Path, env: dict[str, str]) -> list[Step]:
     """`history` months built (not timed), then the new month: ingest and dbt build, timed."""
     python = sys.executable
-    seeds = seeds_with(months, history, workdir / f"{label}_{history}")
+    data = months[0][0].parent.name  # the generated data set: sizes never share a seeds folder
+    seeds = seeds_with(months, history, workdir / f"{label}_{data}_{history}".replace(" ", "_"))
     measured(f"{label}: {history} months of history", [python, "-m", "streamflow", "ingest", "--seeds-dir",
              str(seeds)], env)  # fmt: skip
     measured(f"{label}: the history's build", [python, "-m", "streamflow", "dbt"], env)
