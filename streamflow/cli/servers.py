@@ -76,7 +76,8 @@ def spark(args) -> Exit:
     if args.action == "up":
         started = cluster.up()
         print(f"Spark master {started.master_url} (web UI {started.web_ui}), {cluster.WORKERS} workers")
-        print(f"use it: SPARK_MASTER={started.master_url} OFFLINE_ENGINE=spark streamflow pipeline --no-feast")
+        hint = f"SPARK_MASTER={started.master_url} OFFLINE_ENGINE=spark streamflow pipeline --no-feast"
+        print(f"use it: {hint}")
     elif args.action == "down":
         print("spark stopped" if cluster.down() else "spark was not running")
     else:
