@@ -165,9 +165,8 @@ def training_set(args) -> Exit:
 @arguments(lambda p: p.add_argument("--feature-service", default="churn_model_v1"))
 def check_skew(args) -> Exit:
     from streamflow.features.skew import skew
-    from streamflow.features.store import feature_store
 
-    users, differences = skew(feature_store(), args.feature_service)
+    users, differences = skew(service_name=args.feature_service)
     for user_id, feature, offline_value, online_value in differences[:20]:
         print(f"SKEW {user_id} {feature}: offline {offline_value!r} != online {online_value!r}")
     print(f"checked {users:,} users: {len(differences)} differing values")

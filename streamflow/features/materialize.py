@@ -24,6 +24,7 @@ MATERIALIZE_LOCK = "streamflow.materialize"
 def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[str, int]:
     """The months to do (`full`: every month of the marts) into the online store, oldest first;
     returns the users written per as_of (rows whose values did not change are not rewritten)."""
+    engines.current().feast_ready()
     store = store or feature_store()
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
     if not views:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from streamflow import engines
+from streamflow.features.store import feature_store
 from streamflow.features.training import DEFAULT_SERVICE, entities_at, historical_features, labelled_months
 
 FLOAT_TOLERANCE = 1e-9  # Float64 end to end: values must be equal, not merely close
@@ -20,8 +22,12 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def skew(store, service_name: str = DEFAULT_SERVICE) -> tuple[int, list[tuple[str, str, object, object]]]:
-    """(users compared, [(user_id, feature, offline, online)] that differ)."""
+def skew(
+    store=None, service_name: str = DEFAULT_SERVICE
+) -> tuple[int, list[tuple[str, str, object, object]]]:
+    """(users compared, the values that differ between the offline and the online store)."""
+    engines.current().feast_ready()
+    store = store or feature_store()
     latest = labelled_months()[-1]
     offline = historical_features(store, entities_at([latest]).as_string(None), service_name)
     service = store.get_feature_service(service_name)

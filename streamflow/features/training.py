@@ -172,6 +172,7 @@ def build(
 ) -> int:
     """A training set of every user labelled at each of `as_ofs` (None: every labelled month), or
     of the rows of `entities_csv` (user_id,event_timestamp), written to `out`; returns the rows."""
+    engines.current().feast_ready()
     store = store or feature_store()
     started = time.perf_counter()
     with database.connect(autocommit=True) as conn:

@@ -126,6 +126,7 @@ def baseline_month(months: list[date]) -> date:
 
 def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
     """Compute the months that need it (`full`: every month), then every month's drift."""
+    engines.current().feast_ready()
     from feast.monitoring.monitoring_service import MonitoringService
 
     from streamflow.features.store import feature_store

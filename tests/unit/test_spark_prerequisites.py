@@ -24,8 +24,9 @@ def test_the_cluster_command_stops_with_exit_2(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and JAVA_PACKAGE in err[0], err
 
 
-def test_feast_steps_refuse_on_spark_before_any_work(capsys):
+@pytest.mark.parametrize("step", [["apply"], ["materialize"], ["training-set"], ["monitor"], ["check-skew"]])
+def test_feast_steps_refuse_on_spark_before_any_work(step, capsys):
     with config.overridden({config.OFFLINE_ENGINE: "spark"}):
-        assert cli.main(["apply"]) == cli.Exit.REFUSED
+        assert cli.main(step) == cli.Exit.REFUSED
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OFFLINE_ENGINE=spark" in err[0], err
