@@ -158,11 +158,7 @@ def load_month(
     whole month back, so a bad month still changes nothing."""
     month_dir = Path(month_dir)
     if not force and month_dir.is_dir() and already_loaded(month_dir, as_of, target):
-        logs.say(
-            f"skipped {month_dir} as_of {as_of}: the same files are loaded already (--force reloads)",
-            event="month_skipped",
-            as_of=str(as_of),
-        )
+        announce_skipped(month_dir, as_of, "loaded already")
         return {}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
@@ -182,16 +178,31 @@ def load_month(
             for check in checks:  # after a failure, do not validate the rest
                 check.cancel()
     counts = {item.checked.table.name: item.checked.rows for item in staged}
-    summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
-    seconds = time.perf_counter() - started
+    announce_loaded(month_dir, as_of, counts, time.perf_counter() - started)
+    return counts
+
+
+def announce_skipped(month_dir: Path, as_of: date, where: str) -> None:
+    """The month_skipped record (the benchmarks read it), for any engine."""
     logs.say(
-        f"loaded {month_dir} as_of {as_of}: {summary} rows in {seconds:.1f}s",
+        f"skipped {month_dir} as_of {as_of}: the same files are {where} (--force reloads)",
+        event="month_skipped",
+        as_of=str(as_of),
+    )
+
+
+def announce_loaded(
+    month_dir: Path, as_of: date, counts: dict[str, int], seconds: float, into: str = ""
+) -> None:
+    """The month_loaded record (rows per table, seconds; the benchmarks read it), for any engine."""
+    summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+    logs.say(
+        f"loaded {month_dir} as_of {as_of}{into}: {summary} rows in {seconds:.1f}s",
         event="month_loaded",
         as_of=str(as_of),
         rows=sum(counts.values()),
         seconds=round(seconds, 3),
     )
-    return counts
 
 
 def implied_as_of(month_dir: Path) -> date | None:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database, logs
+from streamflow import database
 from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
-from streamflow.ingest.load import already_loaded
+from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
 from streamflow.ingest.tables import ensure_ingest_log, record_load
 from streamflow.ingest.validate import CheckedFile, check_month, read_typed
 
@@ -60,11 +60,7 @@ def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, i
     month_dir = Path(month_dir)
     landed = all(partition_dir(table, as_of).is_dir() for table in TABLES)
     if not force and landed and month_dir.is_dir() and already_loaded(month_dir, as_of):
-        logs.say(
-            f"skipped {month_dir} as_of {as_of}: the same files are in the lake already (--force reloads)",
-            event="month_skipped",
-            as_of=str(as_of),
-        )
+        announce_skipped(month_dir, as_of, "in the lake already")
         return {}
     started = time.perf_counter()
     checked = check_month(month_dir)  # raises IngestError: nothing written
@@ -85,13 +81,5 @@ def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, i
             if folder.exists():
                 shutil.rmtree(folder)
     counts = {item.table.name: item.rows for item in checked}
-    seconds = time.perf_counter() - started
-    summary = ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
-    logs.say(
-        f"loaded {month_dir} as_of {as_of} into the lake: {summary} rows in {seconds:.1f}s",
-        event="month_loaded",
-        as_of=str(as_of),
-        rows=sum(counts.values()),
-        seconds=round(seconds, 3),
-    )
+    announce_loaded(month_dir, as_of, counts, time.perf_counter() - started, into=" into the lake")
     return counts
