@@ -1,9 +1,12 @@
-"""What the tests share: the real seeds, SQL helpers, the API as a real process, a Redis of the
-test's own. (Server processes on free ports: streamflow/processes.py, shared with the benchmarks.)"""
+"""What the tests share: the real seeds, a restated month, SQL helpers, the API as a real process,
+a Redis of the test's own. (Server processes on free ports: streamflow/processes.py, shared with
+the benchmarks.)"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,20 @@ from streamflow.processes import free_cluster_ports, free_port, running, wait_fo
 
 REAL_SEEDS = config.get(config.REAL_SEEDS) or settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds"
 HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
+
+
+def restated(month_dir: Path, folder: Path, user_row: int = 0, watch_hours: str = "77.5") -> Path:
+    """A copy of the month with one user's watch hours changed."""
+    shutil.copytree(month_dir, folder)
+    path = folder / "usage_agg_30d.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[user_row]["watch_hours_30d"] = watch_hours
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
 
 
 def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget:

@@ -4,8 +4,6 @@ writes only the months the online store lacks and only the rows that change."""
 
 from __future__ import annotations
 
-import csv
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
 from streamflow.generate import generate
-from tests.support import query, table_checksums
+from tests.support import query, restated, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +28,6 @@ def marts(target) -> dict[str, str]:
     sums = table_checksums(target, ["features"])
     sums.pop("features.dbt_build_log")
     return sums
-
-
-def restated(month_dir: Path, folder: Path, user_row: int = 0, watch_hours: str = "77.5") -> Path:
-    """A copy of the month with one user's watch hours changed."""
-    shutil.copytree(month_dir, folder)
-    path = folder / "usage_agg_30d.csv"
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    rows[user_row]["watch_hours_30d"] = watch_hours
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
 
 
 def test_an_unchanged_month_is_skipped_and_force_reloads(fresh_db, months, capsys):

@@ -6,7 +6,6 @@ the ingest and build logs and the catalog carry over between processes."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from streamflow import config, dbt, ingest
 from streamflow.engines.spark import cluster
 from streamflow.generate import generate
-from tests.support import recreate_database
+from tests.support import recreate_database, restated
 
 pytestmark = pytest.mark.slow
 MARTS = (
@@ -102,20 +101,6 @@ def assert_same_marts(postgres: dict[str, pd.DataFrame], spark: dict[str, pd.Dat
                 assert a.astype(str).tolist() == b.astype(str).tolist(), (mart, column)
 
 
-def _restated(month_dir: Path, folder: Path) -> Path:
-    """The month with one user's watch hours changed."""
-    shutil.copytree(month_dir, folder)
-    path = folder / "usage_agg_30d.csv"
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    rows[0]["watch_hours_30d"] = "77.5"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
-
-
 def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, server, tmp_path):
     seeds = generate(tmp_path / "seeds", users=400, months=4, seed=11)
     months = ingest.month_dirs(seeds)
@@ -123,14 +108,14 @@ def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, serv
     first_three.mkdir()
     for month_dir, _ in months[:3]:
         shutil.copytree(month_dir, first_three / month_dir.name)
-    restated = _restated(months[1][0], tmp_path / "restated")
+    restatement = restated(months[1][0], tmp_path / "restated")
     (last_dir, last), (_, second) = months[3], months[1]
 
     # PostgreSQL, in this process
     for month_dir, as_of in months[:3]:
         ingest.load_month(month_dir, as_of)
     assert dbt.build_incrementally()
-    ingest.load_month(restated, second)
+    ingest.load_month(restatement, second)
     assert dbt.build_incrementally()
     ingest.load_month(last_dir, last)
     assert dbt.build_incrementally()
@@ -140,7 +125,8 @@ def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, serv
     zone = {"TZ": "America/New_York"}
     on_spark(["ingest", "--seeds-dir", str(first_three)], logs_db, lake, **zone)
     on_spark(["dbt"], logs_db, lake, **zone)
-    on_spark(["ingest", "--month-dir", str(restated), "--as-of", second.isoformat()], logs_db, lake, **zone)
+    restate = ["ingest", "--month-dir", str(restatement), "--as-of", second.isoformat()]
+    on_spark(restate, logs_db, lake, **zone)
     assert "dbt build of 1 month(s): " + second.isoformat() in on_spark(["dbt"], logs_db, lake, **zone)
     on_spark(["ingest", "--month-dir", str(last_dir), "--as-of", last.isoformat()], logs_db, lake, **zone)
     on_spark(["dbt"], logs_db, lake, **zone)
