@@ -1,9 +1,11 @@
-"""A bounded HTTP load generator on loopback: N concurrent clients for a fixed time."""
+"""A bounded HTTP load generator on loopback: N concurrent clients for a fixed time, alone or while
+a fault runs beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -60,3 +62,19 @@ async def _run(base: str, paths: list[str], seconds: float, concurrency: int, ke
 def run_load(base: str, paths: list[str], seconds: float, concurrency: int = 16, keep=None) -> LoadReport:
     """Blocking: load `base` for `seconds` with `concurrency` clients cycling over `paths`."""
     return asyncio.run(_run(base, paths, seconds, concurrency, keep))
+
+
+def load_through(base: str, paths: list[str], seconds: float, fault: Callable, after: float = 2.0, keep=None):
+    """`seconds` of load on 16 connections while `fault()` runs from `after` seconds in; the load's
+    report and what `fault` returned (say, the seconds until the API answered again)."""
+    result = {}
+
+    def chaos():
+        time.sleep(after)
+        result["fault"] = fault()
+
+    thread = threading.Thread(target=chaos)
+    thread.start()
+    report = run_load(base, paths, seconds=seconds, concurrency=16, keep=keep)
+    thread.join()
+    return report, result["fault"]

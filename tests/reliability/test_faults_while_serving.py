@@ -20,7 +20,7 @@ from streamflow import dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
-from tests.reliability.load import run_load
+from tests.reliability.load import load_through, run_load
 from tests.support import api_server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -53,10 +53,8 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
     with api_server(target.url) as base:
         during: Counter = Counter()
         ready_codes: Counter = Counter()
-        results = {}
 
-        def outage():
-            time.sleep(3)
+        def outage() -> float:
             server.stop("fast")
             stopped = time.monotonic()
             while time.monotonic() - stopped < 5:
@@ -64,18 +62,15 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
                 ready_codes[httpx.get(f"{base}/ready", timeout=5).status_code] += 1
                 time.sleep(0.2)
             server.start()
-            results["recovery_s"] = wait_for(f"{base}{paths[0]}", 200, 30)
+            return wait_for(f"{base}{paths[0]}", 200, 30)
 
-        chaos = threading.Thread(target=outage)
-        chaos.start()
-        report = run_load(base, paths, seconds=16, concurrency=16)
-        chaos.join()
+        report, recovery_s = load_through(base, paths, 16, outage, after=3)
         assert httpx.get(f"{base}/ready").status_code == 200
     print(
         f"\noutage run: {report.requests} requests in {report.seconds:.1f}s ({report.rate:.0f}/s), "
         f"by status {dict(report.statuses)}, slowest {report.slowest_s:.2f}s, "
         f"/health during outage {dict(during)}, /ready during outage {dict(ready_codes)}, "
-        f"recovered {results['recovery_s']:.2f}s after the restart"
+        f"recovered {recovery_s:.2f}s after the restart"
     )
     assert set(report.statuses) <= {200, 503}, report.statuses
     assert report.statuses[503] > 0 and report.statuses[200] > 0
@@ -83,7 +78,7 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
     assert report.slowest_s < DB_TIMEOUT_S + SLACK_S
     assert set(during) == {200}, "liveness never depends on the database"
     assert ready_codes[503] > 0
-    assert results["recovery_s"] < 5
+    assert recovery_s < 5
 
 
 def _postgres_processes(server) -> list[psutil.Process]:
@@ -99,10 +94,8 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
     paths = [f"/features/{u}" for u in _users(target)]
     timeout_s = 1.0
     with api_server(target.url, extra_env={"DB_TIMEOUT_MS": str(int(timeout_s * 1000))}) as base:
-        results = {}
 
-        def freeze():
-            time.sleep(2)
+        def freeze() -> float:
             frozen = _postgres_processes(server)
             for process in frozen:
                 process.send_signal(signal.SIGSTOP)
@@ -111,22 +104,19 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
             finally:
                 for process in frozen:
                     process.send_signal(signal.SIGCONT)
-            results["recovery_s"] = wait_for(f"{base}{paths[0]}", 200, 30)
+            return wait_for(f"{base}{paths[0]}", 200, 30)
 
-        chaos = threading.Thread(target=freeze)
-        chaos.start()
-        report = run_load(base, paths, seconds=10, concurrency=16)
-        chaos.join()
+        report, recovery_s = load_through(base, paths, 10, freeze)
         assert httpx.get(f"{base}/ready").status_code == 200
     print(
         f"\nfrozen database: {report.requests} requests in {report.seconds:.1f}s, by status "
         f"{dict(report.statuses)}, 503s {dict(report.problems)}, slowest {report.slowest_s:.2f}s, "
-        f"recovered {results['recovery_s']:.2f}s after SIGCONT"
+        f"recovered {recovery_s:.2f}s after SIGCONT"
     )
     assert set(report.statuses) <= {200, 503}, report.statuses
     assert report.statuses[503] > 0 and report.statuses[200] > 0
     assert report.slowest_s < timeout_s + 0.5
-    assert results["recovery_s"] < 5
+    assert recovery_s < 5
 
 
 def _vectors_by_view(body: dict) -> dict:

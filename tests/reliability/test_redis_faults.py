@@ -17,7 +17,7 @@ from streamflow import database
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online import layout, redis_wire
-from tests.reliability.load import run_load
+from tests.reliability.load import load_through, run_load
 from tests.support import api_server, local_redis, query, wait_for
 
 pytestmark = pytest.mark.slow
@@ -110,22 +110,6 @@ def test_256_clients_queue_for_connections_and_never_open_the_breaker(cluster, f
     assert report.statuses[200] > 0 and ready.status_code == 200
 
 
-def _load_through(base: str, paths: list[str], seconds: int, fault) -> tuple[object, float]:
-    """`seconds` of load on 16 connections while `fault()` runs from 2 s in; what it returns
-    (the seconds until the API answered again)."""
-    result = {}
-
-    def chaos():
-        time.sleep(2)
-        result["recovery_s"] = fault()
-
-    thread = threading.Thread(target=chaos)
-    thread.start()
-    report = run_load(base, paths, seconds=seconds, concurrency=16, keep=_keep)
-    thread.join()
-    return report, result["recovery_s"]
-
-
 def test_a_master_killed_and_restarted(cluster, fresh_db, latest_vectors):
     server, redis_store = cluster
     paths = list(latest_vectors)
@@ -140,7 +124,7 @@ def test_a_master_killed_and_restarted(cluster, fresh_db, latest_vectors):
             server.start_node(victim)
             return wait_for(f"{base}{probe}", 200, 30)
 
-        report, recovery_s = _load_through(base, paths, 14, restart_a_master)
+        report, recovery_s = load_through(base, paths, 14, restart_a_master, keep=_keep)
         assert _expected(base, paths) == latest_vectors, "the restarted master kept its data"
     print(f"\nmaster killed: {dict(report.statuses)}, recovered {recovery_s:.2f}s after the restart")
     _assert_honest(report, latest_vectors)
@@ -159,7 +143,7 @@ def test_the_whole_cluster_restarted(cluster, fresh_db, latest_vectors):
             server.up()
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
-        report, recovery_s = _load_through(base, paths, 12, restart_the_cluster)
+        report, recovery_s = load_through(base, paths, 12, restart_the_cluster, keep=_keep)
         assert _expected(base, paths) == latest_vectors
     print(f"\ncluster restarted: {dict(report.statuses)}, recovered {recovery_s:.2f}s after up")
     _assert_honest(report, latest_vectors)
@@ -185,7 +169,7 @@ def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp
                 server.kill_node(victim, signal.SIGKILL)
                 return wait_for(f"{base}{probe}", 200, 30)
 
-            report, failover_s = _load_through(base, paths, 14, kill_a_master_for_good)
+            report, failover_s = load_through(base, paths, 14, kill_a_master_for_good, keep=_keep)
             assert _expected(base, paths) == latest_vectors
     print(f"\nfailover: {dict(report.statuses)}, the shard answered again {failover_s:.2f}s after the kill")
     _assert_honest(report, latest_vectors)
