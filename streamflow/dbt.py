@@ -78,12 +78,10 @@ class BuildPlan:
     read_upto: datetime | None
 
     def dbt_vars(self) -> list[str]:
-        given: dict[str, object] = {}
-        if self.months is not None:
-            given["build_months"] = [m.isoformat() for m in self.months]
-        if self.read_upto is not None:
-            given["raw_loaded_at"] = self.read_upto.isoformat()
-        return ["--vars", json.dumps(given)] if given else []
+        """The build months for dbt (build_window.sql); none on a first build (every month)."""
+        if self.months is None:
+            return []
+        return ["--vars", json.dumps({"build_months": [m.isoformat() for m in self.months]})]
 
 
 def plan_build() -> BuildPlan:
