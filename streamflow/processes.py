@@ -22,6 +22,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running, as another user
+        return True
+    return True
+
+
 def wait_for(url: str, status: int = 200, timeout: float = 60.0) -> float:
     """Seconds until `url` answers `status`."""
     started = time.monotonic()

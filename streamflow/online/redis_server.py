@@ -13,6 +13,7 @@ from pathlib import Path
 
 from streamflow import config, settings
 from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
+from streamflow.processes import alive
 
 MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
 INSTALL_HINT = "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu)"
@@ -66,10 +67,9 @@ class LocalRedis:
     def pid(self, port: int) -> int | None:
         try:
             pid = int((self.node_dir(port) / "redis.pid").read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError):
             return None
+        return pid if alive(pid) else None
 
     def _config(self, port: int) -> str:
         lines = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from streamflow import config, settings
 from streamflow.engines.spark.session import JDBC_JAR, check_prerequisites
-from streamflow.processes import free_port
+from streamflow.processes import alive, free_port
 
 WORKERS = 2
 WORKER_CORES = 1
@@ -56,14 +56,6 @@ def _port() -> int:
     raise RuntimeError(f"no free port <= {MAX_PORT}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _state_file() -> Path:
     return root() / "cluster.json"
 
@@ -78,14 +70,14 @@ def _start(name: str, main_class: str, *args: str) -> int:
             "SPARK_DIST_CLASSPATH": str(JDBC_JAR),
         }
     )
-    log = (root() / "logs" / f"{name}.log").open("ab")
-    process = subprocess.Popen(
-        [str(spark_home() / "bin" / "spark-class"), main_class, *args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (root() / "logs" / f"{name}.log").open("ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [str(spark_home() / "bin" / "spark-class"), main_class, *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return process.pid
 
 
@@ -95,7 +87,7 @@ def running() -> Cluster | None:
         state = json.loads(_state_file().read_text())
     except (OSError, ValueError):
         return None
-    if not all(_alive(pid) for pid in state["pids"]):
+    if not all(alive(pid) for pid in state["pids"]):
         return None
     return Cluster(state["master_url"], state["web_ui"])
 
@@ -144,14 +136,14 @@ def down() -> bool:
         return False
     stopped = False
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGTERM)
             stopped = True
     deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGKILL)
     _state_file().unlink(missing_ok=True)
     return stopped
