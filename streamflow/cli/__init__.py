@@ -20,7 +20,7 @@ def _refusals() -> dict[type[BaseException], Exit]:
     from streamflow import online
     from streamflow.database import DatabaseUnreachable
     from streamflow.engines import StepRefused
-    from streamflow.engines.spark.session import SparkMissing
+    from streamflow.engines.spark.session import SparkMissing, SparkUnreachable
     from streamflow.ingest import IngestError
     from streamflow.online.redis_server import RedisServerMissing
     from streamflow.quality.monitor import MonitorError
@@ -31,6 +31,7 @@ def _refusals() -> dict[type[BaseException], Exit]:
         RedisServerMissing: Exit.USAGE,
         SparkMissing: Exit.USAGE,
         DatabaseUnreachable: Exit.UNREACHABLE,
+        SparkUnreachable: Exit.UNREACHABLE,
         **dict.fromkeys(online.unreachable_errors(), Exit.UNREACHABLE),
         StepRefused: Exit.REFUSED,
         IngestError: Exit.REFUSED,

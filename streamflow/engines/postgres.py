@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from psycopg import sql
 from streamflow import database, settings
 from streamflow.engines import build_log
 from streamflow.ingest.tables import months_loaded_at
+from streamflow.ingest.validate import copy_error
 
 TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
@@ -64,6 +66,24 @@ class PostgresEngine:
     def feast_ready(self) -> None:
         """Feast's PostgreSQL offline store reads the marts where dbt wrote them."""
 
+    def feast_offline_store(self, target: settings.PgTarget) -> dict[str, object]:
+        keywords = target.keywords()
+        return {
+            "type": "postgres",
+            "host": target.host,
+            "port": target.port,
+            "database": target.database,
+            "db_schema": "features",
+            "user": target.user,
+            "password": target.password or "",
+            "sslmode": keywords.get("sslmode"),
+            "sslrootcert_path": keywords.get("sslrootcert"),
+            "sslcert_path": keywords.get("sslcert"),
+            "sslkey_path": keywords.get("sslkey"),
+            # the entity query runs inside the point-in-time SQL, on analyzed tables (training.py)
+            "entity_select_mode": "embed_query",
+        }
+
     def dbt_target(self) -> dict[str, str]:
         return {"STREAMFLOW_DBT_TARGET": "postgres", **settings.admin_target().as_env()}
 
@@ -86,6 +106,11 @@ class PostgresEngine:
         )
         return [row[0] for row in conn.execute(sql.SQL("select ts from ({}) t order by ts").format(union))]
 
+    def materialize_month(self, online, conn: psycopg.Connection, config, views, month: datetime) -> int:
+        """One set-based statement in this database: the marts sit beside the online tables."""
+        conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
+        return online.materialize_month(conn, config, views, month)
+
     def loaded_at(self, conn: psycopg.Connection) -> dict[date, datetime]:
         return months_loaded_at(conn)
 
@@ -104,6 +129,58 @@ class PostgresEngine:
             ).format(t=sql.Identifier(schema, name))
         ).fetchall()
         return [ts.astimezone(UTC).date() for (ts,) in rows]
+
+    def labelled_entities(self, as_ofs: Sequence[date] | None) -> str:
+        where = (
+            sql.SQL("")
+            if as_ofs is None
+            else sql.SQL(" where as_of = any({})").format(sql.Literal(list(as_ofs)))
+        )
+        return (
+            sql.SQL(
+                "select user_id, feature_timestamp as event_timestamp, churn_label "
+                "from features.churn_labels{}"
+            )
+            .format(where)
+            .as_string(None)
+        )
+
+    @contextlib.contextmanager
+    def uploaded_entities(self, csv_path: Path) -> Iterator[str]:
+        """COPYed into an analyzed table of its own (dropped afterwards), each row labelled with a
+        lateral lookup; a timestamp without an offset is UTC, as Feast reads one."""
+        table = sql.Identifier("features", f"training_entities_{uuid.uuid4().hex[:12]}")
+        with database.connect(autocommit=True) as conn:
+            try:
+                conn.execute("set timezone to 'UTC'")
+                conn.execute(
+                    sql.SQL(
+                        "create table {} (user_id text not null, event_timestamp timestamptz not null)"
+                    ).format(table)
+                )
+                copy_in = sql.SQL("copy {} (user_id, event_timestamp) from stdin (format csv, header true)")
+                try:
+                    with conn.cursor().copy(copy_in.format(table)) as copy, csv_path.open("rb") as fh:
+                        while block := fh.read(1 << 20):
+                            copy.write(block)
+                except psycopg.errors.DataError as exc:
+                    raise copy_error(csv_path, exc) from None
+                conn.execute(sql.SQL("analyze {}").format(table))
+                yield (
+                    sql.SQL(
+                        "select e.user_id, e.event_timestamp, l.churn_label from {} as e "
+                        "left join lateral (select churn_label from features.churn_labels as c "
+                        "  where c.user_id = e.user_id and c.feature_timestamp <= e.event_timestamp "
+                        "  order by c.feature_timestamp desc limit 1) as l on true"
+                    )
+                    .format(table)
+                    .as_string(conn)
+                )
+            finally:
+                conn.execute(sql.SQL("drop table if exists {}").format(table))
+
+    def training_sql(self, job) -> str:
+        return job.to_sql()
 
     def read_query(self, query: str) -> pa.Table:
         with _spooled(query) as (spool, convert):

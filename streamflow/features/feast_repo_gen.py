@@ -1,8 +1,13 @@
 """Feast data sources and feature views, rendered from the dbt manifest.
 
 A feature's name, type and description are declared once, in the dbt marts' YAML: a model with
-`config.meta.feast.feature_view` becomes a `PostgreSQLSource` + `FeatureView`, each column with
+`config.meta.feast.feature_view` becomes a data source + `FeatureView`, each column with
 `meta.feast_feature: true` a Field. (`feast dbt import` cannot emit Postgres sources.)
+
+Each mart gets one source per offline engine, from the same manifest: a `PostgreSQLSource` and a
+`SparkSource` (pruned by its `as_of` partitions). Feast requires the kind its offline store
+reads, so `data_sources.py` builds the one `STREAMFLOW_FEAST_ENGINE` names (set with the
+offline store by streamflow/features/store.py); the feature views are the same for both.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from streamflow import dbt, settings
 from streamflow.features.store import REPO_DIR
 
 MANIFEST = dbt.DBT_DIR / "target" / "manifest.json"
+# Contract data types (PostgreSQL's, then Spark's names for the same) -> Feast types
 FEAST_TYPES = {
     "bigint": "Int64",
     "integer": "Int32",
@@ -24,7 +30,13 @@ FEAST_TYPES = {
     "boolean": "Bool",
     "text": "String",
     "timestamp with time zone": "UnixTimestamp",
+    "int": "Int32",
+    "double": "Float64",
+    "float": "Float32",
+    "string": "String",
+    "timestamp": "UnixTimestamp",
 }
+PARTITION_COLUMN = "as_of"  # every mart is partitioned by it on Spark (dbt_project.yml)
 HEADER = '''"""GENERATED from the dbt manifest by streamflow/features/feast_repo_gen.py: do not edit.
 
 {what}
@@ -47,25 +59,49 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _source_arguments(node: dict) -> str:
+    meta = node["config"]["meta"]
+    return (
+        f"        name={_literal(node['name'] + '_source')},\n"
+        f"        table={_literal(node['schema'] + '.' + node['alias'])},\n"
+        f"        timestamp_field={_literal(meta['feast']['timestamp_field'])},\n"
+        f"        description={_literal(node['description'])},\n"
+        f"        owner={_literal(meta.get('owner', ''))},\n"
+        f'        tags={{"dbt_model": {_literal(node["unique_id"])}}},\n'
+    )
+
+
 def render_sources(models: list[dict]) -> str:
-    out = [HEADER.format(what="One PostgreSQLSource per dbt feature mart.")]
+    out = [HEADER.format(what="One data source per dbt feature mart, of the kind the offline engine reads.")]
+    out.append("import os\n")
+    out.append("\ndef postgres_sources():")
     out.append(
-        "from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import "
+        "    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import "
         "PostgreSQLSource\n"
     )
+    out.append("    return {")
     for node in models:
-        meta = node["config"]["meta"]
+        out.append(f"    {_literal(node['name'])}: PostgreSQLSource(\n{_source_arguments(node)}    ),")
+    out.append("    }\n")
+    out.append("\ndef spark_sources():")
+    out.append(
+        "    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource\n"
+    )
+    out.append("    return {")
+    for node in models:
         out.append(
-            f"{node['name']}_source = PostgreSQLSource(\n"
-            f"    name={_literal(node['name'] + '_source')},\n"
-            f"    table={_literal(node['schema'] + '.' + node['alias'])},\n"
-            f"    timestamp_field={_literal(meta['feast']['timestamp_field'])},\n"
-            f"    description={_literal(node['description'])},\n"
-            f"    owner={_literal(meta.get('owner', ''))},\n"
-            f'    tags={{"dbt_model": {_literal(node["unique_id"])}}},\n'
-            ")\n"
+            f"    {_literal(node['name'])}: SparkSource(\n{_source_arguments(node)}"
+            f"        date_partition_column={_literal(PARTITION_COLUMN)},\n    ),"
         )
-    return "\n".join(out)
+    out.append("    }\n")
+    out.append(
+        "\n# The engine's kind only: the other's module may not even be installed (pyspark)."
+        '\nSOURCES = {"postgres": postgres_sources, "spark": spark_sources}['
+        'os.environ.get("STREAMFLOW_FEAST_ENGINE", "postgres")]()\n'
+    )
+    for node in models:
+        out.append(f"{node['name']}_source = SOURCES[{_literal(node['name'])}]")
+    return "\n".join(out) + "\n"
 
 
 def render_views(models: list[dict]) -> str:

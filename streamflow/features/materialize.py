@@ -24,7 +24,8 @@ MATERIALIZE_LOCK = "streamflow.materialize"
 def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[str, int]:
     """The months to do (`full`: every month of the marts) into the online store, oldest first;
     returns the users written per as_of (rows whose values did not change are not rewritten)."""
-    engines.current().feast_ready()
+    engine = engines.current()
+    engine.feast_ready()
     store = store or feature_store()
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
     if not views:
@@ -33,7 +34,6 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
     online = online_backend(store)
     loaded: dict[str, int] = {}
     # autocommit: each month below is its own explicit transaction, committed before the next
-    engine = engines.current()
     with engine.connect(autocommit=True) as conn:
         locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,)).fetchone()[0]
         if not locked:
@@ -56,8 +56,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                 # one month of every view in one transaction: on PostgreSQL it becomes visible at
                 # once; Redis shows each batch as it lands, and logs the month after the last one
                 with conn.transaction():
-                    conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
-                    users = online.materialize_month(conn, store.config, views, start)
+                    users = engine.materialize_month(online, conn, store.config, views, start)
                     online.record_months(conn, store.config, [v.name for v in views], start)
                 loaded[start.date().isoformat()] = users
                 seconds = time.perf_counter() - started

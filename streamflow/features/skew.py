@@ -7,7 +7,7 @@ import math
 
 from streamflow import engines
 from streamflow.features.store import feature_store
-from streamflow.features.training import DEFAULT_SERVICE, entities_at, historical_features, labelled_months
+from streamflow.features.training import DEFAULT_SERVICE, historical_features, labelled_months
 
 FLOAT_TOLERANCE = 1e-9  # Float64 end to end: values must be equal, not merely close
 
@@ -26,10 +26,11 @@ def skew(
     store=None, service_name: str = DEFAULT_SERVICE
 ) -> tuple[int, list[tuple[str, str, object, object]]]:
     """(users compared, the values that differ between the offline and the online store)."""
-    engines.current().feast_ready()
+    engine = engines.current()
+    engine.feast_ready()
     store = store or feature_store()
     latest = labelled_months()[-1]
-    offline = historical_features(store, entities_at([latest]).as_string(None), service_name)
+    offline = historical_features(store, engine.labelled_entities([latest]), service_name)
     service = store.get_feature_service(service_name)
     online = store.get_online_features(
         features=service, entity_rows=[{"user_id": u} for u in offline["user_id"]]

@@ -1,5 +1,6 @@
 """The Feast repository (`feature_repo/`) and a FeatureStore on it, configured from the one
-settings source: `feature_store.yaml` reads the `STREAMFLOW_PG_*` variables set here."""
+settings source: `feature_store.yaml` reads the `STREAMFLOW_FEAST_*` variables set here (the
+offline store's section is the offline engine's, `data_sources.py` builds its kind of source)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from streamflow import config, database, online, settings
+from streamflow import config, database, engines, online, settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -25,13 +26,18 @@ def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
     Feast pastes them into the YAML text before parsing it, so each value is a JSON string: valid
     YAML whatever a password holds, and `""` (not null) where there is none."""
     target = target or settings.admin_target()
+    engine = engines.current()
     registry_url = "postgresql+psycopg" + target.url.removeprefix("postgresql")
     values = {
         **target.as_env(FEAST_PREFIX),
         f"{FEAST_PREFIX}REGISTRY_URL": registry_url,
         **{f"{FEAST_PREFIX}{name}": value for name, value in online.feast_settings().items()},
+        f"{FEAST_PREFIX}OFFLINE_STORE": engine.feast_offline_store(target),  # a mapping, in JSON
     }
-    return {name: json.dumps(value) for name, value in values.items()} | {"FEAST_USAGE": "false"}
+    return {name: json.dumps(value) for name, value in values.items()} | {
+        "FEAST_USAGE": "false",
+        f"{FEAST_PREFIX}ENGINE": engine.name,  # which kind of data source data_sources.py builds
+    }
 
 
 def use_repo(target: settings.PgTarget | None = None) -> None:

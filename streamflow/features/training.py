@@ -4,11 +4,15 @@
 per (user, as_of) for one month, several, or every labelled month, to data/processed/training_df.csv
 (or `out`; CSV or Parquet), streamed in batches so memory stays bounded whatever the row count.
 
-Why the entities are SQL: handed a DataFrame, Feast's Postgres store uploads it row by row into an
-un-ANALYZEd temp table and the planner falls into nested loops that grow with the square of the
-rows (7,043 users: ~9 s; 35k: ~350 s). Here the entity set is a query over an analyzed table,
-embedded into Feast's point-in-time SQL (`entity_select_mode: embed_query`), so the planner
-sees real row counts and the time stays linear.
+Why the entities are a query (the engine's `labelled_entities` / `uploaded_entities`): handed a
+DataFrame, Feast's Postgres store uploads it row by row into an un-ANALYZEd temp table and the
+planner falls into nested loops that grow with the square of the rows (7,043 users: ~9 s; 35k:
+~350 s). There the entity set is a query over an analyzed table, embedded into Feast's
+point-in-time SQL (`entity_select_mode: embed_query`), so the planner sees real row counts and
+the time stays linear; on Spark it is a view the point-in-time join reads in parallel.
+
+The rows come out of the engine in Arrow batches (`stream_query`) and are written here, the same
+code for both engines, so their files are alike byte for byte.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from datetime import date
@@ -24,14 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-import psycopg
 import pyarrow.parquet as pq
-from psycopg import sql
 
-from streamflow import database, engines, logs, settings
+from streamflow import engines, logs, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
-from streamflow.ingest.validate import copy_error
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -41,48 +41,10 @@ DEFAULT_SERVICE = "churn_model_v1"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
 
 
-def entities_at(as_ofs: Sequence[date] | None) -> sql.Composed:
-    """Every user labelled at each of `as_ofs` (None: every labelled month), at that as_of, with
-    the label observed then: one row per (user, as_of)."""
-    where = (
-        sql.SQL("") if as_ofs is None else sql.SQL(" where as_of = any({})").format(sql.Literal(list(as_ofs)))
-    )
-    return sql.SQL(
-        "select user_id, feature_timestamp as event_timestamp, churn_label from features.churn_labels{}"
-    ).format(where)
-
-
 def labelled_months() -> list[date]:
-    with database.connect() as conn:
-        return [row[0] for row in conn.execute("select distinct as_of from features.churn_labels order by 1")]
-
-
-def upload_entities(conn, csv_path: Path, table: sql.Identifier) -> sql.Composed:
-    """Copy a user_id,event_timestamp CSV into `table`, analyzed; label each row point-in-time.
-    A timestamp without an offset is UTC, as Feast reads one (never the session's time zone);
-    a row COPY rejects stops with the file, line and column."""
-    conn.execute("set timezone to 'UTC'")
-    conn.execute(
-        sql.SQL("create table {} (user_id text not null, event_timestamp timestamptz not null)").format(table)
-    )
-    try:
-        copy_in = sql.SQL("copy {} (user_id, event_timestamp) from stdin (format csv, header true)")
-        with (
-            conn.cursor().copy(copy_in.format(table)) as copy,
-            csv_path.open("rb") as fh,
-        ):
-            while block := fh.read(1 << 20):
-                copy.write(block)
-    except psycopg.errors.DataError as exc:
-        raise copy_error(csv_path, exc) from None
-    conn.execute(sql.SQL("analyze {}").format(table))
-    query = sql.SQL(
-        "select e.user_id, e.event_timestamp, l.churn_label from {} as e "
-        "left join lateral (select churn_label from features.churn_labels as c "
-        "  where c.user_id = e.user_id and c.feature_timestamp <= e.event_timestamp "
-        "  order by c.feature_timestamp desc limit 1) as l on true"
-    ).format(table)
-    return query
+    engine = engines.current()
+    with engine.connect() as conn:
+        return engine.mart_months(conn, "features.churn_labels")
 
 
 def restore_dtypes(frame: pd.DataFrame, service) -> pd.DataFrame:
@@ -110,13 +72,17 @@ def training_query(store: FeatureStore, entity_query: str, service_name: str) ->
         warnings.filterwarnings("ignore", message="pandas only supports SQLAlchemy")
         job = store.get_historical_features(entity_df=entity_query, features=service)
     features = [f.name for p in service.feature_view_projections for f in p.features]
-    columns = sql.SQL(", ").join(
-        sql.Identifier(c) for c in ["user_id", "event_timestamp", *features, "churn_label"]
-    )
-    query = sql.SQL("select {} from ({}) as pit order by event_timestamp, user_id").format(
-        columns, sql.SQL(job.to_sql())
-    )
-    return query.as_string(None), service
+    columns = ", ".join(_identifier(c) for c in ["user_id", "event_timestamp", *features, "churn_label"])
+    point_in_time = engines.current().training_sql(job)
+    query = f"select {columns} from ({point_in_time}) as pit order by event_timestamp, user_id"
+    return query, service
+
+
+def _identifier(name: str) -> str:
+    """A column name both engines' SQL reads unquoted (Feast's feature names are identifiers)."""
+    if not (name.isidentifier() and name == name.lower()):
+        raise ValueError(f"feature name {name!r} is not a plain lower-case identifier")
+    return name
 
 
 def historical_features(store, entity_query: str, service_name: str = DEFAULT_SERVICE) -> pd.DataFrame:
@@ -172,20 +138,17 @@ def build(
 ) -> int:
     """A training set of every user labelled at each of `as_ofs` (None: every labelled month), or
     of the rows of `entities_csv` (user_id,event_timestamp), written to `out`; returns the rows."""
-    engines.current().feast_ready()
+    engine = engines.current()
+    engine.feast_ready()
     store = store or feature_store()
     started = time.perf_counter()
-    with database.connect(autocommit=True) as conn:
-        table = None
+    with contextlib.ExitStack() as stack:
         if entities_csv:
-            table = sql.Identifier("features", f"training_entities_{uuid.uuid4().hex[:12]}")
-        try:  # the entities' table goes whatever happens, a failed upload included
-            entities = upload_entities(conn, entities_csv, table) if table else entities_at(as_ofs)
-            query, service = training_query(store, entities.as_string(conn), service_name)
-            rows = write(query, service, out, file_format)
-        finally:
-            if table is not None:
-                conn.execute(sql.SQL("drop table if exists {}").format(table))
+            entities = stack.enter_context(engine.uploaded_entities(entities_csv))
+        else:
+            entities = engine.labelled_entities(as_ofs)
+        query, service = training_query(store, entities, service_name)
+        rows = write(query, service, out, file_format)
     source = entities_csv or (
         "every labelled as_of" if as_ofs is None else "as_of " + ", ".join(map(str, as_ofs))
     )

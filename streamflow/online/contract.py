@@ -8,14 +8,20 @@ Every implementation keeps the same promises, held by one contract suite run aga
   other values (a restatement): materializing an old month after a new one never regresses them;
 - a row whose values do not change is not rewritten;
 - the months log says which (view, month) the store holds and since when.
+
+A month reaches a store in one of two ways, chosen by the offline engine: `materialize_month`
+reads it from PostgreSQL's marts on the caller's connection (one set-based statement), or a
+`MonthWriter` takes it in Arrow batches from many processes at once (Spark's executors), then
+publishes it in the month's transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+import pyarrow as pa
 from feast import FeatureView
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
@@ -32,6 +38,26 @@ class StoreProblem(NamedTuple):
 
     message: str
     unreachable: bool
+
+
+class MonthWriter(Protocol):
+    """One month of every view, written from Arrow batches whose columns are `user_id` and each
+    view's group of layout.view_columns (event_ts, created_ts, features), one row per user.
+    Picklable: Spark ships it to its executors, which call it on their partitions, retried
+    partitions included (a row written twice is written once)."""
+
+    def open(self) -> None:
+        """Before the first partition, on the driver (make room for the rows)."""
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Write a partition's batches; yield one batch with column `written` (rows taken)."""
+
+    def publish(self, conn: Connection, written: int) -> int:
+        """On the driver, in the month's transaction once every partition is in: make the month
+        visible through the guard; the users written."""
+
+    def close(self) -> None:
+        """After the month, whatever happened (drop what `open` made)."""
 
 
 class OnlineStoreBackend(Protocol):
@@ -52,6 +78,9 @@ class OnlineStoreBackend(Protocol):
     def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
         """Each user's row of `month` in every view's offline table, read on `conn` (inside the
         caller's transaction), through the guard. Returns the users written."""
+
+    def month_writer(self, config: RepoConfig, views: Views) -> MonthWriter:
+        """A writer of one month of `views` fed by many processes (contract's second way)."""
 
     def materialized_months(
         self, conn: Connection, config: RepoConfig

@@ -38,6 +38,8 @@ from streamflow.online.layout import (
     typed_features,
     view_columns,
 )
+from streamflow.online.postgres_guard import guarded_upsert, idents
+from streamflow.online.postgres_staging import StagedMonth
 
 MONTHS_LOG_DDL = (
     "create table if not exists feast_online.materialized_months ("
@@ -65,47 +67,6 @@ def copy_text(value: Any) -> str:
         return value.isoformat()
     text = str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def idents(names: Sequence[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
-
-
-def guarded_upsert(table: sql.Identifier, groups: list[list[str]], source: sql.Composable) -> sql.Composed:
-    """Write `source` rows (user_id, then each view's group: event_ts, created_ts, features) into
-    the online table. An existing row's group is only replaced by a newer event of that same view,
-    or by the same event with other values (a restatement); a source row without a view's event
-    leaves that group alone, and a row nothing changes is not rewritten."""
-
-    def newer(group: list[str]) -> sql.Composable:
-        event_ts, features = group[0], group[2:]
-        return sql.SQL(
-            "(excluded.{ts} is not null and (current.{ts} is null or current.{ts} < excluded.{ts} "
-            "or (current.{ts} = excluded.{ts} and ({current}) is distinct from ({excluded}))))"
-        ).format(
-            ts=sql.Identifier(event_ts),
-            current=sql.SQL(", ").join(sql.SQL("current.{}").format(sql.Identifier(f)) for f in features),
-            excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(f)) for f in features),
-        )
-
-    updates = sql.SQL(", ").join(
-        sql.SQL("{col} = case when {newer} then excluded.{col} else current.{col} end").format(
-            col=sql.Identifier(name), newer=newer(group)
-        )
-        for group in groups
-        for name in group
-    )
-    return sql.SQL(
-        "insert into {table} as current ({key}, {cols}) {source} "
-        "on conflict ({key}) do update set {updates} where {any_newer}"
-    ).format(
-        table=table,
-        key=sql.Identifier(ENTITY_COLUMN),
-        cols=idents([name for group in groups for name in group]),
-        source=source,
-        updates=updates,
-        any_newer=sql.SQL(" or ").join(newer(group) for group in groups),
-    )
 
 
 def latest_per_user(views: Sequence[FeatureView]) -> sql.Composed:
@@ -240,6 +201,16 @@ class PostgresOnlineStore:
         groups = [[name for name, _ in view_columns(view)] for view in views]
         statement = guarded_upsert(table_identifier(config), groups, latest_per_user(views))
         return conn.execute(statement, {"start": month, "end": month + MONTH_WINDOW}).rowcount
+
+    def month_writer(self, config: RepoConfig, views: Views) -> StagedMonth:
+        groups = [view_columns(view) for view in views]
+        return StagedMonth(
+            url=settings.admin_target().url,
+            schema=config.online_store.db_schema,
+            online_table=table_identifier(config),
+            columns=((ENTITY_COLUMN, "text"), *(column for group in groups for column in group)),
+            groups=tuple(tuple(name for name, _ in group) for group in groups),
+        )
 
     # -- the months log ---------------------------------------------------------------------------
     def materialized_months(

@@ -4,9 +4,12 @@ Python per value) and streams it in batches to the shards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
+import pyarrow as pa
 from feast import FeatureView
 from feast.repo_config import RepoConfig
 from feast.type_map import python_values_to_proto_values
@@ -19,6 +22,8 @@ from streamflow.online.redis_target import RedisTarget
 
 UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
 FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize
+WRITTEN = pa.schema([("written", pa.int64())])
+encode_blob = msgspec.json.Encoder().encode  # [event time in us, values...], as layout.encode
 
 
 def field_of(view: FeatureView) -> str:
@@ -60,6 +65,54 @@ def blobs_per_user(views: Sequence[FeatureView]) -> sql.Composed:
         first=aliases[0],
         joins=sql.SQL(" ").join(sql.SQL("full join {} using ({})").format(a, key) for a in aliases[1:]),
     )
+
+
+@dataclass(frozen=True)
+class ShardedMonth:
+    """The month writer of the Redis store (contract.MonthWriter): each partition encodes its
+    users' blobs and sends them through the guarded script, its calls grouped per shard and each
+    shard's pipelined in a thread of its own. A partition run twice writes the same blobs, which
+    the guard leaves alone; the months log is written after the last partition."""
+
+    target: RedisTarget
+    project: str
+    views: tuple[tuple[str, str, tuple[str, ...]], ...]  # (field, event_ts column, feature columns)
+    ttl: int
+
+    def open(self) -> None:
+        """Nothing to prepare: the keys are written in place, each through the guard."""
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        client = self.target.client(timeout=30.0)
+        prefix = layout.key_prefix(self.project)
+        changed = 0
+        for batch in batches:
+            users = batch.column(layout.ENTITY_COLUMN).to_pylist()
+            per_view = []
+            for field, event_ts, features in self.views:
+                stamps = batch.column(event_ts).cast(pa.int64()).to_pylist()  # microseconds, UTC
+                values = [batch.column(name).to_pylist() for name in features]
+                blobs = [
+                    None if row[0] is None else encode_blob(row)
+                    for row in map(list, zip(stamps, *values, strict=True))
+                ]
+                per_view.append((field, blobs))
+            entries = [
+                (
+                    prefix + user.encode(),
+                    [(field, blobs[i]) for field, blobs in per_view if blobs[i] is not None],
+                )
+                for i, user in enumerate(users)
+            ]
+            changed += redis_wire.write(client, entries, self.ttl)
+        client.close()
+        yield pa.RecordBatch.from_pydict({"written": [changed]}, schema=WRITTEN)
+
+    def publish(self, conn: Connection, written: int) -> int:
+        return written
+
+    def close(self) -> None:
+        """Nothing was made aside."""
 
 
 class RedisOnlineStore:
@@ -136,6 +189,21 @@ class RedisOnlineStore:
                 ]
                 changed += redis_wire.write(self.client, entries, self.ttl)
         return changed
+
+    def month_writer(self, config: RepoConfig, views: Views) -> ShardedMonth:
+        return ShardedMonth(
+            target=self.target,
+            project=config.project,
+            views=tuple(
+                (
+                    field_of(view),
+                    layout.column(view.name, "event_ts"),
+                    tuple(layout.column(view.name, f) for f, _, _ in layout.typed_features(view)),
+                )
+                for view in views
+            ),
+            ttl=self.ttl,
+        )
 
     def materialized_months(
         self, conn: Connection, config: RepoConfig

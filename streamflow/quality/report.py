@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from streamflow import database, settings
+from streamflow import engines, settings
 from streamflow.quality import monitor
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ LEVEL_COLOUR = {"drift": "#c0392b", "watch": "#d68910", "ok": "#1e8449", "n/a": 
 MONTH_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 LABELS_BY_MONTH = (
-    "select as_of, count(*), avg(case when churn_label then 1.0 else 0.0 end) "
+    "select as_of, count(*) as users, avg(case when churn_label then 1.0 else 0.0 end) as churn_rate "
     "from features.churn_labels group by as_of order by as_of"
 )
 
@@ -81,8 +81,7 @@ def write(store: FeatureStore | None = None, path: Path = REPORT_PATH) -> Path:
     drifts = monitor.load()
     if not rows or not drifts:
         raise ReportError("no monitoring metrics yet: run `make monitor` (or `make pipeline`) first")
-    with database.connect() as conn:
-        labels = conn.execute(LABELS_BY_MONTH).fetchall()
+    labels = [tuple(row.values()) for row in engines.current().read_query(LABELS_BY_MONTH).to_pylist()]
     page = render(series(rows, drifts), labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".html.partial")

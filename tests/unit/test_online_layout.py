@@ -17,7 +17,8 @@ from serving.stores import postgres as pg_reader
 from serving.stores import redis as redis_reader
 from serving.stores.base import MISSING, Breaker, StoreUnavailable, view_status
 from streamflow.online import layout, redis_wire
-from streamflow.online.postgres import guarded_upsert, latest_per_user
+from streamflow.online.postgres import latest_per_user
+from streamflow.online.postgres_guard import guarded_upsert
 from streamflow.online.redis import blobs_per_user
 
 MONTH = datetime(2024, 1, 31, tzinfo=UTC)

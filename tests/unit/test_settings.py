@@ -4,13 +4,14 @@ every consumer (psycopg, dbt's profile, Feast's registry URL and store configs),
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from urllib.parse import quote
 
 import pytest
 import yaml
 
-from streamflow import dbt, settings
+from streamflow import config, dbt, settings
 from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
 
 PASSWORD = "p@ss:w#rd"
@@ -137,8 +138,27 @@ def test_feast_variables_are_json_strings(clean_env):
     assert json.loads(values[f"{FEAST_PREFIX}PASSWORD"]) == PASSWORD
     yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
     used = {name for name in values if f"${{{name}}}" in yaml_text}
-    assert used == {name for name in values if name.startswith(FEAST_PREFIX)}
+    engine = f"{FEAST_PREFIX}ENGINE"  # read by the generated data_sources.py, not by the YAML
+    assert used == {name for name in values if name.startswith(FEAST_PREFIX)} - {engine}
+    assert engine in (REPO_DIR / "data_sources.py").read_text()
     assert yaml.safe_load(yaml_text)["project"] == "streamflow"
+
+
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_the_offline_store_section_is_the_engines(engine, clean_env, monkeypatch):
+    """feature_store.yaml as Feast reads it (variables pasted into the text, then parsed): the
+    engine's offline store, a password with YAML's special characters intact."""
+    with config.overridden({config.OFFLINE_ENGINE: engine}):
+        values = feast_env(settings.parse(TLS_URL))
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
+    offline = yaml.safe_load(os.path.expandvars(yaml_text))["offline_store"]
+    assert offline["type"] == engine
+    if engine == "postgres":
+        assert offline["password"] == PASSWORD and offline["db_schema"] == "features"
+    else:
+        assert offline["spark_conf"]["spark.sql.session.timeZone"] == "UTC"
 
 
 def test_two_processes_creating_the_same_secret_agree(tmp_path, monkeypatch):

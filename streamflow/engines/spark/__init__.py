@@ -2,8 +2,10 @@
 project builds its marts on Spark (dbt-spark's `session` method in this process, session.py),
 and PostgreSQL keeps only the logs (ingest log, build log), Feast's registry and the online store.
 
-Feast's steps on these marts (training sets, materialize, monitoring) are the next issue's; until
-then they refuse on this engine with one line, before any work."""
+Feast reads the marts through its Spark offline store in this process's session: training sets
+are its point-in-time join, written out by the executors (queries.py); materialize computes each
+month on the executors, which hand it to the online store (months.py); monitoring is Feast's own
+on the Spark store (metrics in the lake's `feast_monitoring_*` tables)."""
 
 from __future__ import annotations
 
@@ -11,22 +13,17 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow as pa
 
 from streamflow import database
 from streamflow.engines import build_log
-from streamflow.engines.contract import StepRefused
-from streamflow.engines.spark import lake
-from streamflow.engines.spark.session import lake_dir, session
+from streamflow.engines.spark import lake, months, queries
+from streamflow.engines.spark.session import lake_dir, session, spark_conf
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import months_loaded_at
-
-FEAST_NOT_YET = (
-    "Feast's steps (apply, materialize, training sets, monitoring) do not run on OFFLINE_ENGINE=spark "
-    "yet: the marts are built in the lake (`streamflow pipeline --no-feast` stops before them)"
-)
 
 
 def register_raw_tables() -> None:
@@ -52,7 +49,13 @@ class SparkEngine:
         return lake.load_month(month_dir, as_of, force=force)
 
     def feast_ready(self) -> None:
-        raise StepRefused(FEAST_NOT_YET)
+        """Feast's Spark store joins this process's session (started here, catalog and all)."""
+        session()
+
+    def feast_offline_store(self, target) -> dict[str, Any]:
+        """Feast's Spark store; its session settings are ours, for a `feast` CLI or UI process
+        that starts its own."""
+        return {"type": "spark", "spark_conf": spark_conf()}
 
     def dbt_target(self) -> dict[str, str]:
         """Starts this process's session (dbt-spark joins it) with the lake's tables registered."""
@@ -69,7 +72,15 @@ class SparkEngine:
         return [t for t in tables if not session().catalog.tableExists(t)]
 
     def event_timestamps(self, conn, views) -> list[datetime]:
-        raise StepRefused(FEAST_NOT_YET)
+        return months.event_timestamps(views)
+
+    def materialize_month(self, online, conn, config, views, month: datetime) -> int:
+        writer = online.month_writer(config, views)
+        writer.open()
+        try:
+            return writer.publish(conn, months.write_month(writer, views, month))
+        finally:
+            writer.close()
 
     def loaded_at(self, conn: psycopg.Connection) -> dict[date, datetime]:
         return months_loaded_at(conn)
@@ -78,8 +89,17 @@ class SparkEngine:
         rows = session().sql(f"select distinct as_of from {table} order by 1").collect()
         return [row[0] for row in rows]
 
+    def labelled_entities(self, as_ofs: Sequence[date] | None) -> str:
+        return queries.labelled_entities(as_ofs)
+
+    def uploaded_entities(self, csv_path: Path) -> contextlib.AbstractContextManager[str]:
+        return queries.uploaded_entities(csv_path)
+
+    def training_sql(self, job) -> str:
+        return job.query
+
     def read_query(self, query: str) -> pa.Table:
-        raise StepRefused(FEAST_NOT_YET)
+        return queries.read_query(query)
 
     def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
-        raise StepRefused(FEAST_NOT_YET)
+        return queries.stream_query(query)

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from streamflow import config, database, settings
 
@@ -48,6 +51,31 @@ class SparkMissing(RuntimeError):
     """Something the Spark engine needs is not installed; the message names the package."""
 
 
+class SparkUnreachable(RuntimeError):
+    """SPARK_MASTER or SPARK_REMOTE names a server that does not answer (or no server at all)."""
+
+
+CONNECT_TIMEOUT_S = 5.0
+ENDPOINTS = {"spark": 7077, "sc": 15002}  # URL scheme -> its default port
+
+
+def check_endpoint(variable: str, url: str) -> None:
+    """One line naming the variable when its server does not take a connection, before a JVM
+    starts (Spark itself retries a lost master for a minute, then prints pages of stack)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ENDPOINTS or not parsed.hostname:
+        raise SparkUnreachable(
+            f"{variable}={url} is not a Spark URL "
+            "(spark://HOST:PORT for a master, sc://HOST:PORT for Spark Connect)"
+        )
+    address = (parsed.hostname, parsed.port or ENDPOINTS[parsed.scheme])
+    try:
+        socket.create_connection(address, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        hint = "; `make spark-up` starts the project's cluster" if parsed.scheme == "spark" else ""
+        raise SparkUnreachable(f"{variable}={url} does not answer ({exc.strerror or exc}){hint}") from None
+
+
 def lake_dir() -> Path:
     return Path(config.get(config.LAKE_DIR) or settings.STATE_DIR / "lake").resolve()
 
@@ -73,12 +101,15 @@ def check_prerequisites() -> None:
         raise SparkMissing("OFFLINE_ENGINE=spark needs pyspark: make setup-spark") from None
 
 
-def metastore_conf() -> dict[str, str]:
-    """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use)."""
-    target = settings.admin_target()
+def ensure_metastore_schema() -> None:
     with database.connect() as conn:
         conn.execute(f"create schema if not exists {METASTORE_SCHEMA}")
         conn.commit()
+
+
+def metastore_conf() -> dict[str, str]:
+    """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use)."""
+    target = settings.admin_target()
     url = f"jdbc:postgresql://{target.host}:{target.port}/{target.database}?currentSchema={METASTORE_SCHEMA}"
     if target.keywords().get("sslmode") not in (None, "disable", "allow", "prefer"):
         url += "&ssl=true&sslmode=" + target.keywords()["sslmode"]
@@ -116,6 +147,9 @@ def spark_conf() -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # Executors run our Python (materialize's writers): this interpreter, not the PATH's python3
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
         **metastore_conf(),
     }
 
@@ -125,13 +159,18 @@ def session() -> SparkSession:
     """This process's session (dbt-spark's `session` method joins it: getOrCreate).
 
     With SPARK_REMOTE the session is a Spark Connect client of that server, whose own settings
-    (master, catalog, warehouse) then apply; not exercised by the tests here."""
+    (master, catalog, warehouse) then apply; only its refusal is tested here."""
+    remote, master = config.get(config.SPARK_REMOTE), config.get(config.SPARK_MASTER)
+    if remote:
+        check_endpoint("SPARK_REMOTE", remote)
+    elif master and not master.startswith("local"):
+        check_endpoint("SPARK_MASTER", master)
     check_prerequisites()
     from pyspark.sql import SparkSession
 
-    remote = config.get(config.SPARK_REMOTE)
     if remote:
         return SparkSession.builder.remote(remote).getOrCreate()
+    ensure_metastore_schema()
     builder = SparkSession.builder
     for key, value in spark_conf().items():
         builder = builder.config(key, value)

@@ -13,7 +13,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from streamflow import cli, ingest, settings
+from streamflow import cli, engines, ingest, settings
 from streamflow.exports import TABLES
 from streamflow.features import training
 from streamflow.features.apply import apply
@@ -145,7 +145,7 @@ def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
     out = tmp_path / "training_df.csv"
     rows = training.build(out=out, store=store)
     frame = training.historical_features(
-        store, training.entities_at([ingest.month_dirs(seeds)[0][1]]).as_string(None)
+        store, engines.current().labelled_entities([ingest.month_dirs(seeds)[0][1]])
     )
     assert rows == len(frame)
     labels = pd.read_csv(ingest.month_dirs(seeds)[0][0] / "labels.csv", dtype=str)

@@ -1,0 +1,70 @@
+"""A month reaching the PostgreSQL online store from many processes (Spark's executors): each
+partition COPYs its rows into an unlogged staging table of its own month, then the driver moves
+the month through the guard in one statement, inside the month's transaction, with its months-log
+row, and drops the table. A failed or killed job leaves the online table untouched and the month
+unrecorded; a partition Spark runs twice stages its rows twice, and `distinct on` keeps one."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import Connection, sql
+
+from streamflow.online.layout import ENTITY_COLUMN
+from streamflow.online.postgres_guard import guarded_upsert
+
+WRITTEN = pa.schema([("written", pa.int64())])
+
+
+@dataclass(frozen=True)
+class StagedMonth:
+    """The month writer of the PostgreSQL store (contract.MonthWriter)."""
+
+    url: str = field(repr=False)  # the owner role's libpq URL: executors connect with it
+    schema: str
+    online_table: sql.Identifier
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type): user_id, then the groups
+    groups: tuple[tuple[str, ...], ...]
+    staging: str = field(default_factory=lambda: f"materialize_staging_{uuid.uuid4().hex[:12]}")
+
+    @property
+    def staging_table(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.staging)
+
+    def open(self) -> None:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg)) for name, pg in self.columns
+        )
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create unlogged table {} ({})").format(self.staging_table, columns))
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        names = [name for name, _ in self.columns]
+        copy_in = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+            self.staging_table, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        rows = 0
+        with psycopg.connect(self.url, autocommit=True) as conn, conn.cursor().copy(copy_in) as copy:
+            for batch in batches:
+                buffer = io.BytesIO()  # Arrow's CSV: ISO times with Z, true/false, quoted text
+                pacsv.write_csv(batch.select(names), buffer, pacsv.WriteOptions(include_header=False))
+                copy.write(buffer.getvalue())
+                rows += batch.num_rows
+        yield pa.RecordBatch.from_pydict({"written": [rows]}, schema=WRITTEN)
+
+    def publish(self, conn: Connection, written: int) -> int:
+        latest = sql.SQL("select distinct on ({key}) * from {staging} order by {key}").format(
+            key=sql.Identifier(ENTITY_COLUMN), staging=self.staging_table
+        )
+        statement = guarded_upsert(self.online_table, [list(g) for g in self.groups], latest)
+        return conn.execute(statement).rowcount
+
+    def close(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop table if exists {}").format(self.staging_table))
