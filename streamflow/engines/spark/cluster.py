@@ -92,6 +92,11 @@ def running() -> Cluster | None:
     return Cluster(state["master_url"], state["web_ui"])
 
 
+def worker_pids() -> list[int]:
+    """The workers' process ids (each leads its process group: the worker, its executors)."""
+    return json.loads(_state_file().read_text())["pids"][1:]
+
+
 def up(timeout: float = 90.0) -> Cluster:
     existing = running()
     if existing is not None:

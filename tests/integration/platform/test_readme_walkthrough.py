@@ -32,15 +32,22 @@ def test_make_demo_on_a_clean_checkout(tmp_path, generated_seeds):
         ["make", "demo"], cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
+    output = ""
     try:
         known = "7590-VHVEG" if HAS_REAL_SEEDS else _first_user(generated_seeds)
-        wait_for(f"http://127.0.0.1:{port}/features/{known}", 200, timeout=600)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/features/{known}", 200, timeout=600)
+        except TimeoutError:
+            os.killpg(demo.pid, signal.SIGTERM)
+            output = demo.communicate(timeout=30)[0]
+            raise AssertionError(f"make demo never served; its last output:\n{output[-4000:]}") from None
         body = httpx.get(f"http://127.0.0.1:{port}/features/{known}").json()
         assert body["user_id"] == known and len(body["features"]) == 14
         assert httpx.get(f"http://127.0.0.1:{port}/features/0000-NOBODY").status_code == 404
     finally:
-        os.killpg(demo.pid, signal.SIGTERM)
-        output = demo.communicate(timeout=30)[0]
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGTERM)
+            output = demo.communicate(timeout=30)[0]
         subprocess.run(["make", "db-down"], cwd=checkout, env=env, capture_output=True)
     assert "curl http://127.0.0.1" in output, "the demo prints the commands to try"
     assert (checkout / "data" / "processed" / "training_df.csv").exists()

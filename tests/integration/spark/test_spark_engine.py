@@ -6,22 +6,18 @@ the ingest and build logs and the catalog carry over between processes."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow.dataset as ds
 import pytest
 
-from streamflow import config, dbt, ingest
+from streamflow import dbt, ingest
 from streamflow.engines.spark import cluster
 from streamflow.generate import generate
+from tests.integration.spark.support import assert_same_cells, on_spark, worker_executors
 from tests.support import recreate_database, restated
 
 pytestmark = pytest.mark.slow
@@ -33,23 +29,6 @@ MARTS = (
     "support_agg_90d",
     "churn_labels",
 )
-
-
-def on_spark(args: list[str], logs_db, lake: Path, **extra: str) -> str:
-    """One `streamflow` command on the Spark engine, in a process of its own; its output."""
-    env = config.child_environment(
-        {"OFFLINE_ENGINE": "spark", "DATABASE_URL": logs_db.url, "LAKE_DIR": str(lake), **extra}
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "streamflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=config.PROJECT_ROOT,
-    )
-    assert done.returncode == 0, (args, done.stdout[-3000:], done.stderr[-3000:])
-    return done.stdout
 
 
 def spark_marts(lake: Path) -> dict[str, pd.DataFrame]:
@@ -86,19 +65,8 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def assert_same_marts(postgres: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> None:
-    """Same rows, columns and cells: doubles within 1e-9 relative, NULLs in the same places."""
     for mart in MARTS:
-        ours, theirs = postgres[mart], spark[mart]
-        assert list(ours.columns) == list(theirs.columns), mart
-        assert len(ours) == len(theirs) > 0, (mart, len(ours), len(theirs))
-        for column in ours.columns:
-            a, b = ours[column], theirs[column]
-            assert (a.isna() == b.isna()).all(), (mart, column, "NULLs differ")
-            a, b = a[a.notna()], b[b.notna()]
-            if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
-                assert np.allclose(a.astype(float), b.astype(float), rtol=1e-9, atol=0), (mart, column)
-            else:
-                assert a.astype(str).tolist() == b.astype(str).tolist(), (mart, column)
+        assert_same_cells(postgres[mart], spark[mart], mart)
 
 
 def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, server, tmp_path):
@@ -136,18 +104,6 @@ def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, serv
     assert 77.5 in spark.loc[spark["as_of"] == second, "watch_hours_30d"].tolist()
 
 
-def _worker_executors(web_ui: str) -> dict[str, int]:
-    """Executors each worker ran (its own JSON status), by worker id."""
-    with urllib.request.urlopen(f"{web_ui}/json/", timeout=5) as response:  # noqa: S310 - loopback
-        workers = json.load(response)["workers"]
-    ran = {}
-    for worker in workers:
-        with urllib.request.urlopen(f"{worker['webuiaddress']}/json/", timeout=5) as response:  # noqa: S310
-            status = json.load(response)
-        ran[worker["id"]] = len(status.get("executors", [])) + len(status.get("finishedexecutors", []))
-    return ran
-
-
 def test_the_real_exports_on_a_two_worker_cluster_give_postgres_marts(server, seeds, tmp_path, monkeypatch):
     postgres = recreate_database(server, "sf_test_spark_pg_seeds")
     monkeypatch.setenv("DATABASE_URL", postgres.url)
@@ -160,7 +116,7 @@ def test_the_real_exports_on_a_two_worker_cluster_give_postgres_marts(server, se
         assert started.alive_workers() == cluster.WORKERS
         on_spark(["ingest", "--seeds-dir", str(seeds)], logs_db, lake)
         on_spark(["dbt"], logs_db, lake, SPARK_MASTER=started.master_url)
-        ran = _worker_executors(started.web_ui)
+        ran = worker_executors(started.web_ui)
     finally:
         cluster.down()
     print(f"\nexecutors per worker: {ran}")
