@@ -4,6 +4,7 @@
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
     BENCH_PARTS=serving,redis,pipeline,incremental   which parts to run (spark: opt-in)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
+    BENCH_FEAST_SPARK=12,1000000       months, users of Feast's steps on each engine (spark, spark-feast)
     BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
     BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
@@ -21,7 +22,16 @@ from pathlib import Path
 
 import psutil
 
-from bench import incremental_bench, pipeline_bench, redis_bench, serving_bench, spark_bench, stack, wrk
+from bench import (
+    feast_spark_bench,
+    incremental_bench,
+    pipeline_bench,
+    redis_bench,
+    serving_bench,
+    spark_bench,
+    stack,
+    wrk,
+)
 from streamflow import config
 from streamflow.generate import generate
 from streamflow.pipeline import build_serving_stack as build_stack
@@ -100,6 +110,9 @@ def main() -> int:
             incremental = incremental_bench.run(
                 users, histories, workdir, lambda h: stack.use_fresh_database(f"history{h}")
             )
+        if "spark" in parts or "spark-feast" in parts:
+            months, users = config.get(config.BENCH_FEAST_SPARK)
+            feast_spark_bench.run(months, users, workdir, stack.use_fresh_database)
         if "spark" in parts:
             spark_bench.run(
                 config.get(config.BENCH_SPARK_SIZES),

@@ -201,6 +201,13 @@ BENCH_SPARK_SIZES = _declare(
     _whole_list,
     "numbers, a,b",
 )
+BENCH_FEAST_SPARK = _declare(
+    "BENCH_FEAST_SPARK",
+    "12,1000000",
+    "months and users of Feast's steps on each engine",
+    _whole_list,
+    "numbers, months,users",
+)
 BENCH_HISTORIES = _declare(
     "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
 )

@@ -1,11 +1,14 @@
 """A month reaching the PostgreSQL online store from many processes (Spark's executors): each
 partition COPYs its rows into an unlogged staging table of its own month, then the driver moves
-the month through the guard in one statement, inside the month's transaction, with its months-log
-row, and drops the table. A failed or killed job leaves the online table untouched and the month
-unrecorded; a partition Spark runs twice stages its rows twice, and `distinct on` keeps one."""
+the month through the guard in one statement and drops the table, both inside the month's
+transaction, with its months-log row. A failed or killed job leaves the online table untouched
+and the month unrecorded; a partition Spark runs twice stages its rows twice, and `distinct on`
+keeps one. Staging tables a killed run left behind go at the next materialize (which runs alone:
+materialize's advisory lock)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from streamflow.online.layout import ENTITY_COLUMN
 from streamflow.online.postgres_guard import guarded_upsert
 
 WRITTEN = pa.schema([("written", pa.int64())])
+STAGING_PREFIX = "materialize_staging_"
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class StagedMonth:
     online_table: sql.Identifier
     columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type): user_id, then the groups
     groups: tuple[tuple[str, ...], ...]
-    staging: str = field(default_factory=lambda: f"materialize_staging_{uuid.uuid4().hex[:12]}")
+    staging: str = field(default_factory=lambda: f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
 
     @property
     def staging_table(self) -> sql.Identifier:
@@ -42,6 +46,12 @@ class StagedMonth:
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg)) for name, pg in self.columns
         )
         with psycopg.connect(self.url, autocommit=True) as conn:
+            left = conn.execute(
+                "select tablename from pg_tables where schemaname = %s and tablename like %s",
+                (self.schema, f"{STAGING_PREFIX}%"),
+            ).fetchall()
+            for (name,) in left:
+                conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(self.schema, name)))
             conn.execute(sql.SQL("create unlogged table {} ({})").format(self.staging_table, columns))
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -63,8 +73,14 @@ class StagedMonth:
             key=sql.Identifier(ENTITY_COLUMN), staging=self.staging_table
         )
         statement = guarded_upsert(self.online_table, [list(g) for g in self.groups], latest)
-        return conn.execute(statement).rowcount
+        written = conn.execute(statement).rowcount
+        conn.execute(sql.SQL("drop table {}").format(self.staging_table))  # commits with the month
+        return written
 
     def close(self) -> None:
+        """After a failed job: drop the table unless the month's transaction still holds it (a
+        failed publish, until its rollback): then the next run's `open` drops it."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop table if exists {}").format(self.staging_table))
+            conn.execute("set lock_timeout = '1s'")
+            with contextlib.suppress(psycopg.errors.LockNotAvailable):
+                conn.execute(sql.SQL("drop table if exists {}").format(self.staging_table))

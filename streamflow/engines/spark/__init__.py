@@ -25,6 +25,10 @@ from streamflow.engines.spark.session import lake_dir, session, spark_conf
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import months_loaded_at
 
+# Feast's Spark offline store with one fix (feast_store.py), named by path: importing it needs pyspark
+FEAST_OFFLINE_STORE = "streamflow.engines.spark.feast_store.StreamflowSparkOfflineStore"
+FEAST_STATEMENT_END = "---EOS---"  # between the statements of Feast's point-in-time query
+
 
 def register_raw_tables() -> None:
     """The lake's snapshot folders as the catalog's `raw.<table>_snapshots` (external, partitioned
@@ -55,7 +59,7 @@ class SparkEngine:
     def feast_offline_store(self, target) -> dict[str, Any]:
         """Feast's Spark store; its session settings are ours, for a `feast` CLI or UI process
         that starts its own."""
-        return {"type": "spark", "spark_conf": spark_conf()}
+        return {"type": FEAST_OFFLINE_STORE, "spark_conf": spark_conf()}
 
     def dbt_target(self) -> dict[str, str]:
         """Starts this process's session (dbt-spark joins it) with the lake's tables registered."""
@@ -96,7 +100,11 @@ class SparkEngine:
         return queries.uploaded_entities(csv_path)
 
     def training_sql(self, job) -> str:
-        return job.query
+        """The last of Feast's statements; the ones before create the temporary views it reads."""
+        *views, query = job.query.split(FEAST_STATEMENT_END)
+        for statement in views:
+            session().sql(statement)
+        return query
 
     def read_query(self, query: str) -> pa.Table:
         return queries.read_query(query)

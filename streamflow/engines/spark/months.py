@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from streamflow.engines.spark.session import session
-from streamflow.online.layout import ENTITY_COLUMN, MONTH_WINDOW, column, typed_features
+from streamflow.online.layout import ENTITY_COLUMN, MICROS, MONTH_WINDOW, column, typed_features
 
 
 def _at(moment: datetime) -> str:
@@ -21,8 +21,9 @@ def event_timestamps(views) -> list[datetime]:
     union = " union ".join(
         f"select distinct `{s.timestamp_field}` as ts from {s.get_table_query_string()}" for s in sources
     )
-    rows = session().sql(f"select ts from ({union}) order by ts").collect()
-    return [row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0] for row in rows]
+    # as microseconds: pyspark would hand the times over naive, in the driver's zone
+    rows = session().sql(f"select unix_micros(ts) from ({union}) order by 1").collect()
+    return [datetime.fromtimestamp(row[0] / MICROS, UTC) for row in rows]
 
 
 def month_query(views, month: datetime) -> str:

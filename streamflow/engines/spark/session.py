@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,9 +148,6 @@ def spark_conf() -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
-        # Executors run our Python (materialize's writers): this interpreter, not the PATH's python3
-        "spark.pyspark.python": sys.executable,
-        "spark.pyspark.driver.python": sys.executable,
         **metastore_conf(),
     }
 
@@ -171,6 +169,14 @@ def session() -> SparkSession:
     if remote:
         return SparkSession.builder.remote(remote).getOrCreate()
     ensure_metastore_schema()
+    # Executors run our Python (materialize's writers): this interpreter, with its packages, not
+    # the PATH's python3 (pyspark reads the variable only, not `spark.pyspark.python`)
+    config.export({"PYSPARK_PYTHON": sys.executable})
+    # pyspark hands collected timestamps to Python as naive times in the process's zone, and Feast's
+    # Spark store reads the entity rows' time range that way (its partition bounds, its TTL edge):
+    # this process reads them in UTC, as the JVMs do (-Duser.timezone=UTC), whatever TZ says.
+    config.export({"TZ": "UTC"})
+    time.tzset()
     builder = SparkSession.builder
     for key, value in spark_conf().items():
         builder = builder.config(key, value)

@@ -239,7 +239,6 @@ def _on_a_cluster_losing_a_worker(args: list[str], env: dict[str, str]) -> subpr
         killed = _kill_a_worker_once_it_runs_an_executor(started, command)
         stdout, stderr = command.communicate(timeout=600)
         assert killed, ("the command ended before a worker could be killed", stdout[-2000:], stderr[-2000:])
-        assert started.alive_workers() == cluster.WORKERS - 1
     finally:
         cluster.down()
     return subprocess.CompletedProcess(args, command.returncode, stdout, stderr)
