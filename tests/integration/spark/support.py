@@ -1,5 +1,6 @@
 """What the Spark tests share: a `streamflow` command as its own process (a JVM each, as users
-run them), and which of the cluster's workers ran executors."""
+run them), which of the cluster's workers ran executors, and both engines' marts compared cell
+for cell."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
+import pyarrow.dataset as ds
 
 from streamflow import config
 
@@ -60,3 +63,51 @@ def assert_same_cells(ours: pd.DataFrame, theirs: pd.DataFrame, label: str) -> N
             assert np.allclose(a.astype(float), b.astype(float), rtol=1e-9, atol=0), (label, column)
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), (label, column)
+
+
+MARTS = (
+    "subs_profile",
+    "usage_agg_30d",
+    "usage_trends",
+    "payments_agg_90d",
+    "support_agg_90d",
+    "churn_labels",
+)
+
+
+def spark_marts(lake: Path) -> dict[str, pd.DataFrame]:
+    """The marts as the lake holds them (Hive partitions by as_of), read without Spark."""
+    return {
+        mart: _ordered(
+            ds.dataset(lake / "warehouse" / "features.db" / mart, format="parquet", partitioning="hive")
+            .to_table()
+            .to_pandas()
+        )
+        for mart in MARTS
+    }
+
+
+def pg_marts(target) -> dict[str, pd.DataFrame]:
+    frames = {}
+    with psycopg.connect(target.url) as conn:
+        conn.execute("set timezone to 'UTC'")
+        for mart in MARTS:
+            cursor = conn.execute(f"select * from features.{mart}")
+            frames[mart] = _ordered(
+                pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+            )
+    return frames
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["as_of"] = pd.to_datetime(frame["as_of"].astype(str)).dt.date
+    if "feature_timestamp" in frame:
+        frame["feature_timestamp"] = pd.to_datetime(frame["feature_timestamp"], utc=True)
+    frame = frame[sorted(frame.columns)].sort_values(["as_of", "user_id"]).reset_index(drop=True)
+    return frame
+
+
+def assert_same_marts(postgres: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> None:
+    for mart in MARTS:
+        assert_same_cells(postgres[mart], spark[mart], mart)
