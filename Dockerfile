@@ -1,4 +1,4 @@
-# The project's image: the pipeline (ingest, dbt, Feast) and the API share it.
+# The project's image: the pipeline (ingest, dbt, Feast), the API and the flow's scheduler share it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,14 +15,14 @@ RUN pip install --no-cache-dir uv==0.13.8
 
 # Dependencies first (cached while only the code changes), exactly as locked.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --group flow --no-install-project
 
 COPY streamflow ./streamflow
 COPY scripts ./scripts
 COPY serving ./serving
 COPY dbt_project ./dbt_project
 COPY feature_repo ./feature_repo
-RUN uv sync --frozen --no-dev \
+RUN uv sync --frozen --no-dev --group flow \
     && useradd --create-home --uid 10001 streamflow \
     && mkdir -p /app/.streamflow /app/data \
     && chown -R streamflow /app/.streamflow /app/data /app/dbt_project /app/feature_repo

@@ -20,7 +20,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help setup setup-spark db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
+.PHONY: help setup setup-spark setup-flow flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
@@ -59,6 +59,21 @@ spark-up: setup-spark ## Start a Spark standalone cluster on 127.0.0.1 (a master
 spark-down: setup ## Stop the Spark cluster
 	$(SF) spark down
 
+setup-flow: setup ## Add Prefect (the flow, its server and UI) to .venv
+	$(UV) sync --frozen --inexact --python $(PYTHON) --group flow
+
+orchestrator-up: setup-flow ## Start a Prefect server (API + UI) on 127.0.0.1:PREFECT_PORT (default 4200), data in .streamflow/prefect
+	$(SF) orchestrator up
+
+orchestrator-down: setup-flow ## Stop the Prefect server
+	$(SF) orchestrator down
+
+flow: setup-flow ## The monthly job once as a Prefect flow: tasks, retries, artifacts (PREFECT_API_URL: report to that server)
+	$(SF) flow
+
+schedule: setup-flow ## Serve the flow's deployment on SCHEDULE_CRON (default 1st of the month, 06:00 UTC) until stopped
+	$(SF) schedule
+
 pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set
 	$(SF) pipeline
 
@@ -95,10 +110,10 @@ check-skew: db-up ## Online values == historical values at the latest as_of, for
 serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 	$(SF) serve
 
-test: setup-spark ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
+test: setup-spark setup-flow ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest
 
-test-unit: setup ## The fast tier: no server, no dbt, no Feast apply (under a minute)
+test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)
 	$(PY) -m pytest tests/unit
 
 lint: setup ## sqlfluff (SQL style) and ruff (Python)
@@ -111,7 +126,7 @@ fmt: setup ## Apply ruff formatting and sqlfluff fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/sqlfluff fix dbt_project/models
 
-bench: setup ## Benchmarks (serving and pipeline), side by side; BENCH_SIZES=7043,100000,1000000 for 1M
+bench: setup-flow ## Benchmarks (serving and pipeline), side by side; BENCH_SIZES=7043,100000,1000000 for 1M
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get install -y -qq wrk >/dev/null; } || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) -m bench
@@ -124,4 +139,5 @@ clean-all: ## Also stop and DELETE the embedded database, the local Redis and .v
 	@echo "stopping the embedded PostgreSQL and local Redis; deleting .streamflow/ (database, secrets) and .venv"
 	-$(SF) db down
 	-$(SF) redis down
+	-$(SF) orchestrator down
 	rm -rf .streamflow data dbt_project/target dbt_project/logs $(VENV)

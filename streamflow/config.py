@@ -67,6 +67,13 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _cron(raw: str) -> str:
+    value = " ".join(raw.split())
+    if len(value.split(" ")) != 5:
+        raise ValueError
+    return value
+
+
 def _flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in TRUE + FALSE:
@@ -150,6 +157,28 @@ DRIFT_WATCH_THRESHOLD = _declare(
     "DRIFT_WATCH_THRESHOLD", "0.05", "distance to watch", _distance, "a number between 0 and 1"
 )
 UI_PORT = _declare("UI_PORT", "8888", "port of Feast's UI (make ui)", _whole(1, 65535), "a port number")
+PIPELINE_LOCK_WAIT = _declare(
+    "PIPELINE_LOCK_WAIT", "0", "seconds a run waits for another to finish", _whole(0, 86_400),
+    "seconds, 0..86400",
+)  # fmt: skip
+# The monthly job as a Prefect flow
+PREFECT_API_URL = _declare("PREFECT_API_URL", None, "Prefect's API (unset: a temporary server per run)")
+PREFECT_PORT = _declare(
+    "PREFECT_PORT", "4200", "port of `make orchestrator-up`", _whole(1, 65535), "a port number"
+)
+FLOW_RETRIES = _declare(
+    "FLOW_RETRIES",
+    "3",
+    "retries of a step whose server did not answer",
+    _whole(0, 50),
+    "a whole number 0..50",
+)
+FLOW_RETRY_DELAY = _declare(
+    "FLOW_RETRY_DELAY", "10", "seconds before the first retry (doubling)", _whole(1, 3600), "seconds, 1..3600"
+)
+SCHEDULE_CRON = _declare(
+    "SCHEDULE_CRON", "0 6 1 * *", "when `make schedule` runs the job (UTC)", _cron, "five cron fields"
+)
 # The API
 HOST = _declare("HOST", "127.0.0.1", "where the API listens")
 PORT = _declare("PORT", "8000", "the API's port", _whole(1, 65535), "a port number")
@@ -186,7 +215,7 @@ PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the worke
 BENCH_SECONDS = _declare("BENCH_SECONDS", "15", "seconds per load run", _whole(1), "a whole number >= 1")
 BENCH_SIZES = _declare("BENCH_SIZES", "7043,100000", "users per pipeline run", _whole_list, "numbers, a,b,c")
 BENCH_PARTS = _declare(
-    "BENCH_PARTS", "serving,redis,pipeline,incremental", "which benchmarks run", _words, "names, a,b,c"
+    "BENCH_PARTS", "serving,redis,pipeline,incremental,flow", "which benchmarks run", _words, "names, a,b,c"
 )
 BENCH_REDIS_USERS = _declare(
     "BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", _whole(1), "a whole number >= 1"

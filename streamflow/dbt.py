@@ -21,6 +21,7 @@ QUIET_ENV = {
     "DBT_VERSION_CHECK": "false",
     "DO_NOT_TRACK": "1",
 }
+FAILED_STATUSES = ("error", "fail", "runtime error")
 
 
 def dbt_env() -> dict[str, str]:
@@ -44,7 +45,7 @@ def invoke(args: list[str], env: dict[str, str] | None = None):
 def failed_nodes(result) -> list[str]:
     """Names of the models and tests that failed or errored in a dbt result."""
     nodes = getattr(result.result, "results", None) or []
-    return [r.node.name for r in nodes if str(r.status) in ("error", "fail", "runtime error")]
+    return [r.node.name for r in nodes if str(r.status) in FAILED_STATUSES]
 
 
 def run(args: list[str]) -> bool:
@@ -113,7 +114,49 @@ def months_to_build() -> list[date] | None:
     return plan_build().months
 
 
-def build_incrementally() -> bool | None:
+@dataclass(frozen=True)
+class NodeResult:
+    """One model, test, seed or snapshot of a dbt run: what it is, how it ended, in how long."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """A `dbt build`'s outcome, true when every node passed; the months it built (None: all)."""
+
+    success: bool
+    months: list[date] | None
+    nodes: list[NodeResult]
+
+    def __bool__(self) -> bool:
+        return self.success
+
+    def failures(self) -> list[NodeResult]:
+        return [node for node in self.nodes if node.status in FAILED_STATUSES]
+
+
+def node_results(result) -> list[NodeResult]:
+    """The nodes of a dbt result, in the order dbt ran them."""
+    return [
+        NodeResult(
+            unique_id=r.node.unique_id,
+            name=r.node.name,
+            resource_type=str(r.node.resource_type),
+            status=str(r.status),
+            seconds=round(float(r.execution_time or 0.0), 3),
+            message=" ".join(str(r.message or "").split())[:500],
+        )
+        for r in getattr(result.result, "results", None) or []
+    ]
+
+
+def build_incrementally() -> Built | None:
     """`dbt build` of what changed: the months loaded or restated since the last good build, their
     data tests scoped to them; everything on a first build. None when there is nothing to build."""
     plan = plan_build()
@@ -122,7 +165,8 @@ def build_incrementally() -> bool | None:
     if plan.months:
         months = ", ".join(m.isoformat() for m in plan.months)
         print(f"dbt build of {len(plan.months)} month(s): {months}", flush=True)
-    return bool(build(plan.dbt_vars(), plan.read_upto).success)
+    result = build(plan.dbt_vars(), plan.read_upto)
+    return Built(bool(result.success), plan.months, node_results(result))
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,23 @@
-"""The main job in one process: database up, ingest every month, dbt build, then the Feast steps
-(apply, materialize, monitoring, training set). Every step is idempotent, so the job is safe to run again."""
+"""The monthly job's steps, each a function of the library returning what it did, and `run`, the
+plain runner (`make pipeline`): database up, ingest every month, dbt build, then the Feast steps
+(apply, materialize, monitoring, training set), one process, one run at a time (job_lock.py).
+The Prefect flow (streamflow/orchestration/) calls the same steps as its tasks. Every step is
+idempotent, so the job is safe to run again; a closed gate raises `JobStopped`."""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from streamflow import config, dbt, embedded_pg, engines, ingest, logs, settings
+from streamflow import config, database, dbt, embedded_pg, engines, ingest, job_lock, logs, settings
+from streamflow.engines import StepRefused
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
-from streamflow.features.training import build
+from streamflow.features.training import DEFAULT_OUT, build
 from streamflow.generate import generate
 from streamflow.logs import step
 from streamflow.quality import monitor
@@ -32,6 +38,11 @@ def seeds_dir() -> Path:
     return GENERATED_DIR
 
 
+class JobStopped(StepRefused):
+    """A gate closed: overdue exports (FRESHNESS_CHECK=enforce), a failed dbt build, skew between
+    the stores. The run stops there; trying again cannot help until the data changes."""
+
+
 def fresh_enough() -> bool:
     """The snapshots' newest as_of against today (STREAMFLOW_TODAY for a replay of older exports):
     a month overdue is a warning; two are an error, which stops the job before the marts change
@@ -43,16 +54,87 @@ def fresh_enough() -> bool:
     if not late:
         print(f"freshness: every snapshot table is current ({len(checked)} checked)")
     errors = [item for item in late if item.status in ("error", "runtime error")]
-    if errors and config.get(config.FRESHNESS_CHECK) == "enforce":
-        print(
+    return not (errors and config.get(config.FRESHNESS_CHECK) == "enforce")
+
+
+# -- the steps ---------------------------------------------------------------------------------
+def database_up() -> str:
+    return embedded_pg.up()
+
+
+def ingest_month(month_dir: Path, as_of: date) -> dict[str, int]:
+    """One month folder into the offline store: rows per table, {} when its files were loaded
+    already (ingest's checksums)."""
+    return engines.current().load_month(month_dir, as_of)
+
+
+def require_fresh() -> None:
+    if not fresh_enough():
+        raise JobStopped(
             "freshness error: the exports are overdue; stopping before the marts change "
-            "(load the missing months, or set STREAMFLOW_TODAY when replaying older exports)",
-            file=sys.stderr,
+            "(load the missing months, or set STREAMFLOW_TODAY when replaying older exports)"
         )
-        return False
-    return True
 
 
+def build_marts() -> dbt.Built | None:
+    """dbt build of the months loaded or restated since the last good build (None: nothing new).
+    A failed build while the database does not answer is an outage (retried), not a data failure."""
+    built = dbt.build_incrementally()
+    if built is None:
+        print("no month loaded or restated since the last good build: the marts are current")
+        return None
+    if not built:
+        with database.connect():  # raises DatabaseUnreachable during an outage
+            pass
+        failed = ", ".join(f"{n.name} ({n.status})" for n in built.failures()) or "dbt stopped"
+        raise JobStopped(f"dbt build failed: the feature marts keep their last good data; failed: {failed}")
+    return built
+
+
+def apply_features() -> None:
+    apply()
+
+
+def materialize_months(store) -> dict:
+    """The months the online store lacks, oldest first: users written per as_of."""
+    return materialize(store)
+
+
+def monitor_features(store) -> monitor.MonitorResult:
+    result = monitor.run(store)
+    result.log()
+    return result
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    path: Path
+    rows: int
+
+
+def write_training_set(store) -> TrainingSet:
+    return TrainingSet(DEFAULT_OUT, build(store=store, out=DEFAULT_OUT))
+
+
+def check_skew(store) -> int:
+    """Every user's online values equal to their historical values at the newest as_of; users."""
+    from streamflow.features.skew import skew
+
+    users, differences = skew(store)
+    if differences:
+        shown = "; ".join(f"{u} {f}: offline {a!r} != online {b!r}" for u, f, a, b in differences[:5])
+        raise JobStopped(f"skew: {len(differences)} values differ between the stores ({shown})")
+    print(f"check-skew: {users:,} users, online equal to offline")
+    return users
+
+
+def write_report(store) -> Path:
+    from streamflow.quality import report
+
+    return report.write(store)
+
+
+# -- the plain runner --------------------------------------------------------------------------
 def build_serving_stack(seeds: Path):
     """ingest -> dbt build -> feast apply -> materialize on the current database, no checks in
     between (tests and benchmarks); the FeatureStore. Raises when dbt build fails."""
@@ -66,46 +148,45 @@ def build_serving_stack(seeds: Path):
     return store
 
 
-def feast_steps() -> None:
-    """apply, materialize, monitoring and the training set, sharing one FeatureStore."""
+def feast_steps(checks: bool = False) -> None:
+    """apply, materialize, monitoring and the training set, sharing one FeatureStore; with
+    `checks`, check-skew and the report too (what the flow runs)."""
     with step("feast apply"):
-        apply()
+        apply_features()
     store = feature_store()
     with step("materialize"):
-        materialize(store)
+        materialize_months(store)
     with step("monitor"):
-        monitor.run(store).log()
+        monitor_features(store)
     with step("training set"):
-        build(store=store)
+        write_training_set(store)
+    if checks:
+        with step("check-skew"):
+            check_skew(store)
+        with step("report"):
+            print(f"wrote {write_report(store)}")
 
 
-def run(with_feast: bool = True) -> int:
-    """The whole job; 1 when dbt build fails (the marts keep their last good data)."""
+def run(with_feast: bool = True, checks: bool = False) -> int:
+    """The whole job; 1 when a gate closes (the marts keep their last good data, or skew)."""
     started = time.perf_counter()
     months = ingest.month_dirs(seeds_dir())  # a missing or empty seeds folder stops us here
     with step("database"):
-        print(embedded_pg.up())
-    with step("ingest"):
-        engine = engines.current()
-        for month_dir, as_of in months:
-            engine.load_month(month_dir, as_of)
-    with step("freshness"):
-        current = fresh_enough()
-    if not current:
-        return 1
-    with step("dbt build"):
-        built = dbt.build_incrementally()
-        if built is None:
-            print("no month loaded or restated since the last good build: the marts are current")
-    if built is False:
-        logs.say(
-            "dbt build failed: the feature marts keep their last good data; stopping here.",
-            error=True,
-            event="dbt_build_failed",
-        )
-        return 1
-    if with_feast:
-        feast_steps()
+        print(database_up())
+    with job_lock.held():
+        with step("ingest"):
+            for month_dir, as_of in months:
+                ingest_month(month_dir, as_of)
+        try:
+            with step("freshness"):
+                require_fresh()
+            with step("dbt build"):
+                build_marts()
+            if with_feast:
+                feast_steps(checks)
+        except JobStopped as stopped:
+            logs.say(str(stopped), error=True, event="job_stopped")
+            return 1
     seconds = time.perf_counter() - started
     logs.say(f"\npipeline done in {seconds:.1f}s", event="pipeline_finished", seconds=round(seconds, 3))
     return 0

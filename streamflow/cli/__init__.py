@@ -17,12 +17,12 @@ __all__ = ["Exit", "main", "parser"]
 
 def _refusals() -> dict[type[BaseException], Exit]:
     """What the library raises, and the exit code it means (imported late: `--help` stays fast)."""
-    from streamflow import online
-    from streamflow.database import DatabaseUnreachable
+    from streamflow import faults
     from streamflow.engines import StepRefused
-    from streamflow.engines.spark.session import SparkMissing, SparkUnreachable
+    from streamflow.engines.spark.session import SparkMissing
     from streamflow.ingest import IngestError
     from streamflow.online.redis_server import RedisServerMissing
+    from streamflow.orchestration.server import PortInUse
     from streamflow.quality.monitor import MonitorError
     from streamflow.quality.report import ReportError
 
@@ -30,9 +30,8 @@ def _refusals() -> dict[type[BaseException], Exit]:
         config.ConfigError: Exit.USAGE,
         RedisServerMissing: Exit.USAGE,
         SparkMissing: Exit.USAGE,
-        DatabaseUnreachable: Exit.UNREACHABLE,
-        SparkUnreachable: Exit.UNREACHABLE,
-        **dict.fromkeys(online.unreachable_errors(), Exit.UNREACHABLE),
+        PortInUse: Exit.USAGE,
+        **dict.fromkeys(faults.unreachable_errors(), Exit.UNREACHABLE),
         StepRefused: Exit.REFUSED,
         IngestError: Exit.REFUSED,
         MonitorError: Exit.REFUSED,
@@ -43,7 +42,7 @@ def _refusals() -> dict[type[BaseException], Exit]:
 def all_commands() -> list:
     """Every command, in the order `streamflow --help` lists them (imported late: `--help` of one
     command does not pay for the others' imports either)."""
-    from streamflow.cli import commands, servers  # noqa: F401 - importing them registers them
+    from streamflow.cli import commands, flows, servers  # noqa: F401 - importing them registers them
     from streamflow.cli.registry import COMMANDS
 
     return COMMANDS

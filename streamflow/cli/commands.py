@@ -23,11 +23,18 @@ from streamflow.exports import FIRST_AS_OF
     "SEEDS_DIR=../shared/streamflow_seeds streamflow pipeline --no-feast",
     stopped="pipeline stopped, nothing was written",
 )
-@arguments(lambda p: p.add_argument("--no-feast", action="store_true", help="stop after dbt build"))
+def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-feast", action="store_true", help="stop after dbt build")
+    parser.add_argument(
+        "--checks", action="store_true", help="then check-skew and the report, as the flow does"
+    )
+
+
+@arguments(_pipeline_arguments)
 def pipeline(args) -> Exit:
     from streamflow import pipeline
 
-    return Exit(pipeline.run(with_feast=not args.no_feast))
+    return Exit(pipeline.run(with_feast=not args.no_feast, checks=args.checks))
 
 
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +86,7 @@ def dbt_command(args) -> Exit:
     built = dbt.build_incrementally()
     if built is None:
         print("no month loaded or restated since the last good build: the marts are current")
-    return Exit.FAILED if built is False else Exit.DONE
+    return Exit.FAILED if built is not None and not built else Exit.DONE
 
 
 @command("apply", "feast apply, then the API role's read-only grants", "streamflow apply")

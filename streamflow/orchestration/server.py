@@ -1,0 +1,108 @@
+"""A Prefect server on 127.0.0.1:PREFECT_PORT (`make orchestrator-up` / `-down`): its API and UI,
+its SQLite database and log under .streamflow/prefect. Starting twice is harmless; the state file
+says which process and port are ours, so `down` never stops someone else's server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamflow import config
+from streamflow.orchestration import prefect_environment, prefect_home
+from streamflow.processes import alive, wait_for
+
+
+@dataclass(frozen=True)
+class Server:
+    pid: int
+    port: int
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.ui}/api"
+
+
+class PortInUse(RuntimeError):
+    """PREFECT_PORT is taken by a process that is not our server."""
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _state_file() -> Path:
+    return prefect_home() / "server.json"
+
+
+def log_file() -> Path:
+    return prefect_home() / "server.log"
+
+
+def running() -> Server | None:
+    try:
+        state = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return Server(state["pid"], state["port"]) if alive(state["pid"]) else None
+
+
+def up(timeout: float = 120.0) -> Server:
+    existing = running()
+    if existing is not None:
+        return existing
+    port = config.get(config.PREFECT_PORT)
+    if not port_free(port):
+        raise PortInUse(f"127.0.0.1:{port} is in use by another program: set PREFECT_PORT to a free port")
+    prefect_home().mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with log_file().open("ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            command,
+            env=config.child_environment(prefect_environment()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: `down` stops its children too
+        )
+    server = Server(process.pid, port)
+    _state_file().write_text(json.dumps({"pid": server.pid, "port": port}))
+    try:
+        wait_for(f"{server.api_url}/health", timeout=timeout)
+    except TimeoutError:
+        down()
+        tail = log_file().read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(
+            f"the Prefect server did not answer within {timeout:.0f}s: {' | '.join(tail)}"
+        ) from None
+    return server
+
+
+def down() -> bool:
+    """Stop our server; True when it was running."""
+    found = running()
+    _state_file().unlink(missing_ok=True)
+    if found is None:
+        return False
+    os.killpg(found.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while alive(found.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive(found.pid):
+        os.killpg(found.pid, signal.SIGKILL)
+    return True

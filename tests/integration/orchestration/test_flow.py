@@ -1,0 +1,298 @@
+"""The monthly job as a Prefect flow against a real Prefect server (`streamflow orchestrator up`,
+its own SQLite database) and a PostgreSQL of the module's own (stopped once, mid-run): every
+task run Completed with its artifacts; a bad month fails the run with nothing written and no
+retry spent; an outage inside the retry window is survived; two runs never interleave (one of
+them from the served, scheduled deployment); the server's UI shows the run in Chromium.
+
+Each run is a `streamflow flow` process, as `make flow` starts it; the test reads what happened
+from Prefect's REST API, not from the flow's own word."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from streamflow.job_lock import PIPELINE_LOCK
+from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
+from tests.bad_exports import BAD_MONTHS, rewrite
+from tests.support import free_port, table_checksums
+
+pytestmark = pytest.mark.slow
+
+STEPS = ["database", "ingest month_000", "ingest month_001", "freshness", "dbt build", "feast apply",
+         "materialize", "monitor", "training set", "check-skew", "report"]  # fmt: skip
+ARTIFACTS = {
+    "ingest-rows",
+    "dbt-results",
+    "months-materialized",
+    "feature-drift",
+    "training-set",
+    "feature-report",
+}
+RETRY = {"FLOW_RETRIES": "3", "FLOW_RETRY_DELAY": "2"}  # 2, 4, 8 s: a 14 s window
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory):
+    """`streamflow orchestrator up` on a free port, its state in a folder of the module's own."""
+    env = {
+        **os.environ,
+        "STREAMFLOW_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+        "PREFECT_PORT": str(free_port()),
+    }
+    up = _streamflow(["orchestrator", "up"], env)
+    assert up.returncode == 0, up.stderr
+    url = _streamflow(["orchestrator", "url"], env).stdout.strip()
+    assert url.endswith("/api")
+    yield url
+    assert _streamflow(["orchestrator", "down"], env).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def job(private_pg, prefect, seeds):
+    """The environment of a run: the module's database, the server, the exports, quick retries."""
+    return {**os.environ, "PREFECT_API_URL": prefect, "SEEDS_DIR": str(seeds), **RETRY}
+
+
+def _streamflow(args, env, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )
+
+
+def _start_flow(env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamflow", "flow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _api(prefect: str, path: str, body: dict | None = None):
+    response = httpx.post(f"{prefect}{path}", json=body or {}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _flow_runs(prefect: str) -> list[dict]:
+    """Our flow's runs, newest first."""
+    body = {"flows": {"name": {"any_": [FLOW_NAME]}}, "sort": "EXPECTED_START_TIME_DESC"}
+    return _api(prefect, "/flow_runs/filter", body)
+
+
+def _task_runs(prefect: str, flow_run_id: str) -> dict[str, dict]:
+    runs = _api(prefect, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    return {run["name"]: run for run in runs}
+
+
+def _span(task_runs: dict[str, dict]) -> tuple[datetime, datetime]:
+    """From the first locked step's start to the last step's end (the database step runs before the lock)."""
+    locked = [run for name, run in task_runs.items() if name != "database"]
+    return (
+        min(datetime.fromisoformat(run["start_time"]) for run in locked),
+        max(datetime.fromisoformat(run["end_time"]) for run in locked),
+    )
+
+
+def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(prefect, job, private_pg):
+    finished = _streamflow(["flow"], job)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    [run] = _flow_runs(prefect)
+    assert run["state"]["type"] == "COMPLETED"
+    tasks = _task_runs(prefect, run["id"])
+    assert sorted(tasks) == sorted(STEPS)
+    assert {name: (t["state"]["type"], t["run_count"]) for name, t in tasks.items()} == {
+        name: ("COMPLETED", 1) for name in STEPS
+    }
+    order = sorted(STEPS, key=lambda name: tasks[name]["start_time"])
+    assert order == STEPS, "the steps ran in the pipeline's order"
+
+    artifacts = {
+        a["key"]: a
+        for a in _api(prefect, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    }
+    assert set(artifacts) == ARTIFACTS
+    loaded = {(row["as_of"], row["table"]): row["rows"] for row in _table(artifacts["ingest-rows"])}
+    users = _rows(Path(job["SEEDS_DIR"]) / "month_000" / "users.csv")
+    assert loaded[("2024-01-31", "users")] == users and loaded[("2024-02-29", "users")] == users
+    dbt_nodes = _table(artifacts["dbt-results"])
+    assert {row["type"] for row in dbt_nodes} >= {"model", "test"}
+    assert all(row["status"] in ("success", "pass") for row in dbt_nodes)
+    assert {row["as_of"] for row in _table(artifacts["months-materialized"])} == {"2024-01-31", "2024-02-29"}
+    assert f"{users:,} rows" in artifacts["training-set"]["data"]  # every user of the first month
+    assert artifacts["feature-report"]["data"].endswith("feature_quality.html")
+
+    events = _api(
+        prefect,
+        "/events/filter",
+        {
+            "filter": {"event": {"prefix": ["dbt."]}, "related": {"id": [f"prefect.flow-run.{run['id']}"]}},
+            "limit": 500,
+        },
+    )
+    named = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events["events"]}
+    assert len(named) == len(dbt_nodes) and {"dbt.model.success", "dbt.test.pass"} <= {e for e, _ in named}
+
+
+def test_the_plain_runner_waits_then_is_refused_while_a_run_holds_the_lock(job, private_pg):
+    before = table_checksums(private_pg[1])
+    with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the other run") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,))
+        started = time.monotonic()
+        refused = _streamflow(["pipeline"], {**job, "PIPELINE_LOCK_WAIT": "2"})
+        seconds = time.monotonic() - started
+    assert refused.returncode == 4, refused.stderr[-2000:]
+    assert "waiting up to 2s for the pipeline lock, held by the other run" in refused.stdout
+    [line] = [line for line in refused.stderr.splitlines() if "pipeline lock" in line]
+    assert "another run holds the pipeline lock: the other run" in line and "nothing was done" in line
+    assert seconds < 60
+    assert table_checksums(private_pg[1]) == before
+
+
+def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, job, private_pg, tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for month in ("month_000", "month_001"):
+        (seeds / month).symlink_to(Path(job["SEEDS_DIR"]) / month)
+    bad = seeds / "month_002"
+    subprocess.run(["cp", "-r", str(Path(job["SEEDS_DIR"]) / "month_001"), str(bad)], check=True)
+    file, transform, expected = BAD_MONTHS["unparsable_int"]
+    rewrite(bad / file, transform)
+    before = table_checksums(private_pg[1])
+
+    finished = _streamflow(["flow"], {**job, "SEEDS_DIR": str(seeds)})
+    assert finished.returncode == 4, finished.stderr[-3000:]
+    assert all(fragment in finished.stderr for fragment in expected), finished.stderr[-2000:]
+    run = _flow_runs(prefect)[0]
+    assert run["state"]["type"] == "FAILED" and "month_002" in run["state"]["message"] + finished.stderr
+    tasks = _task_runs(prefect, run["id"])
+    assert tasks["ingest month_002"]["state"]["type"] == "FAILED"
+    assert tasks["ingest month_002"]["run_count"] == 1, "no retry spent on a bad export"
+    assert "dbt build" not in tasks
+    assert table_checksums(private_pg[1]) == before
+
+
+def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, private_pg):
+    server, _ = private_pg
+    flow = _start_flow(job)
+    try:
+        _wait_for_lock_taken(prefect, flow)
+        assert server.stop("fast")  # every session ends, the run's lock with it
+        time.sleep(3)
+        assert server.start()
+        output = flow.communicate(timeout=600)[0]
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert flow.returncode == 0, output[-4000:]
+    run = _flow_runs(prefect)[0]
+    assert run["state"]["type"] == "COMPLETED"
+    tasks = _task_runs(prefect, run["id"])
+    retried = {name: t["run_count"] for name, t in tasks.items() if t["run_count"] > 1}
+    assert retried, "a step failed while the database was down and was tried again"
+    assert all(t["state"]["type"] == "COMPLETED" for t in tasks.values())
+
+
+def _wait_for_lock_taken(prefect: str, flow: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the run is past its database step, inside the pipeline's lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert flow.poll() is None, flow.communicate()[0][-3000:]
+        runs = _flow_runs(prefect)
+        if runs and runs[0]["state"]["type"] == "RUNNING":
+            tasks = _task_runs(prefect, runs[0]["id"])
+            if tasks.get("database", {}).get("state", {}).get("type") == "COMPLETED":
+                return
+        time.sleep(0.2)
+    raise AssertionError("the run never got past its database step")
+
+
+def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job):
+    """`streamflow schedule` serves the deployment (its cron, the exports as its parameter); a run
+    of it and a `streamflow flow` start together: one waits for the other's lock."""
+    served = subprocess.Popen(
+        [sys.executable, "-m", "streamflow", "schedule"],
+        env={**job, "PIPELINE_LOCK_WAIT": "600", "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deployment = _wait_for_deployment(prefect, served)
+        [schedule] = deployment["schedules"]
+        assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("0 6 1 * *", "UTC")
+        assert deployment["parameters"] == {"seeds_dir": job["SEEDS_DIR"]}
+        scheduled = _api(prefect, f"/deployments/{deployment['id']}/create_flow_run", {})
+        direct = _start_flow({**job, "PIPELINE_LOCK_WAIT": "600"})
+        direct_output = direct.communicate(timeout=600)[0]
+        assert direct.returncode == 0, direct_output[-3000:]
+        state = _wait_for_end(prefect, scheduled["id"])
+        assert state == "COMPLETED"
+    finally:
+        os.killpg(served.pid, signal.SIGINT)
+        served_output = served.communicate(timeout=60)[0]
+    runs = {run["id"]: run for run in _flow_runs(prefect)[:2]}
+    assert scheduled["id"] in runs, served_output[-2000:]
+    spans = sorted(_span(_task_runs(prefect, run_id)) for run_id in runs)
+    assert spans[0][1] <= spans[1][0], f"the two runs interleaved: {spans}"
+    assert "waiting up to 600s for the pipeline lock" in direct_output + served_output
+
+
+def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert served.poll() is None, served.communicate()[0][-3000:]
+        response = httpx.get(f"{prefect}/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}", timeout=10)
+        if response.status_code == 200:
+            return response.json()
+        time.sleep(0.5)
+    raise AssertionError("the served deployment never appeared")
+
+
+def _wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{prefect}/flow_runs/{flow_run_id}", timeout=10).json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} did not end within {timeout}s")
+
+
+def test_the_ui_shows_the_run_with_its_task_runs(prefect, watched):
+    completed = next(run for run in _flow_runs(prefect) if run["state"]["type"] == "COMPLETED")
+    page = watched.page
+    page.goto(f"{prefect.removesuffix('/api')}/runs/flow-run/{completed['id']}")
+    page.get_by_text(completed["name"]).first.wait_for(timeout=60_000)
+    for step in ("dbt build", "materialize", "check-skew"):
+        page.get_by_text(step).first.wait_for(timeout=60_000)
+    path = watched.screenshot("prefect_flow_run.png")
+    assert path.stat().st_size > 10_000
+    assert watched.errors == [], watched.errors
+    assert watched.refused == [], f"the UI asked the network for {watched.refused}"
+
+
+def _table(artifact: dict) -> list[dict]:
+    import json
+
+    data = artifact["data"]
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def _rows(csv_path: Path) -> int:
+    with csv_path.open() as fh:
+        return sum(1 for _ in fh) - 1
