@@ -1,5 +1,5 @@
-"""Fixtures for a real headless Chromium (Debian's `chromium`, which `.ci/run` installs when missing), driven by
-Playwright. Pages may load file:, data: and blob: URLs and the loopback servers the tests start;
+"""Fixtures for a real headless Chromium (Debian's `chromium`, which `.ci/run` installs when missing),
+driven by Playwright. Pages may load file:, data: and blob: URLs and the loopback servers the tests start;
 anything else is refused and recorded, so a page that needs the network fails its test."""
 
 from __future__ import annotations
