@@ -72,14 +72,15 @@ class PipelineLock:
     def keep(self) -> None:
         """Before a step: still ours? A restarted database dropped the session and the lock with it:
         take it again at once, or stop when another run has it now."""
-        try:
-            self.conn.execute("select 1")
-            return
-        except psycopg.OperationalError:
-            with contextlib.suppress(psycopg.Error):
-                self.conn.close()
-        self.conn = None
-        self.acquire(wait_seconds=0)
+        if self.conn is not None:
+            try:
+                self.conn.execute("select 1")
+                return
+            except psycopg.OperationalError:
+                with contextlib.suppress(psycopg.Error):
+                    self.conn.close()
+                self.conn = None
+        self.acquire(wait_seconds=0)  # the database still away: DatabaseUnreachable, retried
 
     def release(self) -> None:
         if self.conn is not None:

@@ -16,13 +16,6 @@ from streamflow.exports import FIRST_AS_OF
 
 
 # -- the monthly job -----------------------------------------------------------------------------
-@command(
-    "pipeline",
-    "Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set",
-    "streamflow pipeline",
-    "SEEDS_DIR=../shared/streamflow_seeds streamflow pipeline --no-feast",
-    stopped="pipeline stopped, nothing was written",
-)
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-feast", action="store_true", help="stop after dbt build")
     parser.add_argument(
@@ -30,6 +23,14 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@command(
+    "pipeline",
+    "Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set",
+    "streamflow pipeline",
+    "SEEDS_DIR=../shared/streamflow_seeds streamflow pipeline --no-feast",
+    "streamflow pipeline --checks",
+    stopped="pipeline stopped, nothing was written",
+)
 @arguments(_pipeline_arguments)
 def pipeline(args) -> Exit:
     from streamflow import pipeline

@@ -39,6 +39,7 @@ class PortInUse(RuntimeError):
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is free
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -74,7 +75,10 @@ def up(timeout: float = 120.0) -> Server:
     with log_file().open("ab") as log:  # the child keeps its own copy
         process = subprocess.Popen(
             command,
-            env=config.child_environment(prefect_environment()),
+            # the UI's pages call the API at this address (Prefect's default assumes port 4200)
+            env=config.child_environment(
+                {**prefect_environment(), "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

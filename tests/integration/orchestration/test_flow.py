@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from streamflow import settings
 from streamflow.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
@@ -86,8 +87,19 @@ def _start_flow(env) -> subprocess.Popen:
 
 def _api(prefect: str, path: str, body: dict | None = None):
     response = httpx.post(f"{prefect}{path}", json=body or {}, timeout=30)
-    response.raise_for_status()
+    assert response.is_success, (path, response.status_code, response.text[:2000])
     return response.json()
+
+
+def _events(prefect: str, prefix: str, related: str) -> list[dict]:
+    """Every event named `prefix`... about the `related` resource, page after page."""
+    body = {"filter": {"event": {"prefix": [prefix]}, "related": {"id": [related]}}, "limit": 50}
+    page = _api(prefect, "/events/filter", body)
+    found = page["events"]
+    while page.get("next_page"):
+        page = httpx.get(page["next_page"], timeout=30).json()
+        found += page["events"]
+    return found
 
 
 def _flow_runs(prefect: str) -> list[dict]:
@@ -133,20 +145,15 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
     assert loaded[("2024-01-31", "users")] == users and loaded[("2024-02-29", "users")] == users
     dbt_nodes = _table(artifacts["dbt-results"])
     assert {row["type"] for row in dbt_nodes} >= {"model", "test"}
-    assert all(row["status"] in ("success", "pass") for row in dbt_nodes)
+    assert {row["status"] for row in dbt_nodes} <= {"success", "pass", "no-op"}  # no-op: the exposures
     assert {row["as_of"] for row in _table(artifacts["months-materialized"])} == {"2024-01-31", "2024-02-29"}
     assert f"{users:,} rows" in artifacts["training-set"]["data"]  # every user of the first month
-    assert artifacts["feature-report"]["data"].endswith("feature_quality.html")
+    report = settings.PROJECT_ROOT / "data" / "reports" / "feature_quality.html"
+    assert artifacts["feature-report"]["data"] == f"[feature_quality.html]({report.as_uri()})"
+    assert report.is_file()
 
-    events = _api(
-        prefect,
-        "/events/filter",
-        {
-            "filter": {"event": {"prefix": ["dbt."]}, "related": {"id": [f"prefect.flow-run.{run['id']}"]}},
-            "limit": 500,
-        },
-    )
-    named = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events["events"]}
+    events = _events(prefect, "dbt.", f"prefect.flow-run.{run['id']}")
+    named = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events}
     assert len(named) == len(dbt_nodes) and {"dbt.model.success", "dbt.test.pass"} <= {e for e, _ in named}
 
 
@@ -276,13 +283,26 @@ def _wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
 def test_the_ui_shows_the_run_with_its_task_runs(prefect, watched):
     completed = next(run for run in _flow_runs(prefect) if run["state"]["type"] == "COMPLETED")
     page = watched.page
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url.split("/", 3)[3]) if r.status == 404 else None)
     page.goto(f"{prefect.removesuffix('/api')}/runs/flow-run/{completed['id']}")
     page.get_by_text(completed["name"]).first.wait_for(timeout=60_000)
-    for step in ("dbt build", "materialize", "check-skew"):
-        page.get_by_text(step).first.wait_for(timeout=60_000)
-    path = watched.screenshot("prefect_flow_run.png")
+    page.get_by_text("Task Runs", exact=True).first.click()
+    for step in STEPS:
+        page.get_by_text(step, exact=True).first.wait_for(timeout=60_000)
+    path = watched.screenshot("prefect_flow_run.png", full_page=True)
     assert path.stat().st_size > 10_000
-    assert watched.errors == [], watched.errors
+    # Prefect's UI asks for its favicon by the run's state before the state has loaded: one 404
+    # for /ico/undefined.svg, Prefect's own; anything else failing is ours.
+    assert set(missing) <= {"ico/undefined.svg"}, missing
+    unexplained = [
+        e
+        for e in watched.errors
+        if not (
+            missing and e.startswith("Failed to load resource: the server responded with a status of 404")
+        )
+    ]
+    assert unexplained == [], watched.errors
     assert watched.refused == [], f"the UI asked the network for {watched.refused}"
 
 
