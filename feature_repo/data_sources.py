@@ -2,108 +2,67 @@
 
 One data source per dbt feature mart, of the kind the offline engine reads.
 Change the dbt marts' YAML (dbt_project/models/marts/) and run
-`.venv/bin/python -m scripts.generate_feast_repo`; a test fails when this file is stale.
+`.venv/bin/streamflow generate-feast-repo`; a test fails when this file is stale.
 """
 
 import os
+
+# Each mart's source, whichever kind reads it.
+MARTS = {
+    "payments_agg_90d": dict(
+        name="payments_agg_90d_source",
+        table="features.payments_agg_90d",
+        timestamp_field="feature_timestamp",
+        description="Payment health over the 90 days before each as_of.",
+        owner="ml-platform@streamflow.example",
+        tags={"dbt_model": "model.streamflow.payments_agg_90d"},
+    ),
+    "subs_profile": dict(
+        name="subs_profile_source",
+        table="features.subs_profile",
+        timestamp_field="feature_timestamp",
+        description="Subscription profile of each user at each month-end as_of.",
+        owner="ml-platform@streamflow.example",
+        tags={"dbt_model": "model.streamflow.subs_profile"},
+    ),
+    "support_agg_90d": dict(
+        name="support_agg_90d_source",
+        table="features.support_agg_90d",
+        timestamp_field="feature_timestamp",
+        description="Support contacts over the 90 days before each as_of.",
+        owner="ml-platform@streamflow.example",
+        tags={"dbt_model": "model.streamflow.support_agg_90d"},
+    ),
+    "usage_agg_30d": dict(
+        name="usage_agg_30d_source",
+        table="features.usage_agg_30d",
+        timestamp_field="feature_timestamp",
+        description="Viewing behaviour over the 30 (and 7) days before each as_of.",
+        owner="ml-platform@streamflow.example",
+        tags={"dbt_model": "model.streamflow.usage_agg_30d"},
+    ),
+    "usage_trends": dict(
+        name="usage_trends_source",
+        table="features.usage_trends",
+        timestamp_field="feature_timestamp",
+        description="Derived month-over-month changes in usage (window over as_of).",
+        owner="ml-platform@streamflow.example",
+        tags={"dbt_model": "model.streamflow.usage_trends"},
+    ),
+}
 
 
 def postgres_sources():
     from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 
-    return {
-        "payments_agg_90d": PostgreSQLSource(
-            name="payments_agg_90d_source",
-            table="features.payments_agg_90d",
-            timestamp_field="feature_timestamp",
-            description="Payment health over the 90 days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.payments_agg_90d"},
-        ),
-        "subs_profile": PostgreSQLSource(
-            name="subs_profile_source",
-            table="features.subs_profile",
-            timestamp_field="feature_timestamp",
-            description="Subscription profile of each user at each month-end as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.subs_profile"},
-        ),
-        "support_agg_90d": PostgreSQLSource(
-            name="support_agg_90d_source",
-            table="features.support_agg_90d",
-            timestamp_field="feature_timestamp",
-            description="Support contacts over the 90 days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.support_agg_90d"},
-        ),
-        "usage_agg_30d": PostgreSQLSource(
-            name="usage_agg_30d_source",
-            table="features.usage_agg_30d",
-            timestamp_field="feature_timestamp",
-            description="Viewing behaviour over the 30 (and 7) days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.usage_agg_30d"},
-        ),
-        "usage_trends": PostgreSQLSource(
-            name="usage_trends_source",
-            table="features.usage_trends",
-            timestamp_field="feature_timestamp",
-            description="Derived month-over-month changes in usage (window over as_of).",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.usage_trends"},
-        ),
-    }
+    return {mart: PostgreSQLSource(**arguments) for mart, arguments in MARTS.items()}
 
 
 def spark_sources():
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
     return {
-        "payments_agg_90d": SparkSource(
-            name="payments_agg_90d_source",
-            table="features.payments_agg_90d",
-            timestamp_field="feature_timestamp",
-            description="Payment health over the 90 days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.payments_agg_90d"},
-            date_partition_column="as_of",
-        ),
-        "subs_profile": SparkSource(
-            name="subs_profile_source",
-            table="features.subs_profile",
-            timestamp_field="feature_timestamp",
-            description="Subscription profile of each user at each month-end as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.subs_profile"},
-            date_partition_column="as_of",
-        ),
-        "support_agg_90d": SparkSource(
-            name="support_agg_90d_source",
-            table="features.support_agg_90d",
-            timestamp_field="feature_timestamp",
-            description="Support contacts over the 90 days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.support_agg_90d"},
-            date_partition_column="as_of",
-        ),
-        "usage_agg_30d": SparkSource(
-            name="usage_agg_30d_source",
-            table="features.usage_agg_30d",
-            timestamp_field="feature_timestamp",
-            description="Viewing behaviour over the 30 (and 7) days before each as_of.",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.usage_agg_30d"},
-            date_partition_column="as_of",
-        ),
-        "usage_trends": SparkSource(
-            name="usage_trends_source",
-            table="features.usage_trends",
-            timestamp_field="feature_timestamp",
-            description="Derived month-over-month changes in usage (window over as_of).",
-            owner="ml-platform@streamflow.example",
-            tags={"dbt_model": "model.streamflow.usage_trends"},
-            date_partition_column="as_of",
-        ),
+        mart: SparkSource(**arguments, date_partition_column="as_of") for mart, arguments in MARTS.items()
     }
 
 

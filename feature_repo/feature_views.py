@@ -2,7 +2,7 @@
 
 One FeatureView per dbt feature mart, fields from its contract.
 Change the dbt marts' YAML (dbt_project/models/marts/) and run
-`.venv/bin/python -m scripts.generate_feast_repo`; a test fails when this file is stale.
+`.venv/bin/streamflow generate-feast-repo`; a test fails when this file is stale.
 """
 
 from datetime import timedelta

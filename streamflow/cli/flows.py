@@ -3,6 +3,7 @@ Prefect server it reports to (streamflow/orchestration/)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 from streamflow import config
@@ -11,9 +12,8 @@ from streamflow.cli.registry import arguments, command
 
 
 def _prefect_missing() -> bool:
-    try:
-        import prefect  # noqa: F401
-    except ImportError:
+    """Checked without importing Prefect: it reads its settings (PREFECT_API_URL) when imported."""
+    if importlib.util.find_spec("prefect") is None:
         print("Prefect is not installed: make setup-flow (or uv sync --group flow)", file=sys.stderr)
         return True
     return False
@@ -47,10 +47,15 @@ def flow(args) -> Exit:
     orchestration.use_prefect()
     if _prefect_missing():
         return Exit.USAGE
-    _report_to_our_server()
+    from streamflow.orchestration import server
+
+    # no server to report to: one for this run, booting while the pipeline's modules load
+    temporary = None if _report_to_our_server() else server.temporary()
     from streamflow.orchestration.flow import monthly_job
     from streamflow.pipeline import JobStopped
 
+    if temporary is not None:
+        server.ready(temporary)
     try:
         summary = monthly_job()
     except JobStopped as stopped:

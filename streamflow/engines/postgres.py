@@ -67,7 +67,6 @@ class PostgresEngine:
         """Feast's PostgreSQL offline store reads the marts where dbt wrote them."""
 
     def feast_offline_store(self, target: settings.PgTarget) -> dict[str, object]:
-        keywords = target.keywords()
         return {
             "type": "postgres",
             "host": target.host,
@@ -76,10 +75,9 @@ class PostgresEngine:
             "db_schema": "features",
             "user": target.user,
             "password": target.password or "",
-            "sslmode": keywords.get("sslmode"),
-            "sslrootcert_path": keywords.get("sslrootcert"),
-            "sslcert_path": keywords.get("sslcert"),
-            "sslkey_path": keywords.get("sslkey"),
+            "sslmode": target.sslmode,
+            # the TLS files as dbt and the online store get them (PgTarget.as_env); None: not given
+            **{f"{name}_path": target.tls_file(name) or None for name in settings.TLS_FILES},
             # the entity query runs inside the point-in-time SQL, on analyzed tables (training.py)
             "entity_select_mode": "embed_query",
         }

@@ -41,7 +41,7 @@ HEADER = '''"""GENERATED from the dbt manifest by streamflow/features/feast_repo
 
 {what}
 Change the dbt marts' YAML (dbt_project/models/marts/) and run
-`.venv/bin/python -m scripts.generate_feast_repo`; a test fails when this file is stale.
+`.venv/bin/streamflow generate-feast-repo`; a test fails when this file is stale.
 """
 '''
 
@@ -72,27 +72,27 @@ def _source_arguments(node: dict) -> str:
 
 
 def render_sources(models: list[dict]) -> str:
+    """Each mart's source arguments once (MARTS), and a source of each engine's kind built from them."""
     out = [HEADER.format(what="One data source per dbt feature mart, of the kind the offline engine reads.")]
     out.append("import os\n")
+    out.append("# Each mart's source, whichever kind reads it.")
+    out.append("MARTS = {")
+    for node in models:
+        out.append(f"    {_literal(node['name'])}: dict(\n{_source_arguments(node)}    ),")
+    out.append("}\n")
     out.append("\ndef postgres_sources():")
     out.append(
         "    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import "
         "PostgreSQLSource\n"
     )
-    out.append("    return {")
-    for node in models:
-        out.append(f"    {_literal(node['name'])}: PostgreSQLSource(\n{_source_arguments(node)}    ),")
-    out.append("    }\n")
+    out.append("    return {mart: PostgreSQLSource(**arguments) for mart, arguments in MARTS.items()}\n")
     out.append("\ndef spark_sources():")
     out.append(
         "    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource\n"
     )
     out.append("    return {")
-    for node in models:
-        out.append(
-            f"    {_literal(node['name'])}: SparkSource(\n{_source_arguments(node)}"
-            f"        date_partition_column={_literal(PARTITION_COLUMN)},\n    ),"
-        )
+    out.append(f"        mart: SparkSource(**arguments, date_partition_column={_literal(PARTITION_COLUMN)})")
+    out.append("        for mart, arguments in MARTS.items()")
     out.append("    }\n")
     out.append(
         "\n# The engine's kind only: the other's module may not even be installed (pyspark)."

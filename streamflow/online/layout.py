@@ -19,7 +19,8 @@ from feast import FeatureView, ValueType
 
 ENTITY_COLUMN = "user_id"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
-MICROS = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 MONTH_WINDOW = timedelta(seconds=1)  # every row of a month carries its month end at 00:00 UTC
 # Feast value type -> PostgreSQL column type; JSON carries each of these types exactly too.
 PG_TYPE_OF = {
@@ -97,11 +98,15 @@ def months_key(project: str) -> str:
 
 # -- a view's values as one blob: [event time in epoch microseconds, values...] ----------------
 def micros(moment: datetime) -> int:
-    return round(moment.timestamp() * MICROS)
+    """Whole microseconds since the epoch, exact (a float loses the last one past ~2100); a time
+    without a zone is UTC, as everywhere in the stores."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // ONE_MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value / MICROS, UTC)
+    """Exact, unlike a float division: microseconds since the epoch, in UTC."""
+    return EPOCH + timedelta(microseconds=value)
 
 
 def encode(event_time: datetime, values: Sequence) -> bytes:

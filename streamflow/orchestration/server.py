@@ -4,6 +4,8 @@ says which process and port are ours, so `down` never stops someone else's serve
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from streamflow import config
 from streamflow.orchestration import prefect_environment, prefect_home
-from streamflow.processes import alive, wait_for
+from streamflow.processes import alive, free_port, wait_for
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,13 @@ def running() -> Server | None:
     return Server(state["pid"], state["port"]) if alive(state["pid"]) else None
 
 
-def up(timeout: float = 120.0) -> Server:
-    existing = running()
-    if existing is not None:
-        return existing
-    port = config.get(config.PREFECT_PORT)
-    if not port_free(port):
-        raise PortInUse(f"127.0.0.1:{port} is in use by another program: set PREFECT_PORT to a free port")
+def _spawn(port: int, log_path: Path, *options: str) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1:port, in a process group of its own, its output in `log_path`."""
     prefect_home().mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with log_file().open("ab") as log:  # the child keeps its own copy
-        process = subprocess.Popen(
-            command,
+    with log_path.open("ab") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [*command, *options],
             # the UI's pages call the API at this address (Prefect's default assumes port 4200)
             env=config.child_environment(
                 {**prefect_environment(), "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
@@ -82,8 +79,37 @@ def up(timeout: float = 120.0) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: `down` stops its children too
+            start_new_session=True,  # its own process group: stopping it stops its children too
         )
+
+
+def _stop(pid: int, grace_s: float) -> None:
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _stop_child(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def up(timeout: float = 120.0) -> Server:
+    existing = running()
+    if existing is not None:
+        return existing
+    port = config.get(config.PREFECT_PORT)
+    if not port_free(port):
+        raise PortInUse(f"127.0.0.1:{port} is in use by another program: set PREFECT_PORT to a free port")
+    process = _spawn(port, log_file())
     server = Server(process.pid, port)
     _state_file().write_text(json.dumps({"pid": server.pid, "port": port}))
     try:
@@ -103,10 +129,28 @@ def down() -> bool:
     _state_file().unlink(missing_ok=True)
     if found is None:
         return False
-    os.killpg(found.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while alive(found.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if alive(found.pid):
-        os.killpg(found.pid, signal.SIGKILL)
+    _stop(found.pid, grace_s=20)
     return True
+
+
+def temporary() -> str:
+    """A Prefect server for this process's run (no UI, no scheduler), started at once so it boots
+    while the pipeline's modules load; PREFECT_API_URL points at it (set before Prefect is imported:
+    Prefect reads its settings then); `ready` waits for it. It is stopped when the process exits,
+    after Prefect has sent its last logs and events (exit handlers run last-registered first, and
+    Prefect registers its own once the run has started)."""
+    port = free_port()
+    process = _spawn(
+        port, prefect_home() / "temporary-server.log", "--no-ui", "--no-scheduler", "--no-late-runs"
+    )
+    atexit.register(_stop_child, process)
+    url = f"http://127.0.0.1:{port}/api"
+    config.export({"PREFECT_API_URL": url})
+    return url
+
+
+def ready(api_url: str, timeout: float = 120.0) -> None:
+    try:
+        wait_for(f"{api_url}/health", timeout=timeout)
+    except TimeoutError:
+        raise RuntimeError(f"the temporary Prefect server did not answer within {timeout:.0f}s") from None

@@ -199,3 +199,13 @@ def test_the_housekeeping_survives_an_unexpected_error():
     finally:
         resources.HOUSEKEEPING_PERIOD_S = period
     assert calls == ["reload", "reload"]
+
+
+def test_event_times_round_trip_to_the_microsecond():
+    """Event times travel as whole microseconds (Redis blobs, Spark's unix_micros) and come back
+    equal, not a float's neighbour."""
+    for moment in (
+        datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2262, 4, 11, 0, 0, 0, 1, tzinfo=UTC),
+    ):
+        assert layout.from_micros(layout.micros(moment)) == moment

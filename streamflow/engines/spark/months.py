@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from streamflow.engines.spark.session import session
-from streamflow.online.layout import ENTITY_COLUMN, MICROS, MONTH_WINDOW, column, typed_features
+from streamflow.online.layout import ENTITY_COLUMN, MONTH_WINDOW, column, from_micros, typed_features
 
 
 def _at(moment: datetime) -> str:
@@ -23,7 +23,7 @@ def event_timestamps(views) -> list[datetime]:
     )
     # as microseconds: pyspark would hand the times over naive, in the driver's zone
     rows = session().sql(f"select unix_micros(ts) from ({union}) order by 1").collect()
-    return [datetime.fromtimestamp(row[0] / MICROS, UTC) for row in rows]
+    return [from_micros(row[0]) for row in rows]
 
 
 def month_query(views, month: datetime) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -170,6 +171,32 @@ def test_the_plain_runner_waits_then_is_refused_while_a_run_holds_the_lock(job, 
     assert "another run holds the pipeline lock: the other run" in line and "nothing was done" in line
     assert seconds < 60
     assert table_checksums(private_pg[1]) == before
+
+
+def test_without_a_server_a_run_brings_its_own_and_stops_it(job, private_pg):
+    """`make flow` alone: a Prefect server for the run, stopped when the run ends (refused here at
+    the lock, which a test connection holds: the quickest whole run)."""
+    before = {p.pid for p in _temporary_servers()}
+    with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the other run") as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,))
+        refused = _streamflow(["flow"], {**job, "PREFECT_API_URL": ""})
+    output = refused.stdout + refused.stderr
+    assert "reporting to the Prefect server" not in output, (
+        "stop your own `make orchestrator-up` for this test"
+    )
+    assert refused.returncode == 4, output[-3000:]
+    assert "another run holds the pipeline lock: the other run" in refused.stderr
+    assert "Finished in state Failed" in output  # the run was recorded, by the run's own server
+    assert {p.pid for p in _temporary_servers()} <= before, "the run's server outlived it"
+
+
+def _temporary_servers() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "prefect server start" in command and "--no-ui" in command:
+            found.append(process)
+    return found
 
 
 def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, job, private_pg, tmp_path):
