@@ -20,7 +20,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help setup setup-spark setup-flow flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
+.PHONY: help prerequisites setup setup-spark setup-flow flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
@@ -110,7 +110,10 @@ check-skew: db-up ## Online values == historical values at the latest as_of, for
 serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 	$(SF) serve
 
-test: setup-spark setup-flow ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
+prerequisites: ## Check (as root with apt: install) the system packages make test needs
+	@scripts/prerequisites.sh
+
+test: prerequisites setup-spark setup-flow ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest
 
 test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)

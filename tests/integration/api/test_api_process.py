@@ -44,6 +44,7 @@ def test_http_round_trip_and_outage_recovery(stack):
         ready_during = httpx.get(f"{base}/ready", timeout=10)
         health_during = httpx.get(f"{base}/health", timeout=10)
         down = httpx.get(f"{base}/features/{user}", timeout=10)
+        metrics_during = httpx.get(f"{base}/metrics", timeout=10).text
         time.sleep(max(0.0, 5 - (time.monotonic() - outage_started)))
         server.start()
         recovery = wait_for(f"{base}/features/{user}", 200, timeout=30)
@@ -60,6 +61,9 @@ def test_http_round_trip_and_outage_recovery(stack):
         assert slowest < REQUEST_TIMEOUT_BOUND_S, slowest
         assert recovery < 10, recovery
         assert httpx.get(f"{base}/ready").status_code == 200
+        # what the not-ready alert reads (deploy/prometheus/alerts.yml)
+        assert "\nstreamflow_ready 0.0\n" in metrics_during
+        assert "\nstreamflow_ready 1.0\n" in httpx.get(f"{base}/metrics").text
         print(f"outage: {dict(statuses)}, slowest {slowest:.2f}s, recovered {recovery:.2f}s after restart")
 
 
