@@ -144,7 +144,7 @@ def temporary() -> str:
         port, prefect_home() / "temporary-server.log", "--no-ui", "--no-scheduler", "--no-late-runs"
     )
     atexit.register(_stop_child, process)
-    url = f"http://127.0.0.1:{port}/api"
+    url = Server(process.pid, port).api_url
     config.export({"PREFECT_API_URL": url})
     return url
 
