@@ -2,7 +2,8 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,redis,pipeline,incremental,flow   which parts to run (spark: opt-in)
+    BENCH_PARTS=serving,redis,pipeline,incremental,flow,progress   which parts to run (spark: opt-in)
+    BENCH_PROGRESS_USERS=100000 users of the progress display's cost run (off vs bar vs records)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
     BENCH_FEAST_SPARK=12,1000000       months, users of Feast's steps on each engine (spark, spark-feast)
     BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
@@ -27,6 +28,7 @@ from bench import (
     flow_bench,
     incremental_bench,
     pipeline_bench,
+    progress_bench,
     redis_bench,
     serving_bench,
     spark_bench,
@@ -114,6 +116,8 @@ def main() -> int:
         if "flow" in parts:
             print("\n== the monthly job as a Prefect flow vs the plain runner (same steps, same exports)")
             flow_bench.run(seeds, workdir, stack.use_fresh_database)
+        if "progress" in parts:
+            progress_bench.run(config.get(config.BENCH_PROGRESS_USERS), workdir, stack.use_fresh_database)
         if "spark" in parts or "spark-feast" in parts:
             months, users = config.get(config.BENCH_FEAST_SPARK)
             feast_spark_bench.run(months, users, workdir, stack.use_fresh_database)

@@ -31,6 +31,8 @@ class ServingSettings:
     max_body_bytes: int | None = _get(config.MAX_BODY_BYTES)
     max_connections: int = _get(config.MAX_CONNECTIONS)
     client_timeout_s: int = _get(config.CLIENT_TIMEOUT_S)
+    # Each worker's memory of served vectors (serving/cache.py), in MB; 0 turns it off.
+    cache_mb: int = _get(config.SERVING_CACHE_MB)
     # Optional bearer token; when set, /features and /metrics require it.
     api_token: str | None = _get(config.API_TOKEN)
     # Which online store the API reads (serving/stores/ has a reader for each).

@@ -56,6 +56,29 @@ READY = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# Each worker's memory of served vectors (serving/cache.py), published once a second by its
+# generation watcher: the hot path only adds to plain integers.
+CACHE_EVENTS = Counter(
+    "streamflow_cache_lookups",
+    "Reads answered from a worker's memory (hit), from the store (miss), or from memory while the "
+    "store did not answer (outage); entries dropped for room (eviction).",
+    ["outcome"],
+)
+CACHE_BYTES = Gauge(
+    "streamflow_cache_bytes", "Bytes of served vectors the workers hold.", multiprocess_mode="livesum"
+)
+CACHE_ENTRIES = Gauge("streamflow_cache_entries", "Vectors the workers hold.", multiprocess_mode="livesum")
+CACHE_GENERATION = Gauge(
+    "streamflow_cache_generation",
+    "The online store's generation the workers last confirmed (the lowest of them).",
+    multiprocess_mode="livemin",
+)
+CACHE_CONFIRMED = Gauge(
+    "streamflow_cache_confirmed",
+    "1 when every worker confirmed the store's generation within the last second (memory in use).",
+    multiprocess_mode="livemin",
+)
+
 
 class InProcessRequestMetrics:
     """Request counts and latency histograms as plain numbers, rendered when scraped."""

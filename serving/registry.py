@@ -16,10 +16,13 @@ from streamflow.features.store import feature_store
 from streamflow.settings import PgTarget
 
 log = logging.getLogger("serving")
+# A digest of every view's and service's definition: Feast stamps updates in whole seconds, so
+# two applies within one second would leave a timestamp-based version unchanged.
 REGISTRY_VERSION = (
-    "select (select max(last_updated_timestamp) from feast.feature_views), "
-    "(select max(last_updated_timestamp) from feast.feature_services), "
-    "(select count(*) from feast.feature_views), (select count(*) from feast.feature_services)"
+    "select (select md5(coalesce(string_agg(feature_view_proto, ''::bytea order by feature_view_name), "
+    "''::bytea)) from feast.feature_views), "
+    "(select md5(coalesce(string_agg(feature_service_proto, ''::bytea order by feature_service_name), "
+    "''::bytea)) from feast.feature_services)"
 )
 REGISTRY_PING = "select 1 from feast.projects limit 1"
 DRIFT_TABLE_EXISTS = "select to_regclass('monitoring.feature_drift') is not null"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from litestar import Litestar
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from serving import metrics
+from serving import cache, metrics
 from serving.catalog import Catalog, Selection, UnknownSelection
 from serving.config import ServingSettings
 from serving.registry import Registry
@@ -31,7 +31,11 @@ class Resources:
     def __init__(self, settings: ServingSettings):
         self.settings = settings
         self.registry = Registry(settings.database, settings.db_timeout_ms)
-        self.reader: OnlineReader = open_reader(settings)
+        store_reader = open_reader(settings)
+        # the cache, when on, keeps the reader's promises in front of it: routes see one reader
+        self.cached = cache.CachedReader(store_reader, settings.cache_mb << 20) if settings.cache_mb else None
+        self.reader: OnlineReader = self.cached or store_reader
+        self.cache_figures = CacheFigures(self.cached) if self.cached else None
         self.loaded: Catalog | None = None  # read without awaiting on the hot path
         self._registry_version: tuple | None = None
         self._lock = asyncio.Lock()
@@ -73,6 +77,14 @@ class Resources:
             log.warning("feature registry changed: catalog reloaded")
         self._registry_version = version
 
+    async def catalog_changed(self) -> None:
+        """The store's generation moved: a `feast apply` may have changed the views; look now
+        rather than at the next housekeeping."""
+        try:
+            await self.reload_if_applied()
+        except Exception as exc:  # the housekeeping tries again
+            log.warning("catalog check after a generation change failed (%s)", type(exc).__name__)
+
     async def refresh_freshness(self) -> None:
         for view, newest in (await self.reader.newest_events(await self.catalog())).items():
             metrics.FRESHNESS.labels(view).set(newest.timestamp())
@@ -108,6 +120,36 @@ async def _housekeeping(resources: Resources, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), HOUSEKEEPING_PERIOD_S)
 
 
+class CacheFigures:
+    """The cache's figures into the metrics: once a second, and at each scrape (so one worker's
+    /metrics is exact; the others' are at most a second old). Counters grow by the difference."""
+
+    OUTCOMES = ("hit", "miss", "outage", "eviction")
+
+    def __init__(self, cached: cache.CachedReader):
+        self.cached = cached
+        self.published = dict.fromkeys(self.OUTCOMES, 0)
+
+    def publish(self) -> None:
+        memory = self.cached.cache
+        counts = (memory.hits, memory.misses, memory.outage_answers, memory.evictions)
+        now = dict(zip(self.OUTCOMES, counts, strict=True))
+        for outcome, count in now.items():
+            if count > self.published[outcome]:
+                metrics.CACHE_EVENTS.labels(outcome).inc(count - self.published[outcome])
+        self.published = now
+        metrics.CACHE_BYTES.set(memory.bytes)
+        metrics.CACHE_ENTRIES.set(len(memory.entries))
+        metrics.CACHE_GENERATION.set(memory.generation or 0)
+        metrics.CACHE_CONFIRMED.set(1 if memory.confirmed() else 0)
+
+    async def every_second(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.publish()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
 def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager]:
     """Open the reader (and, if the database answers, the catalog) before the first request;
     close them on shutdown."""
@@ -125,14 +167,17 @@ def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.Abstr
         gc.collect()
         gc.freeze()
         stop = asyncio.Event()
-        task = asyncio.create_task(_housekeeping(resources, stop))
+        tasks = [asyncio.create_task(_housekeeping(resources, stop))]
+        if resources.cached is not None:
+            tasks.append(asyncio.create_task(cache.watch(resources.cached, stop, resources.catalog_changed)))
+            tasks.append(asyncio.create_task(resources.cache_figures.every_second(stop)))
         try:
             yield
         finally:
-            stop.set()  # the housekeeping ends before the clients it uses close
+            stop.set()  # the background tasks end before the clients they use close
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 async with asyncio.timeout(HOUSEKEEPING_STOP_S):
-                    await task
+                    await asyncio.gather(*tasks)
             await resources.reader.close()
             await resources.registry.close()
 

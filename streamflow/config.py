@@ -147,6 +147,20 @@ FRESHNESS_CHECK = _declare(
     "warn or enforce",
 )  # fmt: skip
 LOG_FORMAT = _declare("LOG_FORMAT", "text", "log lines: text or JSON", _choice(*LOG_FORMATS), "text or json")
+PROGRESS = _declare(
+    "PROGRESS",
+    "auto",
+    "long steps' progress: a bar on a terminal, lines otherwise, records with LOG_FORMAT=json",
+    _choice("auto", "bar", "lines", "json", "off"),
+    "auto, bar, lines, json or off",
+)
+PROGRESS_SECONDS = _declare(
+    "PROGRESS_SECONDS",
+    "10",
+    "seconds between progress lines or records (not the bar)",
+    _whole(0),
+    "a whole number >= 0",
+)
 MONITOR_BASELINE = _declare(
     "MONITOR_BASELINE", None, "the drift baseline month", date.fromisoformat, "a date YYYY-MM-DD"
 )
@@ -205,6 +219,13 @@ CLIENT_TIMEOUT_S = _declare(
     "CLIENT_TIMEOUT_S", "10", "seconds a client has to send a whole request", _whole(1, 3600),
     "seconds, 1..3600",
 )  # fmt: skip
+SERVING_CACHE_MB = _declare(
+    "SERVING_CACHE_MB",
+    "512",
+    "memory each API worker keeps of served vectors (0: off)",
+    _whole(0, 1_000_000),
+    "megabytes, 0..1000000",
+)
 API_TOKEN = _declare("STREAMFLOW_API_TOKEN", None, "bearer token the API requires when set")
 # Set by `python -m serving` for its workers (several workers add their metrics up in files)
 METRICS_MULTIPROCESS = _declare(
@@ -215,7 +236,11 @@ PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the worke
 BENCH_SECONDS = _declare("BENCH_SECONDS", "15", "seconds per load run", _whole(1), "a whole number >= 1")
 BENCH_SIZES = _declare("BENCH_SIZES", "7043,100000", "users per pipeline run", _whole_list, "numbers, a,b,c")
 BENCH_PARTS = _declare(
-    "BENCH_PARTS", "serving,redis,pipeline,incremental,flow", "which benchmarks run", _words, "names, a,b,c"
+    "BENCH_PARTS",
+    "serving,redis,pipeline,incremental,flow,progress",
+    "which benchmarks run",
+    _words,
+    "names, a,b,c",
 )
 BENCH_REDIS_USERS = _declare(
     "BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", _whole(1), "a whole number >= 1"
@@ -236,6 +261,13 @@ BENCH_FEAST_SPARK = _declare(
     "months and users of Feast's steps on each engine",
     _whole_list,
     "numbers, months,users",
+)
+BENCH_PROGRESS_USERS = _declare(
+    "BENCH_PROGRESS_USERS",
+    "100000",
+    "users of the progress display's cost run",
+    _whole(1),
+    "a whole number >= 1",
 )
 BENCH_HISTORIES = _declare(
     "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"

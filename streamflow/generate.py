@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streamflow import progress
 from streamflow.exports import TABLES
 
 BLOCK = 100_000
@@ -119,15 +120,19 @@ def generate(out_dir: Path, users: int, months: int, seed: int = 42) -> Path:
             fh.write(",".join(table.header) + "\n")
             handles[(month, table.name)] = fh
     try:
-        for start in range(0, users, BLOCK):
-            stop = min(start + BLOCK, users)
-            ids = user_ids(start, stop, seed)
-            base = _base_block(np.random.default_rng([seed, start]), stop - start)
-            for month in range(months):
-                frames = _month_frames(base, ids, np.random.default_rng([seed, start, month + 1]), month)
-                for table in TABLES:
-                    frame = pd.DataFrame({"user_id": ids, **frames[table.name]})
-                    frame.to_csv(handles[(month, table.name)], header=False, index=False, lineterminator="\n")
+        with progress.task(f"generate {months} months", total=users, unit="users") as shown:
+            for start in range(0, users, BLOCK):
+                stop = min(start + BLOCK, users)
+                ids = user_ids(start, stop, seed)
+                base = _base_block(np.random.default_rng([seed, start]), stop - start)
+                for month in range(months):
+                    frames = _month_frames(base, ids, np.random.default_rng([seed, start, month + 1]), month)
+                    for table in TABLES:
+                        frame = pd.DataFrame({"user_id": ids, **frames[table.name]})
+                        frame.to_csv(
+                            handles[(month, table.name)], header=False, index=False, lineterminator="\n"
+                        )
+                shown.advance(stop - start)
     finally:
         for fh in handles.values():
             fh.close()

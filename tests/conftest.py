@@ -21,6 +21,14 @@ from streamflow.generate import generate
 from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, build_stack, free_port, recreate_database
 
 
+def pytest_configure(config):
+    """The tests of the store's behaviour (reads, faults, the breaker, values right after a
+    materialize) read the store on every request: the API's memory (serving/cache.py) is off
+    unless a test turns it on. tests/integration/api/test_cache.py runs it on both stores, and
+    compares its answers with these; the README walkthrough runs the defaults, memory on."""
+    os.environ.setdefault("SERVING_CACHE_MB", "0")
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[settings.PgTarget]:
     """The PostgreSQL server under test, started here when it is the embedded one."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from litestar import post
+from litestar import Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 
+from serving.cache import FROM_MEMORY
 from serving.catalog import Selection
 from serving.errors import problem_responses
 from serving.schemas import FeastColumn, FeastMetadata, FeastRequest, FeastResponse
@@ -75,7 +76,7 @@ def feast_response(selection: Selection, vectors: list[Vector], full_names: bool
     tags=["features"],
     responses=problem_responses(400, 401, 413, 503),
 )
-async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> FeastResponse:
+async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> Response[FeastResponse]:
     if list(data.entities) != [ENTITY_COLUMN]:
         raise ProblemDetailsException(
             status_code=400, title="Unknown entity", detail=f"entities must be {{'{ENTITY_COLUMN}': [...]}}"
@@ -85,4 +86,5 @@ async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> Fea
     resources.check_batch(len(users), "entities")
     selection = await resources.select(data.feature_service, await _feature_list(data, state))
     vectors = await resources.reader.many(list(users), selection) if users else []
-    return feast_response(selection, vectors, data.full_feature_names)
+    answer = feast_response(selection, vectors, data.full_feature_names)
+    return Response(answer, headers=FROM_MEMORY if any(v.from_memory for v in vectors) else None)

@@ -42,5 +42,7 @@ async def ready(state: State) -> Response[Readiness]:
 async def prometheus_metrics(state: State) -> Response[bytes]:
     # readiness as of this scrape, for alerting on a process that answers but cannot serve
     metrics.READY.set(1 if (await readiness(state.resources)).status == "ready" else 0)
+    if state.resources.cache_figures is not None:
+        state.resources.cache_figures.publish()
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -16,7 +16,7 @@ def _postgres(settings: ServingSettings, repo) -> OnlineReader:
     from streamflow.online.postgres import table_identifier
 
     return PostgresReader(
-        settings.database, table_identifier(repo), settings.pool_size, settings.db_timeout_ms
+        settings.database, table_identifier(repo), repo.project, settings.pool_size, settings.db_timeout_ms
     )
 
 

@@ -59,6 +59,8 @@ class Vector:
     found: bool
     features: dict[str, Any]
     views: dict[str, FeatureViewStatus]
+    from_memory: bool = False  # answered from a worker's memory while the store did not answer
+    body: bytes | None = None  # GET /features' JSON of it, when a cache keeps it encoded
 
 
 def view_status(event_ts: datetime, ttl: timedelta | None, now: datetime) -> FeatureViewStatus:
@@ -85,6 +87,9 @@ class OnlineReader(Protocol):
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
         """The newest event time held per view (the freshness gauges)."""
+
+    async def generation(self) -> int:
+        """The store's generation: moves with every change of served values (0: never bumped)."""
 
 
 class Breaker:

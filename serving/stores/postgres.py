@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from serving.catalog import Catalog, Selection
 from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from streamflow.online.layout import ENTITY_COLUMN, column
+from streamflow.online.postgres import READ_GENERATION
 from streamflow.settings import PgTarget
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
@@ -101,8 +102,11 @@ class _Read:
 
 
 class PostgresReader:
-    def __init__(self, target: PgTarget, table: sql.Identifier, pool_size: int, timeout_ms: int):
+    def __init__(
+        self, target: PgTarget, table: sql.Identifier, project: str, pool_size: int, timeout_ms: int
+    ):
         self.table = table
+        self.project = project
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
         self.pool = AsyncConnectionPool(
@@ -187,3 +191,10 @@ class PostgresReader:
         )
         rows = await self.fetch(statement, None)
         return {view: newest for view, newest in zip(views, rows[0], strict=True) if newest is not None}
+
+    async def generation(self) -> int:
+        try:
+            rows = await self.fetch(READ_GENERATION, (self.project,))
+        except psycopg.errors.UndefinedTable:  # a store from before generations: never bumped
+            return 0
+        return rows[0][0] if rows else 0

@@ -93,6 +93,7 @@ class RedisReader:
         self.target = target
         self.prefix = layout.key_prefix(project)
         self.months_key = layout.months_key(project)
+        self.generation_key = layout.generation_key(project)
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
         self.max_connections = max(pool_size, 16)
@@ -182,3 +183,7 @@ class RedisReader:
         """The newest month materialized per view, from the months log."""
         log = await self._call(lambda: self.client.hgetall(self.months_key))
         return layout.newest_per_view(layout.parse_months_entry(name) for name in log)
+
+    async def generation(self) -> int:
+        value = await self._call(lambda: self.client.get(self.generation_key))
+        return int(value) if value is not None else 0

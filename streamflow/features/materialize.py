@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import engines, logs
+from streamflow import engines, logs, progress
 from streamflow.engines import StepRefused
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online.layout import MONTH_WINDOW
@@ -51,24 +51,27 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
             if not todo:
                 print("the online store holds every month of the marts: nothing to materialize")
                 return loaded
-            for start in todo:  # oldest first; the store's guard keeps newer rows anyway
-                started = time.perf_counter()
-                # one month of every view in one transaction: on PostgreSQL it becomes visible at
-                # once; Redis shows each batch as it lands, and logs the month after the last one
-                with conn.transaction():
-                    users = engine.materialize_month(online, conn, store.config, views, start)
-                    online.record_months(conn, store.config, [v.name for v in views], start)
-                loaded[start.date().isoformat()] = users
-                seconds = time.perf_counter() - started
-                logs.say(
-                    f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
-                    f"in {seconds:.2f}s",
-                    event="month_materialized",
-                    as_of=start.date().isoformat(),
-                    users=users,
-                    views=len(views),
-                    seconds=round(seconds, 3),
-                )
+            with progress.task("materialize", total=len(todo), unit="months") as shown:
+                for start in todo:  # oldest first; the store's guard keeps newer rows anyway
+                    started = time.perf_counter()
+                    # one month of every view in one transaction: on PostgreSQL it becomes visible at
+                    # once; Redis shows each batch as it lands, and logs the month after the last one
+                    with conn.transaction():
+                        users = engine.materialize_month(online, conn, store.config, views, start)
+                        online.record_months(conn, store.config, [v.name for v in views], start)
+                        online.bump_generation(conn, store.config)  # the API's caches drop the old
+                    loaded[start.date().isoformat()] = users
+                    shown.advance(users=users)
+                    seconds = time.perf_counter() - started
+                    logs.say(
+                        f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
+                        f"in {seconds:.2f}s",
+                        event="month_materialized",
+                        as_of=start.date().isoformat(),
+                        users=users,
+                        views=len(views),
+                        seconds=round(seconds, 3),
+                    )
             for view in views:
                 store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)
             online.after_materialize(conn, store.config)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow.parquet as pq
 
-from streamflow import engines, logs, settings
+from streamflow import engines, logs, progress, settings
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features.store import feature_store
 
@@ -110,6 +110,7 @@ def _write_rows(query: str, service: FeatureService, out: Path, file_format: str
     rows = 0
     with contextlib.ExitStack() as stack:
         writer = None
+        shown = stack.enter_context(progress.task("training set", unit="rows"))
         for batch in engines.current().stream_query(query):
             if file_format == "parquet":
                 writer = writer or stack.enter_context(pq.ParquetWriter(out, batch.schema))
@@ -119,6 +120,7 @@ def _write_rows(query: str, service: FeatureService, out: Path, file_format: str
                 frame = restore_dtypes(batch.to_pandas(), service)
                 frame.to_csv(writer, index=False, header=rows == 0)
             rows += batch.num_rows
+            shown.advance(batch.num_rows)
     if rows == 0:  # not one batch: still a file, with the columns
         empty = engines.current().read_query(query)
         if file_format == "parquet":

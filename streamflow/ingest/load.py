@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streamflow import database, logs, settings
+from streamflow import database, logs, progress, settings
 from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import (
     WRITE_ONCE,
@@ -171,9 +171,14 @@ def load_month(
                 conn.execute("set local work_mem = '256MB'")
                 conn.execute("set local maintenance_work_mem = '512MB'")
                 ensure_raw_tables(conn)
-                staged = [_stage(conn, check.result()[0], as_of) for check in checks]
-                for item in staged:
-                    _publish(conn, item)
+                with progress.task(f"ingest {month_dir.name}", total=len(checks), unit="files") as shown:
+                    staged = []
+                    for check in checks:
+                        staged.append(_stage(conn, check.result()[0], as_of))
+                        shown.advance(rows=staged[-1].checked.rows)
+                    shown.note("publishing")
+                    for item in staged:
+                        _publish(conn, item)
         finally:
             for check in checks:  # after a failure, do not validate the rest
                 check.cancel()

@@ -7,7 +7,8 @@ Every implementation keeps the same promises, held by one contract suite run aga
 - a view's values are only replaced by a newer event of that view, or by the same event with
   other values (a restatement): materializing an old month after a new one never regresses them;
 - a row whose values do not change is not rewritten;
-- the months log says which (view, month) the store holds and since when.
+- the months log says which (view, month) the store holds and since when;
+- every change of served values moves the store's generation (the API's caches watch it).
 
 A month reaches a store in one of two ways, chosen by the offline engine: `materialize_month`
 reads it from PostgreSQL's marts on the caller's connection (one set-based statement), or a
@@ -89,6 +90,12 @@ class OnlineStoreBackend(Protocol):
 
     def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
         """Log a month of `views` as held (on PostgreSQL, in the month's own transaction)."""
+
+    def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
+        """Tell the API's workers that served values changed, so their memory of them is dropped:
+        after every month materialized (new, restated, reloaded); `update` and `write_rows` bump it
+        themselves. On PostgreSQL it commits with the month's rows (the caller's transaction on
+        `conn`); on Redis it follows the month's last write."""
 
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         """Tidy up after a run (planner statistics, say)."""

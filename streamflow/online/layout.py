@@ -96,6 +96,11 @@ def months_key(project: str) -> str:
     return f"{project}:materialized_months"
 
 
+def generation_key(project: str) -> str:
+    """The Redis counter every change of served values increments (the API's caches watch it)."""
+    return f"{project}:generation"
+
+
 # -- a view's values as one blob: [event time in epoch microseconds, values...] ----------------
 def micros(moment: datetime) -> int:
     """Whole microseconds since the epoch, exact (a float loses the last one past ~2100); a time

@@ -52,6 +52,18 @@ RECORD_MONTH = (
     "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
 )
 
+# The generation the API's workers poll (serving/cache.py): one row per project, bumped in the
+# transaction of every change of served values.
+GENERATION_DDL = (
+    "create table if not exists feast_online.serving_generation ("
+    " project text primary key, generation bigint not null)"
+)
+BUMP_GENERATION = (
+    "insert into feast_online.serving_generation as g values (%s, 1) "
+    "on conflict (project) do update set generation = g.generation + 1"
+)
+READ_GENERATION = "select generation from feast_online.serving_generation where project = %s"
+
 
 def table_identifier(config: RepoConfig) -> sql.Identifier:
     return sql.Identifier(config.online_store.db_schema, online_table(config.project))
@@ -164,10 +176,12 @@ class PostgresOnlineStore:
                                 table, sql.Identifier(name), sql.SQL(pg)
                             )
                         )
+            self.bump_generation(conn, config)
 
     def teardown(self, config: RepoConfig) -> None:
         with self._connection(config) as conn:
             conn.execute(sql.SQL("drop table if exists {}").format(table_identifier(config)))
+            self.bump_generation(conn, config)
 
     # -- writes -------------------------------------------------------------------------------
     def write_rows(self, config: RepoConfig, view: FeatureView, rows: Iterable[Row]) -> None:
@@ -194,6 +208,7 @@ class PostgresOnlineStore:
             ).format(key=sql.Identifier(ENTITY_COLUMN), cols=idents(staged))
             group = [name for name, _ in view_columns(view)]
             conn.execute(guarded_upsert(table_identifier(config), [group], latest))
+            self.bump_generation(conn, config)
 
     def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
         """One upsert for the month: a user's row is written once, not once per view (5x fewer
@@ -225,6 +240,10 @@ class PostgresOnlineStore:
     def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
         """Inside the month's transaction: the log commits with the rows."""
         conn.execute(RECORD_MONTH, {"views": views, "month": month})
+
+    def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
+        conn.execute(GENERATION_DDL)
+        conn.execute(BUMP_GENERATION, (config.project,))
 
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         # Planner statistics for the rows just written; dead row versions are autovacuum's

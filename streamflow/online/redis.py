@@ -130,10 +130,11 @@ class RedisOnlineStore:
     def update(self, config: RepoConfig, to_delete: Sequence[FeatureView], to_keep: Sequence[FeatureView]):
         for view in to_keep:
             field_of(view)  # refuse unsupported types at `feast apply`, not at materialize
-        self.client.ping()
+        self.bump_generation(None, config)
 
     def teardown(self, config: RepoConfig) -> None:
         redis_wire.delete_project(self.client, config.project)
+        self.bump_generation(None, config)
 
     def write_rows(self, config: RepoConfig, view: FeatureView, rows: Iterable[Row]) -> None:
         """The latest row per user, through the guarded write."""
@@ -147,6 +148,7 @@ class RedisOnlineStore:
             for user_id, (event_ts, values) in latest.items()
         ]
         redis_wire.write(self.client, entries, self.ttl)
+        self.bump_generation(None, config)
 
     def read(
         self, config: RepoConfig, view: FeatureView, user_ids: list[str], requested: list[str] | None
@@ -214,6 +216,9 @@ class RedisOnlineStore:
         """Written after the month's keys: Redis has no transaction with PostgreSQL, so a crash
         between the two leaves the month to be done again (its writes are idempotent)."""
         redis_wire.record_months(self.client, config.project, views, month)
+
+    def bump_generation(self, conn: Connection | None, config: RepoConfig) -> None:
+        self.client.incr(layout.generation_key(config.project))
 
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         """Nothing to tidy: Redis has no planner statistics or dead rows."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streamflow import config, database, engines, logs
+from streamflow import config, database, engines, logs, progress
 from streamflow.quality import drift
 
 if TYPE_CHECKING:
@@ -150,23 +150,28 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
     stored = _stored(
         service.get_feature_metrics(project=project, granularity=GRANULARITY, data_source_type="batch")
     )
-    for view in views:
-        for month in months[view.name]:
-            is_baseline = month == result.baseline
-            previous = stored.get((view.name, month))
-            if not full and previous and _current(previous, loaded.get(month), is_baseline):
-                continue
+    todo = [
+        (view, month)
+        for view in views
+        for month in months[view.name]
+        if full
+        or not (previous := stored.get((view.name, month)))
+        or not _current(previous, loaded.get(month), month == result.baseline)
+    ]
+    with progress.task("monitor", total=len(todo), unit="view-months") as shown:
+        for view, month in todo:
             outcome = service.compute_metrics(
                 project=project,
                 feature_view_name=view.name,
                 start_date=month,
                 end_date=month,
                 granularity=GRANULARITY,
-                set_baseline=is_baseline,
+                set_baseline=month == result.baseline,
             )
             if outcome["computed_feature_views"] != 1:  # Feast logs the failure and carries on
                 raise MonitorError(f"Feast could not compute the metrics of {view.name} for {month}")
             result.computed.append((view.name, month))
+            shown.advance()
 
     rows = service.get_feature_metrics(project=project, granularity=GRANULARITY, data_source_type="batch")
     integers = {(v.name, f.name) for v in views for f in v.features if _is_integer(f.dtype)}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database
+from streamflow import database, progress
 from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
 from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
@@ -67,7 +67,10 @@ def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, i
     loaded_at = datetime.now(UTC)
     hidden: list[Path] = []
     try:
-        hidden = [_write_hidden(item, as_of, loaded_at) for item in checked]
+        with progress.task(f"ingest {month_dir.name}", total=len(checked), unit="files") as shown:
+            for item in checked:
+                hidden.append(_write_hidden(item, as_of, loaded_at))
+                shown.advance(rows=item.rows)
         database.ensure_database()
         with database.connect() as conn:
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))

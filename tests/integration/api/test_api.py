@@ -226,7 +226,7 @@ def test_every_connection_busy_is_a_busy_503_never_an_outage(store, users):
     table = table_identifier(repo_config())
 
     async def scenario():
-        reader = PostgresReader(settings.reader_target(), table, pool_size=1, timeout_ms=200)
+        reader = PostgresReader(settings.reader_target(), table, store.project, pool_size=1, timeout_ms=200)
         await reader.open()
         try:
             async with reader.pool.connection():  # every connection busy

@@ -32,7 +32,13 @@ def pipeline_lines(fresh_db, seeds) -> list[dict]:
     """`streamflow pipeline` with LOG_FORMAT=json builds this module's stack."""
     done = subprocess.run(
         [sys.executable, "-m", "streamflow", "pipeline"],
-        env={**os.environ, "LOG_FORMAT": "json", "SEEDS_DIR": str(seeds), "DATABASE_URL": fresh_db.url},
+        env={
+            **os.environ,
+            "LOG_FORMAT": "json",
+            "PROGRESS_SECONDS": "0",  # a progress record at every step of every long task
+            "SEEDS_DIR": str(seeds),
+            "DATABASE_URL": fresh_db.url,
+        },
         cwd=settings.PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -69,6 +75,32 @@ def test_each_step_reports_its_figures_as_fields(pipeline_lines, seeds):
     assert monitored["view_months"] > 0 and monitored["drifts"] > 0 and "drift of" in monitored["message"]
     [written] = by_event["training_set_written"]
     assert written["rows"] > 0 and written["seconds"] >= 0
+
+
+def test_long_tasks_report_their_progress_as_records(pipeline_lines, seeds):
+    """LOG_FORMAT=json: `progress` records (task, done of total, unit, counters) that add up to
+    what each step reports when it ends."""
+    progress: dict[str, list[dict]] = {}
+    for record in pipeline_lines:
+        if record.get("event") == "progress":
+            progress.setdefault(record["task"], []).append(record)
+    months = sorted(p.name for p in seeds.glob("month_*"))
+    loaded = [r for r in pipeline_lines if r.get("event") == "month_loaded"]
+    for month, summary in zip(months, loaded, strict=True):
+        files = progress[f"ingest {month}"]
+        assert [(r["done"], r["total"], r["unit"]) for r in files] == [(n, 6, "files") for n in range(1, 7)]
+        assert files[-1]["rows"] == summary["rows"]
+    materialized = [r["users"] for r in pipeline_lines if r.get("event") == "month_materialized"]
+    assert [(r["done"], r["total"], r["users"]) for r in progress["materialize"]] == [
+        (n, len(months), sum(materialized[:n])) for n in range(1, len(months) + 1)
+    ]
+    [monitored] = [r for r in pipeline_lines if r.get("event") == "monitored"]
+    assert progress["monitor"][-1]["done"] == progress["monitor"][-1]["total"] == monitored["view_months"]
+    [written] = [r for r in pipeline_lines if r.get("event") == "training_set_written"]
+    batches = progress["training set"]
+    rows = [r["done"] for r in batches]
+    assert rows == sorted(rows) and rows[-1] == written["rows"] and batches[-1]["total"] is None
+    assert all(r["unit"] == "rows" and r["seconds"] >= 0 for r in batches)
 
 
 def test_api_requests_are_json_lines_and_echo_the_request_id(fresh_db, pipeline_lines):

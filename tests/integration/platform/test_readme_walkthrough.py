@@ -22,7 +22,11 @@ def test_make_demo_on_a_clean_checkout(tmp_path, generated_seeds):
     readme = (checkout / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     port, pg_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGHOST", "STREAMFLOW_STATE_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "PGHOST", "STREAMFLOW_STATE_DIR", "SERVING_CACHE_MB")
+    }
     env |= {
         "SEEDS_DIR": str(REAL_SEEDS if HAS_REAL_SEEDS else generated_seeds),
         "PORT": str(port),
