@@ -2,7 +2,8 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,redis,pipeline,incremental,flow,progress   which parts to run (spark: opt-in)
+    BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark: opt-in)
+    BENCH_SWEEP_USERS=1000000   users of the memory part's sweep (more than the API's memory holds)
     BENCH_PROGRESS_USERS=100000 users of the progress display's cost run (off vs bar vs records)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
     BENCH_FEAST_SPARK=12,1000000       months, users of Feast's steps on each engine (spark, spark-feast)
@@ -27,6 +28,7 @@ from bench import (
     feast_spark_bench,
     flow_bench,
     incremental_bench,
+    memory_bench,
     pipeline_bench,
     progress_bench,
     redis_bench,
@@ -87,6 +89,17 @@ def main() -> int:
             )
             for name, value in serving_bench.batch_latency(target, store, ids).items():
                 print(f"  {name}: {value:.2f}")
+
+        if "memory" in parts:
+            target = stack.use_fresh_database("bench_memory")
+            build_stack(seeds)
+            stack.build_wide_reference_table(target)
+            memory_bench.ceiling(target, stack.user_ids(target), seconds)
+            sweep_users = config.get(config.BENCH_SWEEP_USERS)
+            target = stack.use_fresh_database("sweep")
+            build_stack(generate(workdir / "sweep_seeds", sweep_users, 2, 42))
+            stack.build_wide_reference_table(target)
+            memory_bench.sweep(target, stack.user_ids(target), seconds)
 
         if "redis" in parts:
             print("\n== the Redis online store: same data, same users, 16 connections, 1 worker each")

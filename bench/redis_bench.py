@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench import stack, wrk
-from bench.serving_bench import POOL_SIZE, api_batch_p50_ms, batches_of, contenders
+from bench.serving_bench import POOL_SIZE, STORE_PATH, api_batch_p50_ms, batches_of, contenders
 from streamflow import config, dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
@@ -42,7 +42,7 @@ def _line(name: str, r: wrk.LoadResult) -> None:
 def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, seconds: int) -> dict:
     """wrk against each contender; R, A and C twice (rounds back to back), F and R3F once."""
     python = sys.executable
-    base_env = {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)}
+    base_env = {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE), **STORE_PATH}
     specs = contenders(target, ids[0])
     single_env, cluster_env = single.variables(), cluster.variables()
     with config.overridden(cluster.variables()):
@@ -152,7 +152,9 @@ def run(target, ids: list[str], workdir: Path, seconds: int, scale_users: int) -
             f"{r3f[0].requests_per_s / f[0].requests_per_s:.1f}x   "
             f"identical values: {same_values(target, ids, cluster)}"
         )
-        batch_ms = api_batch_p50_ms({"DATABASE_URL": target.url} | cluster.variables(), batches_of(ids))
+        batch_ms = api_batch_p50_ms(
+            {"DATABASE_URL": target.url, **STORE_PATH} | cluster.variables(), batches_of(ids)
+        )
         print(f"  POST /features x100 from the Redis Cluster (HTTP, p50 ms): {batch_ms:.2f}")
         cluster.wipe()
         cluster.up()

@@ -18,6 +18,7 @@ from streamflow.features.store import REPO_DIR, feast_env
 from streamflow.processes import running
 
 POOL_SIZE = 16  # A and C alike: one connection per wrk connection, nobody waits for the pool
+STORE_PATH = {"SERVING_CACHE_MB": "0"}  # A reads the store on every request (memory: memory_bench.py)
 
 
 def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
@@ -38,19 +39,19 @@ def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[l
         "A  our API (GET /features/{id})": (
             [python, "-m", "serving"],
             "/ready",
-            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
+            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE), **STORE_PATH},
             {},
         ),
         "A3 our API, Feast's POST /get-online-features": (
             [python, "-m", "serving"],
             "/ready",
-            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
+            {"WORKERS": "1", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE), **STORE_PATH},
             {"feast": True},  # the request B gets: one user of churn_api_v1 in Feast's protocol
         ),
         "A2 our API, 2 workers": (
             [python, "-m", "serving"],
             "/ready",
-            {"WORKERS": "2", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE)},
+            {"WORKERS": "2", "DATABASE_URL": target.url, "DB_POOL_SIZE": str(POOL_SIZE), **STORE_PATH},
             {},
         ),
         "B  feast serve, defaults": (feast_cmd, "/health", feast_env(target), {"feast": True}),
@@ -135,7 +136,7 @@ def api_batch_p50_ms(env: dict, batches: list[list[str]]) -> float:
 def batch_latency(target: settings.PgTarget, store, ids: list[str], rounds: int = 200) -> dict[str, float]:
     """p50 of 100 users in one request: our POST /features vs Feast's SDK in-process."""
     batches = batches_of(ids, rounds)
-    ours = api_batch_p50_ms({"WORKERS": "1", "DATABASE_URL": target.url}, batches)
+    ours = api_batch_p50_ms({"WORKERS": "1", "DATABASE_URL": target.url, **STORE_PATH}, batches)
     service = store.get_feature_service("churn_api_v1")
     sdk = []
     for batch in batches[:20]:

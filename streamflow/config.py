@@ -269,6 +269,10 @@ BENCH_PROGRESS_USERS = _declare(
     _whole(1),
     "a whole number >= 1",
 )
+BENCH_SWEEP_USERS = _declare(
+    "BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)", _whole(1),
+    "a whole number >= 1",
+)  # fmt: skip
 BENCH_HISTORIES = _declare(
     "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
 )

@@ -70,6 +70,7 @@ def running(
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    running.last_pid = process.pid  # for a caller measuring the server (its memory, say)
     output: list[str] = []
     drain = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
     drain.start()  # a full pipe would block the server

@@ -79,8 +79,9 @@ class OfflineEngine(Protocol):
         """The entity query of a user_id,event_timestamp file (no offset: UTC), each row labelled
         point in time; a bad row stops with its line and column; nothing is left afterwards."""
 
-    def training_sql(self, job: Any) -> str:
-        """The point-in-time query of Feast's retrieval job, as this engine runs it."""
+    def training_sql(self, job: Any, entity_query: str) -> str:
+        """The point-in-time query of Feast's retrieval job for `entity_query`, as this engine
+        runs it (the same rows as Feast's own)."""
 
     def read_query(self, query: str) -> pa.Table:
         """The whole result of an offline query as one Arrow table."""

@@ -8,7 +8,7 @@ import contextlib
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +25,12 @@ from streamflow.ingest.validate import copy_error
 
 TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
+
+
+# How Feast's point-in-time SQL bounds each view's rows (its template, feast 0.67); training_sql
+# writes the values in (tests/integration/feast/test_feast.py fails if Feast ever words it otherwise).
+ENTITY_FIRST = "(SELECT MIN(entity_timestamp) FROM entity_dataframe)"
+ENTITY_LAST = "(SELECT MAX(entity_timestamp) FROM entity_dataframe)"
 
 
 def _arrow_type(type_code: int) -> pa.DataType:
@@ -129,10 +135,12 @@ class PostgresEngine:
         return [ts.astimezone(UTC).date() for (ts,) in rows]
 
     def labelled_entities(self, as_ofs: Sequence[date] | None) -> str:
+        # by feature_timestamp (as_of's midnight UTC, indexed): the month's rows, not a scan
+        midnights = [datetime.combine(as_of, time.min, UTC) for as_of in as_ofs or ()]
         where = (
             sql.SQL("")
             if as_ofs is None
-            else sql.SQL(" where as_of = any({})").format(sql.Literal(list(as_ofs)))
+            else sql.SQL(" where feature_timestamp = any({})").format(sql.Literal(midnights))
         )
         return (
             sql.SQL(
@@ -177,8 +185,24 @@ class PostgresEngine:
             finally:
                 conn.execute(sql.SQL("drop table if exists {}").format(table))
 
-    def training_sql(self, job) -> str:
-        return job.to_sql()
+    def training_sql(self, job, entity_query: str) -> str:
+        """Feast's query with the entity set's first and last event time written in as values.
+
+        Feast bounds each view's rows by (SELECT MIN/MAX(entity_timestamp) FROM entity_dataframe)
+        minus the view's TTL: values the planner cannot see, so it reads every month of every
+        mart. The same bounds as literals let it read only the months that can answer (the
+        feature_timestamp index), whatever the history's length; every other predicate of
+        Feast's, the TTL's included, stays as it was, so the rows are the same."""
+        query = job.to_sql()
+        with database.connect() as conn:
+            first, last = conn.execute(
+                f"select min(event_timestamp), max(event_timestamp) from ({entity_query}) as entities"
+            ).fetchone()
+            if first is None:  # no entities: nothing to bound
+                return query
+            for bound, value in ((ENTITY_FIRST, first), (ENTITY_LAST, last)):
+                query = query.replace(bound, sql.Literal(value).as_string(conn))
+        return query
 
     def read_query(self, query: str) -> pa.Table:
         with _spooled(query) as (spool, convert):

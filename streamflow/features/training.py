@@ -73,7 +73,7 @@ def training_query(store: FeatureStore, entity_query: str, service_name: str) ->
         job = store.get_historical_features(entity_df=entity_query, features=service)
     features = [f.name for p in service.feature_view_projections for f in p.features]
     columns = ", ".join(_identifier(c) for c in ["user_id", "event_timestamp", *features, "churn_label"])
-    point_in_time = engines.current().training_sql(job)
+    point_in_time = engines.current().training_sql(job, entity_query)
     query = f"select {columns} from ({point_in_time}) as pit order by event_timestamp, user_id"
     return query, service
 

@@ -15,7 +15,6 @@ from serving import cache
 from serving.catalog import Catalog, ViewSpec
 from serving.stores.base import StoreBusy, StoreUnavailable, Vector, view_status
 
-NOW = datetime.now(UTC)
 VIEWS = {
     "usage": ViewSpec("usage", timedelta(days=45), ("watch_hours_30d",), "usage@1"),
     "profile": ViewSpec("profile", None, ("months_active",), "profile@1"),
@@ -27,10 +26,10 @@ SELECTION = CATALOG.select("svc")
 class StandInStore:
     """Answers every user with values that say which read produced them; can be taken down."""
 
-    def __init__(self, event_time: datetime = NOW - timedelta(days=1)):
+    def __init__(self, event_time: datetime | None = None):
         self.reads = 0
         self.down: type[Exception] | None = None
-        self.event_time = event_time
+        self.event_time = event_time or datetime.now(UTC) - timedelta(days=1)
         self.generation_value = 7
 
     def _vector(self, user_id: str) -> Vector:
@@ -132,7 +131,7 @@ def test_unknown_users_are_not_remembered():
 
 
 def test_a_view_past_its_ttl_is_stale_when_answered_from_memory():
-    store = StandInStore(event_time=NOW - timedelta(days=45) + timedelta(seconds=1))
+    store = StandInStore(event_time=datetime.now(UTC) - timedelta(days=45) + timedelta(seconds=1))
     reader = _cached(store)
     first = run(reader.one("1234-ABCDE", SELECTION))
     assert first.views["usage"].status == "present"

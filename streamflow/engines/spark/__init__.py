@@ -99,7 +99,7 @@ class SparkEngine:
     def uploaded_entities(self, csv_path: Path) -> contextlib.AbstractContextManager[str]:
         return queries.uploaded_entities(csv_path)
 
-    def training_sql(self, job) -> str:
+    def training_sql(self, job, entity_query: str) -> str:
         """The last of Feast's statements; the ones before create the temporary views it reads."""
         *views, query = job.query.split(FEAST_STATEMENT_END)
         for statement in views:

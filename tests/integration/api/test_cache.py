@@ -80,12 +80,18 @@ def _same_answers(cached: str, plain: str, users: list[str]) -> None:
         assert memory.get("/features/0000-NOBODY").status_code == 404
 
 
-def test_answers_from_memory_are_the_stores_on_every_route(stack):
-    users = _users(stack.target, 200)
+@pytest.fixture(scope="module")
+def apis(stack):
+    """The API with its memory on, and off (as the rest of the suite runs it), on the stack."""
     with api_server(stack.target.url, extra_env=CACHED) as cached, api_server(stack.target.url) as plain:
-        _same_answers(cached, plain, users)
-        metrics = httpx.get(f"{cached}/metrics").text
-        off = httpx.get(f"{plain}/metrics").text
+        yield cached, plain
+
+
+def test_answers_from_memory_are_the_stores_on_every_route(stack, apis):
+    cached, plain = apis
+    _same_answers(cached, plain, _users(stack.target, 200))
+    metrics = httpx.get(f"{cached}/metrics").text
+    off = httpx.get(f"{plain}/metrics").text
     assert _metric(metrics, "streamflow_cache_lookups_total", '{outcome="hit"}') >= 200
     assert _metric(metrics, "streamflow_cache_lookups_total", '{outcome="miss"}') >= 200
     assert _metric(metrics, "streamflow_cache_generation") >= 1
@@ -94,40 +100,39 @@ def test_answers_from_memory_are_the_stores_on_every_route(stack):
     assert "streamflow_cache_lookups_total{" not in off  # memory off: nothing counted
 
 
-def test_a_restated_month_is_served_within_a_second_never_mixed(stack):
-    target = stack.target
+def test_a_restated_month_is_served_within_a_second_never_mixed(stack, apis):
+    target, base = stack.target, apis[0]
     user = _users(target, 1)[0]
     seen: list[tuple[float, tuple, bool]] = []  # (when the request was sent, values, from memory)
     failures: list[int] = []
     stop = threading.Event()
-    with api_server(target.url, extra_env=CACHED) as base:
 
-        def load():
-            with httpx.Client(base_url=base, timeout=10) as client:
-                while not stop.is_set():
-                    sent = time.monotonic()
-                    answer = client.get(f"/features/{user}")
-                    if answer.status_code != 200:
-                        failures.append(answer.status_code)
-                        continue
-                    seen.append((sent, _pair(answer.json()), MEMORY_HEADER in answer.headers))
+    def load():
+        with httpx.Client(base_url=base, timeout=10) as client:
+            while not stop.is_set():
+                sent = time.monotonic()
+                answer = client.get(f"/features/{user}")
+                if answer.status_code != 200:
+                    failures.append(answer.status_code)
+                    continue
+                seen.append((sent, _pair(answer.json()), MEMORY_HEADER in answer.headers))
 
-        before = _pair(httpx.get(f"{base}/features/{user}").json())
-        workers = [threading.Thread(target=load) for _ in range(2)]
+    before = _pair(httpx.get(f"{base}/features/{user}").json())
+    workers = [threading.Thread(target=load) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1)
+        _restate(target, user, 1000)
+        materialize(feature_store(), full=True)
+        materialized = time.monotonic()
+        time.sleep(2)
+    finally:
+        stop.set()
         for worker in workers:
-            worker.start()
-        try:
-            time.sleep(1)
-            _restate(target, user, 1000)
-            materialize(feature_store(), full=True)
-            materialized = time.monotonic()
-            time.sleep(2)
-        finally:
-            stop.set()
-            for worker in workers:
-                worker.join()
-            _restate(target, user, -1000)
-            materialize(feature_store(), full=True)
+            worker.join()
+        _restate(target, user, -1000)
+        materialize(feature_store(), full=True)
     after = (before[0] + 1000, before[1] + 1000)
     assert failures == []
     assert {values for _, values, _ in seen} == {before, after}, "a vector mixed old and new values"
@@ -141,7 +146,7 @@ def test_a_restated_month_is_served_within_a_second_never_mixed(stack):
     )
 
 
-def test_a_feast_apply_that_drops_a_feature_is_seen_at_once(stack):
+def test_a_feast_apply_that_drops_a_feature_is_seen_at_once(stack, apis):
     from feast import FeatureService, FeatureView
 
     store = feature_store()
@@ -164,26 +169,26 @@ def test_a_feast_apply_that_drops_a_feature_is_seen_at_once(stack):
         for p in service.feature_view_projections
     ]
     slimmer = FeatureService(name=service.name, features=projections, tags=service.tags)
-    with api_server(stack.target.url, extra_env=CACHED) as base:
-        assert "rebuffer_events_7d" in httpx.get(f"{base}/features/{user}").json()["features"]
-        try:
-            store.apply([narrower, slimmer])
-            applied = time.monotonic()
-            while "rebuffer_events_7d" in httpx.get(f"{base}/features/{user}").json()["features"]:
-                assert time.monotonic() - applied < 5, "the dropped feature is still served"
-                time.sleep(0.05)
-            seen_after = time.monotonic() - applied
-            assert len(httpx.get(f"{base}/features/{user}").json()["features"]) == 13
-        finally:
-            store.apply([view, service])
-        while "rebuffer_events_7d" not in httpx.get(f"{base}/features/{user}").json()["features"]:
-            assert time.monotonic() - applied < 15, "the restored feature is not served"
+    base = apis[0]
+    assert "rebuffer_events_7d" in httpx.get(f"{base}/features/{user}").json()["features"]
+    try:
+        store.apply([narrower, slimmer])
+        applied = time.monotonic()
+        while "rebuffer_events_7d" in httpx.get(f"{base}/features/{user}").json()["features"]:
+            assert time.monotonic() - applied < 5, "the dropped feature is still served"
             time.sleep(0.05)
+        seen_after = time.monotonic() - applied
+        assert len(httpx.get(f"{base}/features/{user}").json()["features"]) == 13
+    finally:
+        store.apply([view, service])
+    while "rebuffer_events_7d" not in httpx.get(f"{base}/features/{user}").json()["features"]:
+        assert time.monotonic() - applied < 15, "the restored feature is not served"
+        time.sleep(0.05)
     print(f"a dropped feature left the answers {seen_after:.2f}s after feast apply returned")
 
 
 def test_memory_stays_within_its_bound_through_a_sweep(stack):
-    users = _users(stack.target, 100_000)
+    users = _users(stack.target, 3_000)  # ~5 MB of vectors through 1 MB of memory
     with api_server(stack.target.url, extra_env={"SERVING_CACHE_MB": "1"}) as base:
         worker = psutil.Process(_api_pid(base))
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -207,10 +212,12 @@ def _api_pid(base: str) -> int:
     raise AssertionError("no process listens on the API's port")
 
 
-def test_through_an_outage_held_users_are_answered_the_rest_get_503(stack):
+def test_through_an_outage_held_users_are_answered_the_rest_get_503(stack, apis):
     server, target = stack
-    warm, cold = _users(target, 40)[:20], _users(target, 40)[20:]
-    with api_server(target.url, extra_env=CACHED) as base, httpx.Client(base_url=base, timeout=10) as client:
+    base = apis[0]
+    users = _users(target, 5_000)
+    warm, cold = users[-20:], users[-40:-20]  # users no test before this one asked for
+    with httpx.Client(base_url=base, timeout=10) as client:
         before = {user: client.get(f"/features/{user}").json() for user in warm}
         batch = client.post("/features", json={"user_ids": warm[:5]}).json()
         server.stop("fast")

@@ -162,6 +162,39 @@ def test_training_set_at_the_first_as_of(store, seeds, tmp_path):
     assert written["months_active"].str.fullmatch(r"\d+").all(), "integers must not be written as 16.0"
 
 
+def _rows_read(plan: dict, tables: set[str]) -> dict[str, int]:
+    """Rows each of `tables` gave up in an EXPLAIN ANALYZE plan, kept or filtered out."""
+    read: dict[str, int] = {}
+    if plan.get("Relation Name") in tables:
+        rows = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+        rows += plan.get("Rows Removed by Index Recheck", 0)
+        read[plan["Relation Name"]] = read.get(plan["Relation Name"], 0) + rows * plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        for table, rows in _rows_read(child, tables).items():
+            read[table] = read.get(table, 0) + rows
+    return read
+
+
+def test_a_training_set_reads_only_the_months_its_ttl_lets_answer(store, seeds, fresh_db):
+    """The first month's training set (45-day TTL) needs none of the second month's rows: the
+    entity bounds go into Feast's query as values, so PostgreSQL never reads them."""
+    from streamflow.engines.postgres import ENTITY_FIRST, ENTITY_LAST
+
+    first = ingest.month_dirs(seeds)[0][1]
+    query, _ = training.training_query(store, engines.current().labelled_entities([first]), "churn_model_v1")
+    assert ENTITY_FIRST not in query and ENTITY_LAST not in query  # Feast still words its bounds so
+    marts = {v.batch_source.get_table_query_string().split(".")[1] for v in store.list_feature_views()}
+    with psycopg.connect(fresh_db.url) as conn:
+        [(plan,)] = conn.execute(f"explain (analyze, format json) {query}").fetchall()
+        per_month = {
+            m: conn.execute(f"select count(*) from features.{m} where as_of = %s", (first,)).fetchone()[0]
+            for m in marts
+        }
+    read = _rows_read(plan[0]["Plan"], marts)
+    assert set(read) == marts
+    assert all(read[m] <= per_month[m] for m in marts), (read, per_month)
+
+
 def test_online_equals_offline_at_the_latest_as_of(store):
     users, differences = skew(store)
     [(expected_users,)] = query(
