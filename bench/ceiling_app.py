@@ -20,7 +20,7 @@ from streamflow import config
 
 @get("/features/{user_id:str}")
 async def features(state: State, user_id: str) -> dict:
-    values = state.values.get(user_id)
+    values = state.vectors.get(user_id)
     if values is None:
         raise NotFoundException()
     return {"user_id": user_id, "features": values}
@@ -31,7 +31,7 @@ def create_app() -> Litestar:
     async def lifespan(app: Litestar):
         with psycopg.connect(config.raw(config.DATABASE_URL)) as conn:
             rows = conn.execute(f"select user_id, {', '.join(FEATURES)} from {WIDE_TABLE}").fetchall()
-        app.state.values = {row[0]: dict(zip(FEATURES, row[1:], strict=True)) for row in rows}
+        app.state.vectors = {row[0]: dict(zip(FEATURES, row[1:], strict=True)) for row in rows}
         gc.collect()
         gc.freeze()  # as A and C do
         yield

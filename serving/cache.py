@@ -3,7 +3,8 @@
 The data changes once a month, in steps we run ourselves, so nearly every read would fetch bytes
 that have not changed since the last one. `CachedReader` keeps base.OnlineReader's promises and
 answers a user it holds without the store:
-- bounded by `SERVING_CACHE_MB` (least recently used entries go first; 0 turns it off);
+- bounded by `SERVING_CACHE_MB` (least recently used entries go first; 0 turns it off); a user
+  is kept from the second time it is read, so a sweep over everyone leaves it alone;
 - never older than the store by more than a second: every change of served values moves the
   store's generation (streamflow/online/contract.py); `watch` polls it every 0.2 s and a new one
   empties the memory. A worker that has not confirmed its generation within the last second
@@ -26,7 +27,6 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import msgspec
@@ -49,8 +49,7 @@ class _Token:
     """A selection's number in the cache's keys, kept in `Selection.plans` (never reused)."""
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(msgspec.Struct, gc=False):  # untracked by the collector, as Vector
     vector: Vector  # with GET /features' body, encoded once, when a GET read it
     fresh_until: float  # unix time at which a present view turns stale (inf: never)
     size: int
@@ -81,6 +80,12 @@ class MemoryCache:
         self.generation: int | None = None
         self.confirmed_at = -math.inf  # monotonic
         self.hits = self.misses = self.evictions = self.outage_answers = 0
+        # Admission: a vector is kept on its second miss, not its first. A sweep over more users
+        # than fit (a batch scoring job, a crawler) would otherwise evict every held user for
+        # ones never asked again, and pay for it on each request; the keys seen once cost a
+        # tenth of an entry, and as many are kept as entries fit.
+        self.seen_once: dict[tuple[int, str], None] = {}
+        self.seen_limit = max(1024, max_bytes // (ENTRY_OVERHEAD * 2))
 
     def confirmed(self) -> bool:
         return time.monotonic() - self.confirmed_at <= CONFIRMED_S
@@ -96,7 +101,17 @@ class MemoryCache:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.seen_once.clear()
         self.bytes = 0
+
+    def admits(self, key: tuple[int, str]) -> bool:
+        """True on a key's second miss (within the last `seen_limit` first misses)."""
+        if self.seen_once.pop(key, False) is None:
+            return True
+        self.seen_once[key] = None
+        if len(self.seen_once) > self.seen_limit:
+            del self.seen_once[next(iter(self.seen_once))]  # the oldest first miss
+        return False
 
     def put(self, key: tuple[int, str], entry: Entry) -> None:
         if entry.size > self.max_bytes:
@@ -131,7 +146,7 @@ def _restated(vector: Vector, selection: Selection, now: datetime) -> Vector:
         status = views.get(view.name)
         if status is not None and status.event_timestamp is not None:
             views[view.name] = view_status(status.event_timestamp, view.ttl, now)
-    return replace(vector, views=views, body=None)
+    return msgspec.structs.replace(vector, views=views, body=None)
 
 
 class CachedReader:
@@ -162,6 +177,8 @@ class CachedReader:
         self, key: tuple[int, str], selection: Selection, vector: Vector, generation, body: bool
     ) -> None:
         if not vector.found or generation != self.cache.generation:  # read under an older generation
+            return
+        if not self.cache.admits(key):
             return
         if body:
             vector.body = encoded(vector, selection)
@@ -214,7 +231,9 @@ class CachedReader:
         if any(entry is None for entry in entries):
             raise StoreUnavailable("the online store is unavailable")
         self.cache.outage_answers += len(keys)
-        return [replace(_restated(e.vector, selection, now), from_memory=True) for e in entries]
+        return [
+            msgspec.structs.replace(_restated(e.vector, selection, now), from_memory=True) for e in entries
+        ]
 
     async def open(self) -> None:
         await self.inner.open()

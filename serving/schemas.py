@@ -21,7 +21,7 @@ FeatureReference = Annotated[str, Meta(min_length=1, max_length=2 * NAME_MAX_LEN
 SELECTION_BYTES = 4 + MAX_FEATURES * (2 * NAME_MAX_LENGTH + 4) + 2 * NAME_MAX_LENGTH  # a body's share
 
 
-class FeatureViewStatus(Struct, kw_only=True, frozen=True):
+class FeatureViewStatus(Struct, kw_only=True, frozen=True, gc=False):  # never in a cycle
     event_timestamp: datetime | None
     """as_of of the values served (None when the view has no row for the user)."""
     status: str

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from serving.catalog import Catalog, Selection
 from serving.schemas import FeatureViewStatus
@@ -53,8 +54,10 @@ class StoreBusy(StoreUnavailable):
         super().__init__("the online store is busy: retry")
 
 
-@dataclass(slots=True)
-class Vector:
+class Vector(msgspec.Struct, gc=False):
+    """One user's answer. Not tracked by the garbage collector (it never holds a cycle): a
+    worker's memory keeps tens of thousands, and every full collection would walk them all."""
+
     user_id: str
     found: bool
     features: dict[str, Any]

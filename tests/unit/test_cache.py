@@ -70,33 +70,52 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def test_a_second_read_is_answered_from_memory_with_the_same_body():
+def held(reader: cache.CachedReader, *users: str) -> None:
+    """Each user read twice: a vector is kept from its second miss."""
+    for _ in range(2):
+        for user in users:
+            run(reader.one(user, SELECTION))
+
+
+def test_a_user_is_kept_from_its_second_read_and_a_sweep_keeps_nothing():
     store = StandInStore()
     reader = _cached(store)
+    for n in range(3_000):  # everyone once: nothing worth keeping
+        run(reader.one(f"{n:04d}-SWEEP", SELECTION))
+    assert not reader.cache.entries and reader.cache.evictions == 0
+    assert len(reader.cache.seen_once) <= reader.cache.seen_limit
+    run(reader.one("2999-SWEEP", SELECTION))  # its second read: kept
+    assert list(reader.cache.entries) == [(SELECTION.plans[cache._Token], "2999-SWEEP")]
+
+
+def test_a_held_user_is_answered_from_memory_with_the_same_body():
+    store = StandInStore()
+    reader = _cached(store)
+    run(reader.one("1234-ABCDE", SELECTION))
     first = run(reader.one("1234-ABCDE", SELECTION))
     second = run(reader.one("1234-ABCDE", SELECTION))
-    assert store.reads == 1 and second is first and (reader.cache.hits, reader.cache.misses) == (1, 1)
+    assert store.reads == 2 and second is first and (reader.cache.hits, reader.cache.misses) == (1, 2)
     body = msgspec.json.decode(second.body)
-    assert body["features"] == {"watch_hours_30d": 0.0, "months_active": 3}
+    assert body["features"] == {"watch_hours_30d": 1.0, "months_active": 3}
     assert body["feature_service"] == "svc" and body["feature_views"]["usage"]["status"] == "present"
 
 
 def test_an_unconfirmed_generation_reads_the_store():
     store = StandInStore()
     reader = _cached(store)
-    run(reader.one("1234-ABCDE", SELECTION))
+    held(reader, "1234-ABCDE")
     reader.cache.confirmed_at = time.monotonic() - cache.CONFIRMED_S - 0.1  # the last poll was too long ago
     again = run(reader.one("1234-ABCDE", SELECTION))
-    assert store.reads == 2 and again.features["watch_hours_30d"] == 1.0
+    assert store.reads == 3 and again.features["watch_hours_30d"] == 2.0
 
 
 def test_a_new_generation_empties_the_memory():
     store = StandInStore()
     reader = _cached(store)
-    run(reader.one("1234-ABCDE", SELECTION))
+    held(reader, "1234-ABCDE")
     assert reader.cache.confirm(8) is True and not reader.cache.entries and reader.cache.bytes == 0
-    assert reader.cache.confirm(8) is False
-    assert run(reader.one("1234-ABCDE", SELECTION)).features["watch_hours_30d"] == 1.0
+    assert reader.cache.confirm(8) is False and not reader.cache.seen_once
+    assert run(reader.one("1234-ABCDE", SELECTION)).features["watch_hours_30d"] == 2.0
 
 
 def test_a_read_begun_under_an_older_generation_is_not_remembered():
@@ -109,7 +128,7 @@ def test_a_read_begun_under_an_older_generation_is_not_remembered():
             return await super().one(user_id, selection)
 
     reader.inner = Racing()
-    run(reader.one("1234-ABCDE", SELECTION))
+    held(reader, "1234-ABCDE")
     assert not reader.cache.entries
 
 
@@ -117,7 +136,7 @@ def test_memory_stays_within_its_bound_least_recently_used_first():
     store = StandInStore()
     reader = _cached(store, max_bytes=8_000)
     for n in range(100):
-        run(reader.one(f"{n:04d}-ABCDE", SELECTION))
+        held(reader, f"{n:04d}-ABCDE")
         run(reader.one("0001-KEEPME", SELECTION))  # used all along: never the one evicted
     assert reader.cache.bytes <= 8_000 and reader.cache.evictions > 50
     assert (cache_key := (SELECTION.plans[cache._Token], "0001-KEEPME")) in reader.cache.entries
@@ -126,6 +145,7 @@ def test_memory_stays_within_its_bound_least_recently_used_first():
 
 def test_unknown_users_are_not_remembered():
     reader = _cached(StandInStore())
+    held(reader, "0000-NOBODY")
     assert run(reader.one("0000-NOBODY", SELECTION)).found is False
     assert not reader.cache.entries
 
@@ -133,13 +153,14 @@ def test_unknown_users_are_not_remembered():
 def test_a_view_past_its_ttl_is_stale_when_answered_from_memory():
     store = StandInStore(event_time=datetime.now(UTC) - timedelta(days=45) + timedelta(seconds=1))
     reader = _cached(store)
+    held(reader, "1234-ABCDE")
     first = run(reader.one("1234-ABCDE", SELECTION))
     assert first.views["usage"].status == "present"
     time.sleep(1.1)  # the usage view's 45-day TTL runs out meanwhile
     reader.cache.confirm(store.generation_value)  # as the watcher does every 0.2 s
     later = run(reader.one("1234-ABCDE", SELECTION))
     assert (
-        store.reads == 1
+        store.reads == 2
         and later.views["usage"].status == "stale"
         and later.views["profile"].status == "present"
     )
@@ -151,12 +172,13 @@ def test_a_view_past_its_ttl_is_stale_when_answered_from_memory():
 def test_through_an_outage_held_users_are_answered_and_marked_the_rest_get_503(failure):
     store = StandInStore()
     reader = _cached(store)
-    run(reader.one("1234-WARM1", SELECTION))
-    run(reader.many(["1234-WARM2", "1234-WARM3"], SELECTION))
+    held(reader, "1234-WARM1")
+    for _ in range(2):
+        run(reader.many(["1234-WARM2", "1234-WARM3"], SELECTION))
     store.down = failure
     reader.cache.confirmed_at = -1e9  # the generation cannot be confirmed either
     warm = run(reader.one("1234-WARM1", SELECTION))
-    assert warm.from_memory and warm.features["watch_hours_30d"] == 0.0
+    assert warm.from_memory and warm.features["watch_hours_30d"] == 1.0
     assert [v.from_memory for v in run(reader.many(["1234-WARM2", "1234-WARM3"], SELECTION))] == [True, True]
     with pytest.raises(StoreUnavailable):
         run(reader.one("1234-COLD1", SELECTION))
@@ -170,12 +192,12 @@ def test_through_an_outage_held_users_are_answered_and_marked_the_rest_get_503(f
 def test_a_batch_reads_only_the_users_it_does_not_hold_in_request_order():
     store = StandInStore()
     reader = _cached(store)
-    run(reader.one("1234-AAAAA", SELECTION))
+    held(reader, "1234-AAAAA")
     answered = run(reader.many(["1234-BBBBB", "1234-AAAAA", "0000-NOBODY", "1234-BBBBB"], SELECTION))
     assert [v.user_id for v in answered] == ["1234-BBBBB", "1234-AAAAA", "0000-NOBODY", "1234-BBBBB"]
     assert [v.found for v in answered] == [True, True, False, True]
-    assert answered[1].features["watch_hours_30d"] == 0.0 and answered[0].features["watch_hours_30d"] == 1.0
-    assert store.reads == 2
+    assert answered[1].features["watch_hours_30d"] == 1.0 and answered[0].features["watch_hours_30d"] == 2.0
+    assert store.reads == 3
 
 
 def test_the_watcher_confirms_and_reports_a_moved_generation():
