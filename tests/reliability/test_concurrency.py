@@ -17,7 +17,7 @@ from tests.reliability.load import run_load
 from tests.support import api_server
 
 pytestmark = pytest.mark.slow
-LOAD_SECONDS = 30  # ~45,000 requests: enough for a leak to show (the bench runs longer loads)
+LOAD_SECONDS = 20  # ~30,000 requests: enough for a leak to show (the bench runs longer loads)
 
 
 def _server_rss(base: str) -> int:
