@@ -2,8 +2,9 @@
 1 server worker each):
 - A+ our API with its memory warm against M, the in-memory ceiling (Litestar + a dict,
   bench/ceiling_app.py), back to back in each round so their ratio sees the same machine;
-- a sweep over more users than the memory holds (every request a miss, every insert an eviction):
-  memory on (SERVING_CACHE_MB small) against memory off, with each worker's RSS after the run."""
+- a sweep over more users than the memory holds (every request a miss; a vector is kept from its
+  second read, so the sweep keeps none): memory on (SERVING_CACHE_MB small) against memory off,
+  with each worker's RSS after the run."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bench.serving_bench import POOL_SIZE
 from streamflow import settings
 from streamflow.processes import running
 
-WARMUP_S = 5  # wrk cycles through every id: 7,043 users are all held after a few thousand requests
+WARMUP_S = 5  # wrk cycles through every id: 7,043 users are each read (and held) many times over
 TARGET_THROUGHPUT, TARGET_P99 = 0.8, 1.5  # of the ceiling's
 SWEEP_CACHE_MB = "64"  # ~40,000 vectors: far fewer than the sweep's users
 
@@ -60,21 +61,27 @@ def _load(spec, ids: list[str], seconds: int, warmup: int) -> tuple[wrk.LoadResu
     return result, rss
 
 
+def _alternating(specs: dict, ids: list[str], seconds: int, rounds: int, warmup: int) -> list[list]:
+    """Each contender once per round, the order reversed every other round (the machine drifts);
+    per contender, its results in round order."""
+    results: dict[str, list[wrk.LoadResult]] = {name: [] for name in specs}
+    names = list(specs)
+    for round_number in range(rounds):
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            result, rss = _load(specs[name], ids, seconds, warmup)
+            results[name].append(result)
+            _line(name, result, f"  worker RSS {rss / 2**20:,.0f} MiB")
+            time.sleep(1)
+    return [results[name] for name in names]
+
+
 def ceiling(target: settings.PgTarget, ids: list[str], seconds: int, rounds: int = 2) -> None:
     print("\n== serving from memory: our API, memory warm, against Litestar serving a dict (16 connections)")
     specs = {
         "A+ our API, memory warm": _ours(target, "512"),
         "M  ceiling: Litestar + dict": _ceiling(target, ids[0]),
     }
-    results: dict[str, list[wrk.LoadResult]] = {name: [] for name in specs}
-    names = list(specs)
-    for round_number in range(rounds):
-        for name in names if round_number % 2 == 0 else names[::-1]:
-            result, _ = _load(specs[name], ids, seconds, WARMUP_S)
-            results[name].append(result)
-            _line(name, result)
-            time.sleep(1)
-    ours, limit = results[names[0]], results[names[1]]
+    ours, limit = _alternating(specs, ids, seconds, rounds, WARMUP_S)
     throughput = [a.requests_per_s / m.requests_per_s for a, m in zip(ours, limit, strict=True)]
     p99 = [a.p99_ms / m.p99_ms for a, m in zip(ours, limit, strict=True)]
     print(
@@ -94,15 +101,7 @@ def sweep(target: settings.PgTarget, ids: list[str], seconds: int, rounds: int =
         f"A  memory {SWEEP_CACHE_MB} MB, every read a miss": _ours(target, SWEEP_CACHE_MB),
         "A  memory off": _ours(target, "0"),
     }
-    results: dict[str, list[wrk.LoadResult]] = {name: [] for name in specs}
-    names = list(specs)
-    for round_number in range(rounds):
-        for name in names if round_number % 2 == 0 else names[::-1]:
-            result, rss = _load(specs[name], ids, seconds, 0)
-            results[name].append(result)
-            _line(name, result, f"  worker RSS {rss / 2**20:,.0f} MiB")
-            time.sleep(1)
-    on, off = results[names[0]], results[names[1]]
+    on, off = _alternating(specs, ids, seconds, rounds, 0)
     ratio = [a.requests_per_s / b.requests_per_s for a, b in zip(on, off, strict=True)]
     print(
         f"  memory on/off req/s per round {' '.join(f'{r:.3f}' for r in ratio)} "

@@ -26,13 +26,20 @@ MODES = {
 TARGET = 1.02  # no step slower than 2 %
 
 
-def _generation_seconds(users: int, out: Path, mode: dict[str, str]) -> float:
+@contextlib.contextmanager
+def _quietly(mode: dict[str, str]):
+    """`mode`'s variables set, and whatever the display writes thrown away."""
     with (
         config.overridden(mode),
         open(os.devnull, "w") as sink,
         contextlib.redirect_stderr(sink),
         contextlib.redirect_stdout(sink),
     ):
+        yield
+
+
+def _generation_seconds(users: int, out: Path, mode: dict[str, str]) -> float:
+    with _quietly(mode):
         started = time.perf_counter()
         generate(out, users, 2)
         return time.perf_counter() - started
@@ -63,13 +70,7 @@ def _seconds_per_advance(mode: dict[str, str], calls: int = 20_000) -> float:
     """One `advance` in this mode, on its own: the display's whole cost to a step is this times
     the step's calls (a record or a line when one is due included: PROGRESS_SECONDS=0 writes one
     at every call)."""
-    with (
-        config.overridden(mode),
-        open(os.devnull, "w") as sink,
-        contextlib.redirect_stderr(sink),
-        contextlib.redirect_stdout(sink),
-        progress.task("bench", total=calls, unit="rows") as shown,
-    ):
+    with _quietly(mode), progress.task("bench", total=calls, unit="rows") as shown:
         started = time.perf_counter()
         for _ in range(calls):
             shown.advance(1, rows=1)

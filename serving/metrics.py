@@ -56,8 +56,8 @@ READY = Gauge(
     multiprocess_mode="mostrecent",
 )
 
-# Each worker's memory of served vectors (serving/cache.py), published once a second by its
-# generation watcher: the hot path only adds to plain integers.
+# Each worker's memory of served vectors (serving/cache.py), published once a second and at each
+# scrape (serving/resources.py: CacheFigures): the hot path only adds to plain integers.
 CACHE_EVENTS = Counter(
     "streamflow_cache_lookups",
     "Reads answered from a worker's memory (hit), from the store (miss), or from memory while the "

@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ONLINE_STORES = ("postgres", "redis")
 OFFLINE_ENGINES = ("postgres", "spark")
 LOG_FORMATS = ("text", "json")
+PROGRESS_MODES = ("auto", "bar", "lines", "json", "off")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -151,7 +152,7 @@ PROGRESS = _declare(
     "PROGRESS",
     "auto",
     "long steps' progress: a bar on a terminal, lines otherwise, records with LOG_FORMAT=json",
-    _choice("auto", "bar", "lines", "json", "off"),
+    _choice(*PROGRESS_MODES),
     "auto, bar, lines, json or off",
 )
 PROGRESS_SECONDS = _declare(

@@ -23,8 +23,6 @@ from typing import Any
 
 from streamflow import config, logs
 
-MODES = ("auto", "bar", "lines", "json", "off")
-
 
 def mode() -> str:
     """The display the environment asks for; `auto` resolved: json, bar or lines."""
