@@ -114,7 +114,7 @@ def materialize(args) -> Exit:
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    from streamflow.features.training import DEFAULT_SERVICE
+    from streamflow.features import DEFAULT_SERVICE
 
     parser.add_argument("--as-of", nargs="+", default=[FIRST_AS_OF.isoformat()], metavar="DATE|FROM..TO|all")
     parser.add_argument("--entities", type=Path, help="CSV of user_id,event_timestamp (instead of --as-of)")

@@ -11,7 +11,7 @@ What each step asks:
   `materialize_month` (a month into the online store, the way this engine reaches it);
 - monitoring: `mart_months`, `loaded_at`;
 - training sets: `labelled_entities` / `uploaded_entities` (the entity query), `training_sql`
-  (Feast's point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
+  (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
 """
 
 from __future__ import annotations
@@ -79,9 +79,10 @@ class OfflineEngine(Protocol):
         """The entity query of a user_id,event_timestamp file (no offset: UTC), each row labelled
         point in time; a bad row stops with its line and column; nothing is left afterwards."""
 
-    def training_sql(self, job: Any, entity_query: str) -> str:
-        """The point-in-time query of Feast's retrieval job for `entity_query`, as this engine
-        runs it (the same rows as Feast's own)."""
+    def training_sql(self, store: Any, service: Any, entity_query: str) -> str:
+        """The point-in-time query of `service`'s features for the rows of `entity_query`, as
+        this engine runs it: every entity column, then the features (the same rows as Feast's
+        `get_historical_features`)."""
 
     def read_query(self, query: str) -> pa.Table:
         """The whole result of an offline query as one Arrow table."""

@@ -15,11 +15,10 @@ from typing import BinaryIO
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from feast.type_map import pg_type_code_to_arrow
 from psycopg import sql
 
 from streamflow import database, settings
-from streamflow.engines import build_log
+from streamflow.engines import build_log, postgres_pit
 from streamflow.ingest.tables import months_loaded_at
 from streamflow.ingest.validate import copy_error
 
@@ -27,15 +26,14 @@ TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
 
 
-# How Feast's point-in-time SQL bounds each view's rows (its template, feast 0.67); training_sql
-# writes the values in (tests/integration/feast/test_feast.py fails if Feast ever words it otherwise).
-ENTITY_FIRST = "(SELECT MIN(entity_timestamp) FROM entity_dataframe)"
-ENTITY_LAST = "(SELECT MAX(entity_timestamp) FROM entity_dataframe)"
+ENTITY_TIMESTAMP = "event_timestamp"  # the entity queries' time column, as Feast names it
 
 
 def _arrow_type(type_code: int) -> pa.DataType:
     if type_code == TIMESTAMPTZ_OID:  # Feast's map drops the zone, and the text carries "+00"
         return pa.timestamp("us", tz="UTC")
+    from feast.type_map import pg_type_code_to_arrow  # Feast's import costs 3 s: only where rows are read
+
     return pa.type_for_alias(str(pg_type_code_to_arrow(type_code)))
 
 
@@ -185,24 +183,30 @@ class PostgresEngine:
             finally:
                 conn.execute(sql.SQL("drop table if exists {}").format(table))
 
-    def training_sql(self, job, entity_query: str) -> str:
-        """Feast's query with the entity set's first and last event time written in as values.
+    def training_sql(self, store, service, entity_query: str) -> str:
+        """Our point-in-time SQL (postgres_pit.py) over what Feast would join: the service's views
+        as Feast resolves them, each view's window from the entity set's first and last time."""
+        from feast import utils
+        from feast.infra.offline_stores import offline_utils
 
-        Feast bounds each view's rows by (SELECT MIN/MAX(entity_timestamp) FROM entity_dataframe)
-        minus the view's TTL: values the planner cannot see, so it reads every month of every
-        mart. The same bounds as literals let it read only the months that can answer (the
-        feature_timestamp index), whatever the history's length; every other predicate of
-        Feast's, the TTL's included, stays as it was, so the rows are the same."""
-        query = job.to_sql()
+        refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
+        views, _ = utils._get_feature_views_to_use(store.registry, store.project, service)
         with database.connect() as conn:
+            conn.execute("set timezone to 'UTC'")
+            cursor = conn.execute(f"select * from ({entity_query}) as entities limit 0")
+            columns = [column.name for column in cursor.description]
             first, last = conn.execute(
-                f"select min(event_timestamp), max(event_timestamp) from ({entity_query}) as entities"
+                sql.SQL("select min({t}), max({t}) from ({q}) as entities").format(
+                    t=sql.Identifier(ENTITY_TIMESTAMP), q=sql.SQL(entity_query)
+                )
             ).fetchone()
-            if first is None:  # no entities: nothing to bound
-                return query
-            for bound, value in ((ENTITY_FIRST, first), (ENTITY_LAST, last)):
-                query = query.replace(bound, sql.Literal(value).as_string(conn))
-        return query
+            if first is None:  # no entity rows: no window to bound, and nothing will be read
+                first = last = datetime.now(UTC)
+            contexts = offline_utils.get_feature_view_query_context(
+                refs, views, store.registry, store.project, (first, last)
+            )
+            query = postgres_pit.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
+            return query.as_string(conn)
 
     def read_query(self, query: str) -> pa.Table:
         with _spooled(query) as (spool, convert):

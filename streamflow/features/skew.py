@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 
 from streamflow import engines
+from streamflow.features import DEFAULT_SERVICE
 from streamflow.features.store import feature_store
-from streamflow.features.training import DEFAULT_SERVICE, historical_features, labelled_months
+from streamflow.features.training import historical_features, labelled_months
 
 FLOAT_TOLERANCE = 1e-9  # Float64 end to end: values must be equal, not merely close
 

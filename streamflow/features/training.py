@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -31,13 +30,13 @@ import pyarrow.parquet as pq
 
 from streamflow import engines, logs, progress, settings
 from streamflow.exports import FIRST_AS_OF
+from streamflow.features import DEFAULT_SERVICE
 from streamflow.features.store import feature_store
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
 DEFAULT_OUT = settings.PROJECT_ROOT / "data" / "processed" / "training_df.csv"
-DEFAULT_SERVICE = "churn_model_v1"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
 
 
@@ -68,12 +67,9 @@ def training_query(store: FeatureStore, entity_query: str, service_name: str) ->
     (user_id, event_timestamp, the features in the service's order, then the entity query's
     churn_label), rows sorted by event_timestamp and user_id."""
     service = store.get_feature_service(service_name)
-    with warnings.catch_warnings():  # Feast hands pandas a psycopg connection; it works, pandas warns
-        warnings.filterwarnings("ignore", message="pandas only supports SQLAlchemy")
-        job = store.get_historical_features(entity_df=entity_query, features=service)
     features = [f.name for p in service.feature_view_projections for f in p.features]
     columns = ", ".join(_identifier(c) for c in ["user_id", "event_timestamp", *features, "churn_label"])
-    point_in_time = engines.current().training_sql(job, entity_query)
+    point_in_time = engines.current().training_sql(store, service, entity_query)
     query = f"select {columns} from ({point_in_time}) as pit order by event_timestamp, user_id"
     return query, service
 

@@ -99,8 +99,9 @@ class SparkEngine:
     def uploaded_entities(self, csv_path: Path) -> contextlib.AbstractContextManager[str]:
         return queries.uploaded_entities(csv_path)
 
-    def training_sql(self, job, entity_query: str) -> str:
-        """The last of Feast's statements; the ones before create the temporary views it reads."""
+    def training_sql(self, store, service, entity_query: str) -> str:
+        """Feast's: the last of its statements; the ones before create the temporary views it reads."""
+        job = store.get_historical_features(entity_df=entity_query, features=service)
         *views, query = job.query.split(FEAST_STATEMENT_END)
         for statement in views:
             session().sql(statement)
