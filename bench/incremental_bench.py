@@ -1,6 +1,7 @@
 """The monthly job after years of history: one new month folder lands on a stack holding N months;
-each step of the job in its own process (ingest, dbt build, apply, materialize, a training set of
-that month), for a short and a long history side by side. The job should cost the same."""
+each step of the job in its own process (ingest, dbt build, apply, materialize, monitor, a training
+set of that month), then the month after in one `streamflow pipeline` process, for a short and a
+long history side by side. The job should cost the same."""
 
 from __future__ import annotations
 
@@ -62,9 +63,20 @@ def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTa
         )[0],
     ]
     steps.append(Step("the monthly job", sum(s.seconds for s in steps), max(s.peak_mb for s in steps)))
-    job = steps[-1].seconds
+    # The job as `make pipeline` and the flow run it: one process (Feast and dbt imported once),
+    # on the month after (its training set is the course's first month: as many rows).
+    seeds_with(months, history + 2, seeds)
+    steps.append(
+        measured(
+            "the next month's job in one process (streamflow pipeline)",
+            [python, "-m", "streamflow", "pipeline"],
+            {**env, "SEEDS_DIR": str(seeds)},
+        )[0]
+    )
+    job, one_process = steps[-2].seconds, steps[-1].seconds
     print(
-        f"  history {history} months: built in {setup.seconds:.0f}s; the new month's job {job:.1f}s",
+        f"  history {history} months: built in {setup.seconds:.0f}s; the new month's job {job:.1f}s "
+        f"(step by step), {one_process:.1f}s (one process)",
         flush=True,
     )
     return steps
@@ -72,7 +84,7 @@ def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTa
 
 def run(users: int, histories: list[int], workdir: Path, targets) -> pd.DataFrame:
     """`targets(history)` gives a fresh database for each history length."""
-    months = month_dirs(generate(workdir / f"users_{users}", users=users, months=max(histories) + 1, seed=42))
+    months = month_dirs(generate(workdir / f"users_{users}", users=users, months=max(histories) + 2, seed=42))
     by_history = {h: monthly_job(h, months, workdir, targets(h)) for h in histories}
     table = pd.DataFrame(
         {

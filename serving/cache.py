@@ -84,7 +84,9 @@ class MemoryCache:
         # than fit (a batch scoring job, a crawler) would otherwise evict every held user for
         # ones never asked again, and pay for it on each request; the keys seen once cost a
         # tenth of an entry, and as many are kept as entries fit.
-        self.seen_once: dict[tuple[int, str], None] = {}
+        # An OrderedDict: dropping a plain dict's oldest key (`next(iter(d))`) walks past every
+        # key dropped before it until the dict is rebuilt: 11 us per miss at 80k keys, not 0.5.
+        self.seen_once: OrderedDict[tuple[int, str], None] = OrderedDict()
         self.seen_limit = max(1024, max_bytes // (ENTRY_OVERHEAD * 2))
 
     def confirmed(self) -> bool:
@@ -110,7 +112,7 @@ class MemoryCache:
             return True
         self.seen_once[key] = None
         if len(self.seen_once) > self.seen_limit:
-            del self.seen_once[next(iter(self.seen_once))]  # the oldest first miss
+            self.seen_once.popitem(last=False)  # the oldest first miss
         return False
 
     def put(self, key: tuple[int, str], entry: Entry) -> None:
