@@ -17,3 +17,4 @@ final as (
 )
 
 select * from final
+{{ in_key_order() }}

@@ -18,3 +18,4 @@ final as (
 )
 
 select * from final
+{{ in_key_order() }}

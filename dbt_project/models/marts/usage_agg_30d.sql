@@ -21,3 +21,4 @@ final as (
 )
 
 select * from final
+{{ in_key_order() }}

@@ -44,3 +44,4 @@ select * from final
 {% if is_incremental() %}
     where {{ in_build_months(shifts=[0, 1]) }}
 {% endif %}
+{{ in_key_order() }}
