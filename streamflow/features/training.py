@@ -7,9 +7,10 @@ per (user, as_of) for one month, several, or every labelled month, to data/proce
 Why the entities are a query (the engine's `labelled_entities` / `uploaded_entities`): handed a
 DataFrame, Feast's Postgres store uploads it row by row into an un-ANALYZEd temp table and the
 planner falls into nested loops that grow with the square of the rows (7,043 users: ~9 s; 35k:
-~350 s). There the entity set is a query over an analyzed table, embedded into Feast's
-point-in-time SQL (`entity_select_mode: embed_query`), so the planner sees real row counts and
-the time stays linear; on Spark it is a view the point-in-time join reads in parallel.
+~350 s). There the entity set is a query over an analyzed table, embedded into the engine's
+point-in-time SQL (on PostgreSQL our own over Feast's query contexts, engines/postgres_pit.py),
+so the planner sees real row counts and the time stays linear; on Spark it is a view Feast's
+point-in-time join reads in parallel.
 
 The rows come out of the engine in Arrow batches (`stream_query`) and are written here, the same
 code for both engines, so their files are alike byte for byte.
@@ -63,7 +64,7 @@ def restore_dtypes(frame: pd.DataFrame, service) -> pd.DataFrame:
 
 
 def training_query(store: FeatureStore, entity_query: str, service_name: str) -> tuple[str, FeatureService]:
-    """Feast's point-in-time SQL for the service's features, its columns in a stable order
+    """The engine's point-in-time SQL for the service's features, its columns in a stable order
     (user_id, event_timestamp, the features in the service's order, then the entity query's
     churn_label), rows sorted by event_timestamp and user_id."""
     service = store.get_feature_service(service_name)
