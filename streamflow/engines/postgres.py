@@ -61,6 +61,8 @@ def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
 
 class PostgresEngine:
     name = "postgres"
+    # Feast upserts each metric row here, and the work is the server's: two keep both cores busy
+    monitoring_at_once = 2
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         from streamflow.ingest.load import load_month

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 
 GRANULARITY = "monthly"
-COMPUTING_AT_ONCE = 2  # view-months computed side by side (each its own connections)
 DRIFT_TABLE = sql.Identifier("monitoring", "feature_drift")
 CREATE_DRIFT_TABLE = sql.SQL("""
     create table if not exists {} (
@@ -173,11 +172,11 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
         )
         return view, month, outcome
 
-    # The work is the database's (statistics, percentiles, a histogram per feature): view-months
-    # side by side keep its cores busy while each waits on its queries.
+    # The work is the engine's (statistics, percentiles, a histogram per feature): as many
+    # view-months side by side as its offline store can save at once (engine.monitoring_at_once).
     with (
         progress.task("monitor", total=len(todo), unit="view-months") as shown,
-        ThreadPoolExecutor(COMPUTING_AT_ONCE) as pool,
+        ThreadPoolExecutor(engine.monitoring_at_once) as pool,
     ):
         for view, month, outcome in pool.map(compute, todo):
             if outcome["computed_feature_views"] != 1:  # Feast logs the failure and carries on
