@@ -107,13 +107,12 @@ def _latest_rows(view, keys: sql.Identifier, full_names: bool) -> sql.Composed:
     order = [sql.SQL("k.{}").format(e) for e in entities] + [sql.SQL("k.entity_timestamp")]
     newest = [sql.SQL("f.event_timestamp DESC")] + ([sql.SQL("f.created_timestamp DESC")] if created else [])
     return sql.SQL(
-        "SELECT DISTINCT ON ({order}) {keys}, {features} "
+        "SELECT DISTINCT ON ({order}) {order}, {features} "
         "FROM {keys_table} AS k "
         "JOIN (SELECT {timestamp} AS event_timestamp, {columns} FROM {table} AS source WHERE {window}) AS f "
         "ON {on} ORDER BY {order}, {newest}"
     ).format(
         order=sql.SQL(", ").join(order),
-        keys=sql.SQL(", ").join(order),
         features=sql.SQL(", ").join(
             sql.SQL("f.{}").format(sql.Identifier(_output_name(view, f, full_names))) for f in view.features
         ),

@@ -34,6 +34,7 @@ from streamflow.online.layout import (
     ENTITY_COLUMN,
     MONTH_WINDOW,
     column,
+    merged_per_user,
     online_table,
     typed_features,
     view_columns,
@@ -105,14 +106,11 @@ def latest_per_user(views: Sequence[FeatureView]) -> sql.Composed:
         )
         groups.append(names)
     aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-    # FULL JOIN ... USING merges the key: every user of any view once, each view's rows read once
-    # (a union of the keys first, then a join per view, took 10.8 s for 1M users, this 6.5 s)
-    return sql.SQL("with {latest} select {key}, {cols} from {first} {joins}").format(
+    return sql.SQL("with {latest} select {key}, {cols} from {merged}").format(
         latest=sql.SQL(", ").join(latest),
         key=key,
         cols=idents([name for group in groups for name in group]),
-        first=aliases[0],
-        joins=sql.SQL(" ").join(sql.SQL("full join {} using ({})").format(a, key) for a in aliases[1:]),
+        merged=merged_per_user(aliases),
     )
 
 

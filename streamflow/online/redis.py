@@ -56,14 +56,11 @@ def blobs_per_user(views: Sequence[FeatureView]) -> sql.Composed:
         )
         outputs.append(sql.SQL("{a}.blob").format(a=alias))
     aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-    # FULL JOIN ... USING merges the key: each view's rows are read once, already sorted by user
-    # (distinct on), so PostgreSQL merges them without a union or a hash table.
-    return sql.SQL("with {latest} select {key}, {outputs} from {first} {joins}").format(
+    return sql.SQL("with {latest} select {key}, {outputs} from {merged}").format(
         latest=sql.SQL(", ").join(latest),
         key=key,
         outputs=sql.SQL(", ").join(outputs),
-        first=aliases[0],
-        joins=sql.SQL(" ").join(sql.SQL("full join {} using ({})").format(a, key) for a in aliases[1:]),
+        merged=layout.merged_per_user(aliases),
     )
 
 
