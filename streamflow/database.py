@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -47,6 +49,13 @@ def connect(target: settings.PgTarget | None = None, **kwargs) -> psycopg.Connec
         return psycopg.connect(make_conninfo("", **keywords), **kwargs)
     except psycopg.OperationalError as exc:
         raise explain(target, exc) from None
+
+
+def started_at(target: settings.PgTarget | None = None) -> datetime:
+    """When the server last started: a different answer later means it restarted in between (an
+    outage that was over before anyone asked). Raises DatabaseUnreachable while it is down."""
+    with connect(target) as conn:
+        return conn.execute("select pg_postmaster_start_time()").fetchone()[0]
 
 
 def ensure_database(target: settings.PgTarget | None = None) -> None:

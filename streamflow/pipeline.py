@@ -78,14 +78,16 @@ def require_fresh() -> None:
 
 def build_marts() -> dbt.Built | None:
     """dbt build of the months loaded or restated since the last good build (None: nothing new).
-    A failed build while the database does not answer is an outage (retried), not a data failure."""
+    A failed build while the database does not answer, or after it restarted (an outage over by
+    the time dbt gave up), is an outage (retried), not a data failure."""
+    started = database.started_at()
     built = dbt.build_incrementally()
     if built is None:
         print("no month loaded or restated since the last good build: the marts are current")
         return None
     if not built:
-        with database.connect():  # raises DatabaseUnreachable during an outage
-            pass
+        if database.started_at() != started:  # raises DatabaseUnreachable while still down
+            raise database.DatabaseUnreachable("PostgreSQL restarted during dbt build (an outage)")
         failed = ", ".join(f"{n.name} ({n.status})" for n in built.failures()) or "dbt stopped"
         raise JobStopped(f"dbt build failed: the feature marts keep their last good data; failed: {failed}")
     return built

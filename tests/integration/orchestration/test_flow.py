@@ -10,6 +10,7 @@ from Prefect's REST API, not from the flow's own word."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,10 +18,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import psutil
 import psycopg
 import pytest
+from prefect.client.base import PrefectHttpxSyncClient
 
 from streamflow import settings
 from streamflow.job_lock import PIPELINE_LOCK
@@ -86,8 +87,15 @@ def _start_flow(env) -> subprocess.Popen:
     )
 
 
+def _http() -> PrefectHttpxSyncClient:
+    """Prefect's own HTTP client, as the flow talks to the server: it retries the 503 the server
+    answers while its SQLite database is busy (a write of the runner's at the same moment)."""
+    return PrefectHttpxSyncClient(timeout=30, raise_on_all_errors=False)
+
+
 def _api(prefect: str, path: str, body: dict | None = None):
-    response = httpx.post(f"{prefect}{path}", json=body or {}, timeout=30)
+    with _http() as http:
+        response = http.post(f"{prefect}{path}", json=body or {})
     assert response.is_success, (path, response.status_code, response.text[:2000])
     return response.json()
 
@@ -98,7 +106,8 @@ def _events(prefect: str, prefix: str, related: str) -> list[dict]:
     page = _api(prefect, "/events/filter", body)
     found = page["events"]
     while page.get("next_page"):
-        page = httpx.get(page["next_page"], timeout=30).json()
+        with _http() as http:
+            page = http.get(page["next_page"]).json()
         found += page["events"]
     return found
 
@@ -222,12 +231,19 @@ def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, j
     assert table_checksums(private_pg[1]) == before
 
 
-def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, private_pg):
-    server, _ = private_pg
-    flow = _start_flow(job)
+def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, private_pg, tmp_path):
+    """A new month arrives; the server stops while dbt builds it and is back 3 s later: dbt's
+    failure is the outage's, so the step is tried again, not the data blamed."""
+    server, target = private_pg
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for month in ("month_000", "month_001"):
+        (seeds / month).symlink_to(Path(job["SEEDS_DIR"]) / month)
+    shutil.copytree(Path(job["SEEDS_DIR"]) / "month_001", seeds / "month_002")
+    flow = _start_flow({**job, "SEEDS_DIR": str(seeds)})
     try:
-        _wait_for_lock_taken(prefect, flow)
-        assert server.stop("fast")  # every session ends, the run's lock with it
+        _wait_for_dbt_at_work(target, flow)
+        assert server.stop("fast")  # every session ends, dbt's and the run's lock with them
         time.sleep(3)
         assert server.start()
         output = flow.communicate(timeout=600)[0]
@@ -238,23 +254,21 @@ def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, pri
     run = _flow_runs(prefect)[0]
     assert run["state"]["type"] == "COMPLETED"
     tasks = _task_runs(prefect, run["id"])
-    retried = {name: t["run_count"] for name, t in tasks.items() if t["run_count"] > 1}
-    assert retried, "a step failed while the database was down and was tried again"
+    assert tasks["dbt build"]["run_count"] > 1, "dbt build failed in the outage and was tried again"
     assert all(t["state"]["type"] == "COMPLETED" for t in tasks.values())
 
 
-def _wait_for_lock_taken(prefect: str, flow: subprocess.Popen, timeout: float = 300) -> None:
-    """Until the run is past its database step, inside the pipeline's lock."""
+def _wait_for_dbt_at_work(target, flow: subprocess.Popen, timeout: float = 300) -> None:
+    """Until dbt's session (application_name dbt) runs a statement in the module's database."""
+    at_work = "select count(*) from pg_stat_activity where application_name = 'dbt' and state = 'active'"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert flow.poll() is None, flow.communicate()[0][-3000:]
-        runs = _flow_runs(prefect)
-        if runs and runs[0]["state"]["type"] == "RUNNING":
-            tasks = _task_runs(prefect, runs[0]["id"])
-            if tasks.get("database", {}).get("state", {}).get("type") == "COMPLETED":
+        with psycopg.connect(target.url, autocommit=True) as conn:
+            if conn.execute(at_work).fetchone()[0]:
                 return
-        time.sleep(0.2)
-    raise AssertionError("the run never got past its database step")
+        time.sleep(0.05)
+    raise AssertionError("dbt never got to work")
 
 
 def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job):
@@ -290,7 +304,8 @@ def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert served.poll() is None, served.communicate()[0][-3000:]
-        response = httpx.get(f"{prefect}/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}", timeout=10)
+        with _http() as http:
+            response = http.get(f"{prefect}/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}")
         if response.status_code == 200:
             return response.json()
         time.sleep(0.5)
@@ -300,7 +315,8 @@ def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float 
 def _wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = httpx.get(f"{prefect}/flow_runs/{flow_run_id}", timeout=10).json()["state"]["type"]
+        with _http() as http:
+            state = http.get(f"{prefect}/flow_runs/{flow_run_id}").json()["state"]["type"]
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(0.5)
