@@ -3,6 +3,7 @@ over a pool of read-only connections; a batch is one round trip."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -17,6 +18,8 @@ from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, V
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.online.postgres import READ_GENERATION
 from streamflow.settings import PgTarget
+
+log = logging.getLogger("serving")
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
 # opens (or wedges) the breaker.
@@ -99,6 +102,7 @@ def pool_kwargs(target: PgTarget, timeout_ms: int, application_name: str) -> dic
 @dataclass(slots=True)
 class _Read:
     connected: bool = False  # past the pool's queue: a time out now is the server's
+    dropped: bool = False  # the connection lent was found closed
 
 
 class PostgresReader:
@@ -132,9 +136,28 @@ class PostgresReader:
         await self.pool.close()
 
     async def _query(self, read: _Read, statement, params, binary: bool) -> list[tuple]:
+        """Once more when the connection lent was closed by the server (it restarted while the
+        connection sat idle in the pool): the pool's other idle connections are checked first
+        (they died with it), then the read is repeated. Every read is a read-only SELECT, safe to
+        repeat, and the deadline (`fetch`) still bounds both tries: a server still down fails
+        the second, as it would have failed the first."""
+        try:
+            return await self._query_once(read, statement, params, binary)
+        except psycopg.OperationalError:
+            if not read.dropped:
+                raise
+            log.info("a pooled connection was closed by the server: checking the pool, reading again")
+            await self.pool.check()
+            return await self._query_once(read, statement, params, binary)
+
+    async def _query_once(self, read: _Read, statement, params, binary: bool) -> list[tuple]:
         async with self.pool.connection() as conn:
             read.connected = True
-            return await (await conn.execute(statement, params, binary=binary)).fetchall()
+            try:
+                return await (await conn.execute(statement, params, binary=binary)).fetchall()
+            except psycopg.OperationalError:
+                read.dropped = conn.broken
+                raise
 
     async def fetch(self, statement, params, binary: bool = False) -> list[tuple]:
         """All rows of one statement within DB_TIMEOUT_MS, wherever the time goes (the pool's

@@ -81,6 +81,28 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
     assert recovery_s < 5
 
 
+def test_an_idle_api_answers_every_request_after_a_database_restart(private_pg, one_month_stack):
+    """The server restarts while the API is idle: every pooled connection is dead, and the first
+    reads after it are still answered (the dead connection found, the pool checked, the read
+    repeated), not a 503 for each dead connection lent."""
+    server, target = private_pg
+    paths = [f"/features/{u}" for u in _users(target, 64)]
+    env = {"SERVING_CACHE_MB": "0", "DB_POOL_SIZE": "8"}  # every read goes to the store
+    with api_server(target.url, extra_env=env) as base:
+        run_load(base, paths, seconds=1, concurrency=16)  # the pool grows to its size
+        with psycopg.connect(target.url) as conn:
+            pooled = conn.execute(
+                "select count(*) from pg_stat_activity where application_name = 'streamflow-features-api'"
+            ).fetchone()[0]
+        assert pooled > 1, pooled
+        assert server.stop("fast") and server.start()
+        wait_for(f"{base}/health", 200, 10)
+        with psycopg.connect(target.url, connect_timeout=30):
+            pass  # accepting again
+        statuses = Counter(httpx.get(f"{base}{path}", timeout=10).status_code for path in paths)
+    assert statuses == {200: len(paths)}, f"{pooled} pooled connections died; answers {dict(statuses)}"
+
+
 def _postgres_processes(server) -> list[psutil.Process]:
     postmaster = psutil.Process(int((server.data_dir / "postmaster.pid").read_text().split()[0]))
     return [postmaster, *postmaster.children(recursive=True)]
