@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import Counter
 
 import httpx
 import pytest
@@ -174,3 +175,26 @@ def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp
     print(f"\nfailover: {dict(report.statuses)}, the shard answered again {failover_s:.2f}s after the kill")
     _assert_honest(report, latest_vectors)
     assert failover_s <= RECOVERY_S
+
+
+def test_an_idle_api_answers_every_request_after_a_master_restart(cluster, fresh_db, latest_vectors):
+    """A master crashes and comes back while the API is idle, memory off: once the cluster says it
+    is whole again, every read is answered with the vector it had before (no 503 for a dead
+    connection)."""
+    server, _ = cluster
+    paths = list(latest_vectors)
+    with api_server(fresh_db.url, extra_env={"SERVING_CACHE_MB": "0"}) as base:
+        run_load(base, paths, seconds=1, concurrency=16)  # connections to every master
+        before = _expected(base, paths)
+        victim = server.masters[0]
+        server.kill_node(victim, signal.SIGKILL)
+        server.start_node(victim)
+        deadline = time.monotonic() + 30
+        while server._cluster_info(victim).get("cluster_state") != "ok":
+            assert time.monotonic() < deadline, "the cluster never became whole again"
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            answers = {path: client.get(path) for path in paths}
+    statuses = Counter(response.status_code for response in answers.values())
+    assert statuses == {200: len(paths)}, statuses
+    assert {path: response.json() for path, response in answers.items()} == before
