@@ -42,14 +42,6 @@ def _ceiling(target: settings.PgTarget, sample_user: str) -> tuple[list[str], st
     return command, f"/features/{sample_user}", {"DATABASE_URL": target.url}
 
 
-def _line(name: str, r: wrk.LoadResult, extra: str = "") -> None:
-    print(
-        f"  {name:44s} {r.requests_per_s:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
-        f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx + r.socket_errors}{extra}",
-        flush=True,
-    )
-
-
 def _load(spec, ids: list[str], seconds: int, warmup: int) -> tuple[wrk.LoadResult, int]:
     """wrk after a warm-up; the server's RSS at the end."""
     command, ready, env = spec
@@ -70,7 +62,7 @@ def _alternating(specs: dict, ids: list[str], seconds: int, rounds: int, warmup:
         for name in names if round_number % 2 == 0 else names[::-1]:
             result, rss = _load(specs[name], ids, seconds, warmup)
             results[name].append(result)
-            _line(name, result, f"  worker RSS {rss / 2**20:,.0f} MiB")
+            print(result.line(name, f"  worker RSS {rss / 2**20:,.0f} MiB"), flush=True)
             time.sleep(1)
     return [results[name] for name in names]
 

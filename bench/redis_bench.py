@@ -31,14 +31,6 @@ def _masters(server: LocalRedis):
     return server.master_clients()
 
 
-def _line(name: str, r: wrk.LoadResult) -> None:
-    print(
-        f"  {name:44s} {r.requests_per_s:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
-        f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx + r.socket_errors}",
-        flush=True,
-    )
-
-
 def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, seconds: int) -> dict:
     """wrk against each contender; R, A and C twice (rounds back to back), F and R3F once."""
     python = sys.executable
@@ -79,7 +71,7 @@ def serving(target, ids: list[str], single: LocalRedis, cluster: LocalRedis, sec
                 wrk.run(base, ids, 3, **options)
                 result = wrk.run(base, ids, seconds, **options)
             results[name].append(result)
-            _line(name, result)
+            print(result.line(name), flush=True)
             time.sleep(1)
     return results
 

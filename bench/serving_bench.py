@@ -102,11 +102,7 @@ def run(
                 wrk.run(base, ids, warmup, **options)
                 r = wrk.run(base, ids, seconds, **options)
             results[name].append(r)
-            print(
-                f"  {name:40s} {r.requests_per_s:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
-                f"p99 {r.p99_ms:7.2f} ms  non-2xx {r.non_2xx + r.socket_errors}",
-                flush=True,
-            )
+            print(r.line(name, width=40), flush=True)
             time.sleep(1)
     return results
 

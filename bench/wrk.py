@@ -36,6 +36,13 @@ class LoadResult:
     non_2xx: int
     socket_errors: int
 
+    def line(self, name: str, extra: str = "", width: int = 44) -> str:
+        """The benches' one-line summary of a contender's run."""
+        return (
+            f"  {name:{width}s} {self.requests_per_s:9,.0f} req/s  p50 {self.p50_ms:6.2f} ms  "
+            f"p99 {self.p99_ms:7.2f} ms  non-2xx {self.non_2xx + self.socket_errors}{extra}"
+        )
+
 
 def require_wrk() -> str:
     path = shutil.which("wrk")

@@ -44,8 +44,7 @@ def invoke(args: list[str], env: dict[str, str] | None = None):
 
 def failed_nodes(result) -> list[str]:
     """Names of the models and tests that failed or errored in a dbt result."""
-    nodes = getattr(result.result, "results", None) or []
-    return [r.node.name for r in nodes if str(r.status) in FAILED_STATUSES]
+    return [node.name for node in node_results(result) if node.failed]
 
 
 def run(args: list[str]) -> bool:
@@ -125,6 +124,10 @@ class NodeResult:
     seconds: float
     message: str
 
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
 
 @dataclass(frozen=True)
 class Built:
@@ -138,7 +141,7 @@ class Built:
         return self.success
 
     def failures(self) -> list[NodeResult]:
-        return [node for node in self.nodes if node.status in FAILED_STATUSES]
+        return [node for node in self.nodes if node.failed]
 
 
 def node_results(result) -> list[NodeResult]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -31,6 +32,23 @@ def alive(pid: int) -> bool:
     except PermissionError:  # running, as another user
         return True
     return True
+
+
+def stop_groups(pids: list[int], grace_s: float) -> bool:
+    """SIGTERM to each process group still alive, SIGKILL to any left after `grace_s`; True
+    when one was running."""
+    running = [pid for pid in pids if alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(alive(pid) for pid in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in running:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    return bool(running)
 
 
 def wait_for(url: str, status: int = 200, timeout: float = 60.0) -> float:

@@ -12,13 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamflow import config
 from streamflow.orchestration import prefect_environment, prefect_home
-from streamflow.processes import alive, free_port, wait_for
+from streamflow.processes import alive, free_port, stop_groups, wait_for
 
 
 @dataclass(frozen=True)
@@ -83,15 +82,6 @@ def _spawn(port: int, log_path: Path, *options: str) -> subprocess.Popen:
         )
 
 
-def _stop(pid: int, grace_s: float) -> None:
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def _stop_child(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
@@ -129,7 +119,7 @@ def down() -> bool:
     _state_file().unlink(missing_ok=True)
     if found is None:
         return False
-    _stop(found.pid, grace_s=20)
+    stop_groups([found.pid], grace_s=20)
     return True
 
 

@@ -6,8 +6,6 @@ starting twice is harmless; `make spark-down` stops them."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -16,7 +14,7 @@ from pathlib import Path
 
 from streamflow import config, settings
 from streamflow.engines.spark.session import JDBC_JAR, check_prerequisites
-from streamflow.processes import alive, free_port
+from streamflow.processes import alive, free_port, stop_groups
 
 WORKERS = 2
 WORKER_CORES = 1
@@ -139,16 +137,6 @@ def down() -> bool:
         pids = json.loads(_state_file().read_text())["pids"]
     except (OSError, ValueError):
         return False
-    stopped = False
-    for pid in pids:
-        if alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-            stopped = True
-    deadline = time.monotonic() + 20
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in pids:
-        if alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+    stopped = stop_groups(pids, grace_s=20)
     _state_file().unlink(missing_ok=True)
     return stopped
