@@ -1,8 +1,12 @@
--- Reads the curated usage mart, which has passed the quality gate already. An incremental build
--- writes the build months and the month after each (its change is measured against them), so it
--- reads the month before each of those too.
+{{ quality_gate() }}
+
+-- Reads the usage snapshots behind the quality gate, as usage_agg_30d does (its columns as they
+-- are), rather than that mart: the two then build side by side instead of one after the other
+-- (a new month at 1M users: ~4 s of the build). An incremental build writes the build months and
+-- the month after each (its change is measured against them), so it reads the month before each
+-- of those too.
 with usage as (
-    select * from {{ ref('usage_agg_30d') }}
+    select * from {{ ref('stg_streamflow__usage_agg_30d') }}
     {% if is_incremental() %}
         where {{ in_build_months(shifts=[-1, 0, 1]) }}
     {% endif %}
