@@ -9,7 +9,7 @@ What each step asks:
 - Feast: `feast_offline_store` (feature_store.yaml's offline store: Feast reads the marts);
 - materialize: `connect`, `assert_built` (the quality gate), `event_timestamps`, `loaded_at`,
   `materialize_month` (a month into the online store, the way this engine reaches it);
-- monitoring: `mart_months`, `loaded_at`, `monitoring_at_once`;
+- monitoring: `mart_months`, `loaded_at`;
 - training sets: `labelled_entities` / `uploaded_entities` (the entity query), `training_sql`
   (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
 """
@@ -37,8 +37,6 @@ class StepRefused(RuntimeError):
 
 class OfflineEngine(Protocol):
     name: str
-    # View-months Feast's monitoring may compute side by side on this engine's offline store
-    monitoring_at_once: int
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         """Validate and land one month; rows per table (none when unchanged, unless `force`)."""

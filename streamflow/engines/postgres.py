@@ -61,9 +61,6 @@ def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
 
 class PostgresEngine:
     name = "postgres"
-    # One: two at once made Feast's metric upserts deadlock (both write the feature service's
-    # rows) in CI, though 2 measured 16.9 s -> 9.8 s for 15 view-months at 1M users
-    monitoring_at_once = 1
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         from streamflow.ingest.load import load_month

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -160,25 +159,19 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
         or not _current(previous, loaded.get(month), month == result.baseline)
     ]
 
-    def compute(item: tuple[Any, date]) -> tuple[Any, date, dict]:
-        view, month = item
-        outcome = service.compute_metrics(
-            project=project,
-            feature_view_name=view.name,
-            start_date=month,
-            end_date=month,
-            granularity=GRANULARITY,
-            set_baseline=month == result.baseline,
-        )
-        return view, month, outcome
-
-    # The work is the engine's (statistics, percentiles, a histogram per feature): as many
-    # view-months side by side as its offline store can save at once (engine.monitoring_at_once).
-    with (
-        progress.task("monitor", total=len(todo), unit="view-months") as shown,
-        ThreadPoolExecutor(engine.monitoring_at_once) as pool,
-    ):
-        for view, month, outcome in pool.map(compute, todo):
+    # One view-month at a time: Feast's offline stores cannot save two at once (its PostgreSQL
+    # metric upserts deadlocked, its Spark store overwrites the whole metrics table), though two
+    # side by side measured 16.9 s -> 9.8 s for 15 view-months at 1M users.
+    with progress.task("monitor", total=len(todo), unit="view-months") as shown:
+        for view, month in todo:
+            outcome = service.compute_metrics(
+                project=project,
+                feature_view_name=view.name,
+                start_date=month,
+                end_date=month,
+                granularity=GRANULARITY,
+                set_baseline=month == result.baseline,
+            )
             if outcome["computed_feature_views"] != 1:  # Feast logs the failure and carries on
                 raise MonitorError(f"Feast could not compute the metrics of {view.name} for {month}")
             result.computed.append((view.name, month))

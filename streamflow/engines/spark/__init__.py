@@ -48,8 +48,6 @@ def register_raw_tables() -> None:
 
 class SparkEngine:
     name = "spark"
-    # Feast's Spark store saves metrics by overwriting their whole table: one at a time
-    monitoring_at_once = 1
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         return lake.load_month(month_dir, as_of, force=force)
