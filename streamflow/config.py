@@ -108,6 +108,16 @@ PG_PORT_EMBEDDED = _declare(
 )
 EMBEDDED_DATABASE = _declare("STREAMFLOW_DATABASE", "streamflow", "database name on the embedded server")
 STATE_DIR = _declare("STREAMFLOW_STATE_DIR", None, "where servers, secrets and caches live", Path, "a folder")
+DATA_DIR = _declare(
+    "DATA_DIR",
+    None,
+    "where the job writes its files (training set, reports; default data/)",
+    Path,
+    "a folder",
+)
+DBT_TARGET_PATH = _declare(
+    "DBT_TARGET_PATH", None, "dbt's own: where it writes its artifacts (default target/)"
+)
 READER_USER = _declare("STREAMFLOW_READER_USER", "streamflow_reader", "the API's read-only role")
 READER_PASSWORD = _declare("STREAMFLOW_READER_PASSWORD", None, "password of the API's read-only role")
 # Engines and stores
@@ -278,6 +288,13 @@ BENCH_HISTORIES = _declare(
     "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
 )
 REAL_SEEDS = _declare("STREAMFLOW_REAL_SEEDS", None, "the real exports the tests use", Path, "a folder")
+REAL_SEEDS_REQUIRED = _declare(
+    "STREAMFLOW_REAL_SEEDS_REQUIRED",
+    None,
+    "the tests of the real exports fail, not skip, without them",
+    _flag,
+    "1 or 0",
+)
 
 
 def raw(name: str) -> str | None:
@@ -352,3 +369,7 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def state_dir() -> Path:
     return get(STATE_DIR) or PROJECT_ROOT / ".streamflow"
+
+
+def data_dir() -> Path:
+    return get(DATA_DIR) or PROJECT_ROOT / "data"

@@ -24,6 +24,12 @@ QUIET_ENV = {
 FAILED_STATUSES = ("error", "fail", "runtime error")
 
 
+def target_dir() -> Path:
+    """Where dbt writes its artifacts: DBT_TARGET_PATH (dbt's own variable, relative to the
+    project), else the project's target/."""
+    return DBT_DIR / (config.get(config.DBT_TARGET_PATH) or "target")
+
+
 def dbt_env() -> dict[str, str]:
     return {
         **QUIET_ENV,
@@ -210,7 +216,7 @@ def freshness(reference: date | None = None) -> list[Freshness]:
     return checked
 
 
-DOCS_DIR = settings.PROJECT_ROOT / "data" / "reports" / "dbt-docs"
+DOCS_DIR = settings.DATA_DIR / "reports" / "dbt-docs"
 DOCS_FILES = {
     "static_index.html": "index.html",
     "manifest.json": "manifest.json",
@@ -226,7 +232,7 @@ def generate_docs(dest: Path = DOCS_DIR) -> Path:
         raise RuntimeError(f"dbt docs generate failed: {result.exception or failed_nodes(result)}")
     dest.mkdir(parents=True, exist_ok=True)
     for source, name in DOCS_FILES.items():
-        shutil.copyfile(DBT_DIR / "target" / source, dest / name)
+        shutil.copyfile(target_dir() / source, dest / name)
     index = dest / "index.html"
     index.write_text(_without_broken_fetches(index.read_text(encoding="utf-8")), encoding="utf-8")
     return index

@@ -22,7 +22,7 @@ from streamflow.generate import generate
 from streamflow.logs import step
 from streamflow.quality import monitor
 
-GENERATED_DIR = settings.PROJECT_ROOT / "data" / "generated"
+GENERATED_DIR = settings.DATA_DIR / "generated"
 
 
 def seeds_dir() -> Path:

@@ -4,23 +4,80 @@ until it answers, stop it, keep what it printed."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 from streamflow import config
 
+# Ports are claimed, not just found free: a lock file per port in one folder every checkout on
+# the machine shares, held (flock) by the claiming process until it exits. A port bound only
+# later by a child server (PostgreSQL, Redis, Prefect, Spark, the API) is then never handed to
+# a second suite or bench meanwhile. The kernel drops a dead process's locks, so nothing goes stale.
+# Below the kernel's ephemeral range (32768+), where no outgoing connection takes one.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "streamflow-ports"
+FIRST_PORT, LAST_PORT = 10000, 32767
+_CLAIMED: dict[int, int] = {}  # port -> the open lock file that holds it, for this process's life
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _claim(port: int) -> bool:
+    """Lock `port` for this process if no process holds it and nothing listens on it."""
+    if port in _CLAIMED:
+        return False
+    PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+    fd = os.open(PORT_LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    if not _bindable(port):
+        os.close(fd)  # closing drops the lock
+        return False
+    _CLAIMED[port] = fd
+    return True
+
+
+def claim_ports(count: int, offset: int = 0) -> tuple[int, ...]:
+    """`count` loopback ports held for this process; with `offset`, each port's partner
+    `port + offset` is held too (a Redis Cluster node's bus listens 10,000 above it)."""
+    span = LAST_PORT - offset - FIRST_PORT
+    candidate = FIRST_PORT + (os.getpid() * 97) % span  # processes at once start apart
+    ports: list[int] = []
+    for _ in range(span):
+        candidate = FIRST_PORT + (candidate + 1 - FIRST_PORT) % span
+        if not _claim(candidate):
+            continue
+        if offset and not _claim(candidate + offset):
+            os.close(_CLAIMED.pop(candidate))
+            continue
+        ports.append(candidate)
+        if len(ports) == count:
+            return tuple(ports)
+    raise RuntimeError(f"fewer than {count} free ports in {FIRST_PORT}-{LAST_PORT}")
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, held for this process (see PORT_LOCKS)."""
+    return claim_ports(1)[0]
 
 
 def alive(pid: int) -> bool:
@@ -106,25 +163,6 @@ def running(
         running.last_output = "".join(output)
 
 
-_HANDED_OUT: set[int] = set()  # ports given out but perhaps not bound yet
-
-
 def free_cluster_ports(count: int) -> tuple[int, ...]:
-    """`count` free loopback ports whose cluster bus ports (+10,000) are free too, all <= 55535."""
-    ports: list[int] = []
-    candidate = 20000 + (os.getpid() * 37) % 20000  # processes at once start apart
-    while len(ports) < count:
-        candidate += 1
-        if candidate > 45535:
-            candidate = 20000
-        if candidate in _HANDED_OUT or candidate - 10000 in _HANDED_OUT or candidate + 10000 in _HANDED_OUT:
-            continue
-        try:
-            for port in (candidate, candidate + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        ports.append(candidate)
-        _HANDED_OUT.add(candidate)
-    return tuple(ports)
+    """`count` free loopback ports whose cluster bus ports (+10,000) are held too."""
+    return claim_ports(count, offset=10000)

@@ -25,6 +25,7 @@ from streamflow import config
 
 PROJECT_ROOT = config.PROJECT_ROOT
 STATE_DIR = config.state_dir()
+DATA_DIR = config.data_dir()
 EMBEDDED_DATABASE = "streamflow"
 EMBEDDED_SUPERUSER = "postgres"
 READER_ROLE = "streamflow_reader"

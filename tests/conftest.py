@@ -1,6 +1,6 @@
 """Shared fixtures: a real PostgreSQL (the embedded server unless DATABASE_URL is given), one
-fresh database per test module, the month folders to load (real seeds when present), a built
-stack and the API's test client on it."""
+fresh database per test module, the month folders to load (generated; the real exports for the
+tests about them), a built stack and the API's test client on it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from serving.config import ServingSettings
 from streamflow import database, embedded_pg, settings
 from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from streamflow.generate import generate
-from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, build_stack, free_port, recreate_database
+from tests.support import EXPORTS, build_stack, free_port, recreate_database, require_real_exports
 
 
 def pytest_configure(config):
@@ -60,14 +60,36 @@ def fresh_db(server, request):
 
 
 @pytest.fixture(scope="session")
-def generated_seeds(tmp_path_factory) -> Path:
-    return generate(tmp_path_factory.mktemp("generated"), users=1500, months=3, seed=7)
+def generated_exports(tmp_path_factory) -> Path:
+    """Generated exports in the real ones' shape (two months, month_000 and month_001), the same
+    on every machine: what every test runs on unless it is about the real exports themselves."""
+    return generate(tmp_path_factory.mktemp("generated"), users=1500, months=2, seed=7)
 
 
 @pytest.fixture(scope="session")
-def seeds(generated_seeds) -> Path:
-    """The real exports when present (as CI has them), else generated data of the same format."""
-    return REAL_SEEDS if HAS_REAL_SEEDS else generated_seeds
+def seeds(generated_exports) -> Path:
+    """The month folders a test loads: the generated exports (a module may give its own)."""
+    return generated_exports
+
+
+@pytest.fixture(scope="session")
+def real_exports() -> Path:
+    """The real monthly exports (../shared/streamflow_seeds): a test that takes them is about
+    their quirks, and is skipped, with the reason shown, where they are absent (a user's clone)."""
+    return require_real_exports()
+
+
+@pytest.fixture(scope="session", params=EXPORTS)
+def each_exports(request) -> Path:
+    """The generated exports, then the real ones: for a test that holds on both."""
+    return request.getfixturevalue(f"{request.param}_exports")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that takes the real exports is marked so (`-m real_exports` selects them all)."""
+    for item in items:
+        if "real_exports" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_exports)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from streamflow import config, settings
@@ -20,6 +21,21 @@ from streamflow.processes import free_cluster_ports, free_port, running, wait_fo
 
 REAL_SEEDS = config.get(config.REAL_SEEDS) or settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds"
 HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
+
+
+# The kinds of exports a test can hold on both of, each a fixture `<kind>_exports` (conftest.py).
+EXPORTS = ["generated", pytest.param("real", marks=pytest.mark.real_exports)]
+
+
+def require_real_exports() -> Path:
+    """The real exports, else a skip naming where they were looked for; a failure instead when
+    STREAMFLOW_REAL_SEEDS_REQUIRED=1 (CI's run with ../shared beside it must not skip them)."""
+    if HAS_REAL_SEEDS:
+        return REAL_SEEDS
+    where = f"the real exports are not in {REAL_SEEDS} (STREAMFLOW_REAL_SEEDS)"
+    if config.get(config.REAL_SEEDS_REQUIRED):
+        pytest.fail(f"{where}, and STREAMFLOW_REAL_SEEDS_REQUIRED=1")
+    pytest.skip(where)
 
 
 def restated(month_dir: Path, folder: Path, user_row: int = 0, watch_hours: str = "77.5") -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from streamflow import dbt, settings
 from streamflow.features.store import REPO_DIR
 
-MANIFEST = dbt.DBT_DIR / "target" / "manifest.json"
+MANIFEST = dbt.target_dir() / "manifest.json"
 # Contract data types (PostgreSQL's, then Spark's names for the same) -> Feast types
 FEAST_TYPES = {
     "bigint": "Int64",

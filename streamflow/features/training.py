@@ -37,7 +37,7 @@ from streamflow.features.store import feature_store
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
-DEFAULT_OUT = settings.PROJECT_ROOT / "data" / "processed" / "training_df.csv"
+DEFAULT_OUT = settings.DATA_DIR / "processed" / "training_df.csv"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
 
 

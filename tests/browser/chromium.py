@@ -14,7 +14,7 @@ import pytest
 
 from streamflow import settings
 
-SCREENSHOTS = settings.PROJECT_ROOT / "data" / "reports" / "screenshots"
+SCREENSHOTS = settings.DATA_DIR / "reports" / "screenshots"
 # The flags a locked-down machine needs: no sandbox as root, no GPU, and no calls home (which the
 # closed network would refuse, many at a time).
 CHROMIUM_ARGS = [

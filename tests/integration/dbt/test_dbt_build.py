@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from streamflow import dbt, ingest
-from tests.support import query, table_checksums
+from streamflow import database, dbt, ingest
+from tests.support import query, recreate_database, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,10 @@ def build():
     return result.success, dbt.failed_nodes(result)
 
 
-def test_build_green_on_the_seeds_with_contracts_and_keys(fresh_db, seeds):
+def test_build_green_on_the_exports_with_contracts_and_keys(server, fresh_db, each_exports):
+    seeds = each_exports
+    recreate_database(server, fresh_db.database)  # each kind of exports in an empty database
+    database.ensure_database(fresh_db)
     ingest.load_all(seeds)
     ok, failed = build()
     assert ok, failed
@@ -61,12 +64,6 @@ def test_build_green_on_the_seeds_with_contracts_and_keys(fresh_db, seeds):
         fresh_db, "select succeeded from features.dbt_build_log order by finished_at desc limit 1"
     )
     assert log_ok is True
-
-
-def test_build_green_on_generated_data(fresh_db, generated_seeds):
-    ingest.load_all(generated_seeds)
-    ok, failed = build()
-    assert ok, failed
 
 
 def test_corrupted_month_fails_the_build_and_marts_keep_good_data(fresh_db, seeds, tmp_path):

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streamflow import cli, ingest
+from streamflow import cli, database, ingest
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import partition_name
 from tests.bad_exports import BAD_MONTHS, rewrite, set_cell
-from tests.support import query, recreate_database, table_checksums
+from tests.support import EXPORTS, query, recreate_database, table_checksums
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)
 
@@ -25,8 +25,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.fixture(scope="module", params=EXPORTS)
+def seeds(request) -> Path:
+    """Each test here on the generated exports, then on the real ones (their blanks, their types)."""
+    return request.getfixturevalue(f"{request.param}_exports")
+
+
 @pytest.fixture(scope="module")
-def loaded(fresh_db, seeds):
+def loaded(server, fresh_db, seeds):
+    recreate_database(server, fresh_db.database)  # each kind of exports in an empty database
+    database.ensure_database(fresh_db)
     ingest.load_all(seeds)
     return fresh_db
 

@@ -11,12 +11,13 @@ import httpx
 import pytest
 
 from streamflow import settings
-from tests.support import HAS_REAL_SEEDS, REAL_SEEDS, free_port, wait_for
+from tests import ISOLATED
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def test_make_demo_on_a_clean_checkout(tmp_path, generated_seeds):
+def test_make_demo_on_a_clean_checkout(tmp_path, seeds):
     checkout = tmp_path / "checkout"
     subprocess.run(["git", "clone", "--quiet", str(settings.PROJECT_ROOT), str(checkout)], check=True)
     readme = (checkout / "README.md").read_text()
@@ -25,10 +26,10 @@ def test_make_demo_on_a_clean_checkout(tmp_path, generated_seeds):
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "PGHOST", "STREAMFLOW_STATE_DIR", "SERVING_CACHE_MB")
+        if k not in ("DATABASE_URL", "PGHOST", "SERVING_CACHE_MB", *ISOLATED)  # the checkout's defaults
     }
     env |= {
-        "SEEDS_DIR": str(REAL_SEEDS if HAS_REAL_SEEDS else generated_seeds),
+        "SEEDS_DIR": str(seeds),
         "PORT": str(port),
         "STREAMFLOW_PG_PORT_EMBEDDED": str(pg_port),
     }
@@ -38,7 +39,7 @@ def test_make_demo_on_a_clean_checkout(tmp_path, generated_seeds):
     )  # fmt: skip
     output = ""
     try:
-        known = "7590-VHVEG" if HAS_REAL_SEEDS else _first_user(generated_seeds)
+        known = _first_user(seeds)
         try:
             wait_for(f"http://127.0.0.1:{port}/features/{known}", 200, timeout=600)
         except TimeoutError:
