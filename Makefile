@@ -11,6 +11,8 @@ UV_VERSION := 0.13.8
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
+# The suite's workers (pytest-xdist), each with its own servers and folders (tests/__init__.py)
+TEST_WORKERS ?= 2
 
 # Offline tools must not phone home.
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
@@ -116,8 +118,8 @@ serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 prerequisites: ## Check (as root with apt: install) the system packages make test needs
 	@scripts/prerequisites.sh
 
-test: prerequisites setup-spark setup-flow ## The whole test suite: unit, integration, reliability, browser, Spark (starts its own servers)
-	$(PY) -m pytest
+test: prerequisites setup-spark setup-flow ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)
 	$(PY) -m pytest tests/unit

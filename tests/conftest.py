@@ -85,11 +85,10 @@ def each_exports(request) -> Path:
     return request.getfixturevalue(f"{request.param}_exports")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_itemcollected(item):
     """A test that takes the real exports is marked so (`-m real_exports` selects them all)."""
-    for item in items:
-        if "real_exports" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.real_exports)
+    if "real_exports" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.real_exports)
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +134,46 @@ def private_pg(tmp_path_factory):
             yield server, target
     finally:
         server.stop("immediate")
+
+
+# The modules that take longest, longest first (a full run's durations): pytest-xdist hands out
+# whole files in collection order, so starting these first keeps one long file from being the
+# last thing a worker does. Only the order changes, never what runs.
+SLOWEST_FIRST = (
+    "tests/integration/spark/test_spark_cluster.py",
+    "tests/integration/spark/test_feast_on_spark.py",
+    "tests/reliability/test_redis_faults.py",
+    "tests/integration/spark/test_spark_engine.py",
+    "tests/integration/orchestration/test_flow.py",
+    "tests/reliability/test_faults_while_serving.py",
+    "tests/integration/api/test_connections.py",
+    "tests/reliability/test_concurrency.py",
+    "tests/integration/api/test_cache.py",
+    "tests/integration/feast/test_real_exports.py",
+    "tests/integration/dbt/test_incremental.py",
+    "tests/integration/platform/test_readme_walkthrough.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest grouped the tests by their fixtures' parameters
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+_TIER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Each test step's time, by tier (tests/<tier>/; Spark apart): the summary below."""
+    parts = report.nodeid.split("::", 1)[0].split("/")
+    tier = "spark" if "spark" in parts else parts[1] if len(parts) > 2 else "other"
+    _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _TIER_SECONDS or hasattr(terminalreporter.config, "workerinput"):
+        return
+    tiers = ", ".join(f"{tier} {seconds:.0f} s" for tier, seconds in sorted(_TIER_SECONDS.items()))
+    workers = getattr(terminalreporter.config.option, "numprocesses", None) or 1
+    terminalreporter.write_line(f"tier times (test steps summed, on {workers} worker(s)): {tiers}")
