@@ -140,7 +140,6 @@ def private_pg(tmp_path_factory):
 # whole files in collection order, so starting these first keeps one long file from being the
 # last thing a worker does. Only the order changes, never what runs.
 SLOWEST_FIRST = (
-    "tests/integration/spark/test_spark_cluster.py",
     "tests/integration/spark/test_feast_on_spark.py",
     "tests/reliability/test_redis_faults.py",
     "tests/integration/spark/test_spark_engine.py",

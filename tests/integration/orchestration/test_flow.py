@@ -158,7 +158,7 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
     assert {row["status"] for row in dbt_nodes} <= {"success", "pass", "no-op"}  # no-op: the exposures
     assert {row["as_of"] for row in _table(artifacts["months-materialized"])} == {"2024-01-31", "2024-02-29"}
     assert f"{users:,} rows" in artifacts["training-set"]["data"]  # every user of the first month
-    report = settings.PROJECT_ROOT / "data" / "reports" / "feature_quality.html"
+    report = settings.DATA_DIR / "reports" / "feature_quality.html"
     assert artifacts["feature-report"]["data"] == f"[feature_quality.html]({report.as_uri()})"
     assert report.is_file()
 

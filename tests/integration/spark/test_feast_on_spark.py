@@ -1,25 +1,48 @@
-"""Feast on the Spark engine (local mode) gives the PostgreSQL engine's answers: the same training
-sets cell for cell (every labelled month as CSV; an entities file of edge cases as Parquet), the
-same online rows, no skew, the same drift. Every step is a `streamflow` process of its own, as
-users run them. (The standalone cluster, and a worker lost on it: test_spark_cluster.py.)"""
+"""Feast on the Spark engine gives the PostgreSQL engine's answers, on the same generated months.
+
+One Spark stack, shared by every test that only reads it: the whole job (`pipeline --checks`) on
+the two-worker standalone cluster, its driver in New York time, then its training sets (every
+labelled month as CSV; an entities file of edge cases as Parquet), then every month materialized
+into a Redis Cluster too. Held to the PostgreSQL engine's stack: the marts, the training sets and
+the online rows cell for cell, no skew, the same drift; both workers ran executors; the Redis
+Cluster serves the PostgreSQL API's vectors. Then a worker SIGKILLed mid-task on that stack leaves
+a whole training file or none, and only whole months materialized. Every step is a `streamflow`
+process of its own, as users run them. (Local mode, incremental months and a restatement:
+test_spark_engine.py; the lake: test_lake.py.)"""
 
 from __future__ import annotations
 
 import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from streamflow import ingest
+from streamflow import config, ingest
+from streamflow.engines.spark import cluster
 from streamflow.generate import generate
+from streamflow.online.redis_server import LocalRedis
+from streamflow.settings import PgTarget
 from tests.integration.spark.support import (
     assert_same_cells,
+    assert_same_marts,
+    pg_marts,
+    spark_marts,
     streamflow,
+    worker_executors,
 )
-from tests.support import query, recreate_database
+from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database
 
 pytestmark = pytest.mark.slow
 ONLINE = "select * from feast_online.streamflow_user_features order by user_id"
@@ -67,63 +90,127 @@ def online_rows(target) -> pd.DataFrame:
     return rows[sorted(c for c in rows.columns if not c.endswith("__created_ts"))]
 
 
+def _vectors(base: str, users: list[str]) -> dict[str, dict]:
+    vectors = {}
+    for user in users:
+        with urllib.request.urlopen(f"{base}/features/{user}", timeout=10) as response:  # noqa: S310
+            vectors[user] = json.load(response)["features"]
+    return vectors
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> Path:
     """Generated months for every test here: a baseline and a month to compare."""
     return generate(tmp_path_factory.mktemp("exports") / "seeds", users=500, months=2, seed=5)
 
 
-def _engine_run(env: dict[str, str], exports: Path, out: Path, entities: Path) -> str:
-    """The whole job with check-skew (one process, as `make pipeline` runs), then the training
-    sets: every month as CSV and Parquet, the edge cases as Parquet; check-skew's output."""
+def _job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str:
+    """The whole job with check-skew (one process, as `make pipeline` runs it), then the training
+    sets: every month as CSV, the edge cases as Parquet; check-skew's output."""
     skew = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
     streamflow(["training-set", "--as-of", "all", "--out", str(out / "all.csv")], env)
-    edge = [
-        "training-set",
-        "--entities",
-        str(entities),
-        "--format",
-        "parquet",
-        "--out",
-        str(out / "edge.parquet"),
-    ]
-    streamflow(edge, env)
+    entities = edge_entities(out / "entities.csv", exports)
+    streamflow(
+        [
+            "training-set",
+            "--entities",
+            str(entities),
+            "--format",
+            "parquet",
+            "--out",
+            str(out / "edge.parquet"),
+        ],
+        env,
+    )
     return skew
 
 
+class Side(NamedTuple):
+    target: PgTarget  # the engine's database: logs, registry, online store (PostgreSQL's marts)
+    out: Path  # its training sets
+    skew: str  # check-skew's output
+    env: dict[str, str]  # a `streamflow` command on this engine
+
+
 @pytest.fixture(scope="module")
-def postgres_side(server, exports, tmp_path_factory):
-    """The PostgreSQL engine's stack and answers on the exports: what Spark's are held to."""
-    root = tmp_path_factory.mktemp("postgres_side")
+def postgres_side(server, exports, tmp_path_factory) -> Side:
+    """The PostgreSQL engine's stack and answers: what Spark's are held to."""
+    out = tmp_path_factory.mktemp("postgres_side")
     target = recreate_database(server, "sf_test_feast_postgres")
     env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
-    skew = _engine_run(env, exports, root, edge_entities(root / "entities.csv", exports))
-    every_month = [
-        "training-set",
-        "--as-of",
-        "all",
-        "--format",
-        "parquet",
-        "--out",
-        str(root / "all.parquet"),
-    ]
-    streamflow(every_month, env)
-    return target, root, skew
+    skew = _job_and_training_sets(env, exports, out)
+    streamflow(
+        ["training-set", "--as-of", "all", "--format", "parquet", "--out", str(out / "all.parquet")], env
+    )
+    return Side(target, out, skew, env)
+
+
+class SparkRun(NamedTuple):
+    side: Side  # env: the cluster, the lake, New York time, the Redis Cluster
+    lake: Path
+    ran: dict[str, int]  # executors per worker during the job
+    served: dict[str, dict]  # from the Redis Cluster, every user
+    expected: dict[str, dict]  # from the PostgreSQL engine's API, every user
 
 
 @pytest.fixture(scope="module")
-def engines_side_by_side(server, exports, postgres_side, tmp_path_factory):
-    """The same months through both engines (Spark's processes in New York time, local mode)."""
-    root = tmp_path_factory.mktemp("feast_on_spark")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of the module's own; its variables are given to the commands that use it."""
+    server = LocalRedis(tmp_path_factory.mktemp("redis"), free_cluster_ports(3), cluster=True)
+    server.up()
+    yield server
+    server.wipe()
+
+
+@pytest.fixture(scope="module")
+def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) -> SparkRun:
+    """The Spark stack every test here reads (see the module's docstring)."""
+    out = tmp_path_factory.mktemp("spark_side")
     target = recreate_database(server, "sf_test_feast_spark")
-    env = {"OFFLINE_ENGINE": "spark", "DATABASE_URL": target.url, "LAKE_DIR": str(root / "lake")}
-    env |= {"TZ": "America/New_York"}
-    skew = _engine_run(env, exports, root, edge_entities(root / "entities.csv", exports))
-    return {"postgres": postgres_side, "spark": (target, root, skew)}
+    started = cluster.up()
+    try:
+        env = {
+            "OFFLINE_ENGINE": "spark",
+            "DATABASE_URL": target.url,
+            "LAKE_DIR": str(out / "lake"),
+            "SPARK_MASTER": started.master_url,
+            "TZ": "America/New_York",
+        }
+        skew = _job_and_training_sets(env, exports, out)
+        ran = worker_executors(started.web_ui)
+        on_redis = {**env, **redis_cluster.variables()}
+        streamflow(["materialize", "--full"], on_redis)
+    finally:
+        cluster.down()
+    users = [row[0] for row in query(target, "select distinct user_id from features.subs_profile order by 1")]
+    with api_server(postgres_side.target.url) as base:
+        expected = _vectors(base, users)
+    serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
+    with api_server(target.url, extra_env=serving) as base:
+        served = _vectors(base, users)
+    return SparkRun(Side(target, out, skew, on_redis), out / "lake", ran, served, expected)
 
 
-def test_training_sets_are_the_same_cell_for_cell(engines_side_by_side):
-    (_, pg_out, _), (_, spark_out, _) = engines_side_by_side["postgres"], engines_side_by_side["spark"]
+def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark):
+    assert_same_marts(pg_marts(postgres_side.target), spark_marts(on_spark.lake))
+
+
+def test_both_workers_ran_and_the_redis_cluster_serves_what_postgres_serves(on_spark):
+    assert all(count > 0 for count in on_spark.ran.values()) and len(on_spark.ran) == cluster.WORKERS, (
+        on_spark.ran
+    )
+    assert on_spark.served.keys() == on_spark.expected.keys() and len(on_spark.expected) == 500
+    for user, vector in on_spark.expected.items():
+        assert list(on_spark.served[user]) == list(vector), user
+        for name, value in vector.items():
+            if isinstance(value, float):
+                assert math.isclose(on_spark.served[user][name], value, rel_tol=1e-9), (user, name)
+            else:
+                assert on_spark.served[user][name] == value, (user, name)
+
+
+def test_training_sets_are_the_same_cell_for_cell(postgres_side, on_spark):
+    pg_out, spark_out = postgres_side.out, on_spark.side.out
     assert_same_cells(pd.read_csv(pg_out / "all.csv"), pd.read_csv(spark_out / "all.csv"), "every month, CSV")
     pg_edge, spark_edge = pq.read_table(pg_out / "edge.parquet"), pq.read_table(spark_out / "edge.parquet")
     assert pg_edge.schema.names == spark_edge.schema.names
@@ -139,20 +226,20 @@ def test_training_sets_are_the_same_cell_for_cell(engines_side_by_side):
     )
 
 
-def test_online_rows_are_the_same_and_nothing_is_skewed(engines_side_by_side):
-    (pg, _, _), (spark, _, skew) = engines_side_by_side["postgres"], engines_side_by_side["spark"]
+def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_spark):
+    pg, spark, skew = postgres_side.target, on_spark.side.target, on_spark.side.skew
     assert_same_cells(online_rows(pg), online_rows(spark), "online store")
     assert "check-skew: 500 users, online equal to offline" in skew, skew[-3000:]
     months = "select feature_view, event_timestamp from feast_online.materialized_months order by 1, 2"
     assert query(pg, months) == query(spark, months)
 
 
-def test_monitoring_gives_the_same_drift(engines_side_by_side):
+def test_monitoring_gives_the_same_drift(postgres_side, on_spark):
     """Feast's own metrics on each offline store: the same rows, null rates and drift levels.
     The distances agree to 1e-9 but where Feast's Spark store bins an integer feature's
     histogram differently from its PostgreSQL store (months_active: 0.155 vs 0.123 in the
     newest month, both at the drift level)."""
-    (pg, _, _), (spark, _, _) = engines_side_by_side["postgres"], engines_side_by_side["spark"]
+    pg, spark = postgres_side.target, on_spark.side.target
     ours, theirs = frame(pg, DRIFT), frame(spark, DRIFT)
     exact = ["feature_view", "feature", "as_of", "level", "row_count", "null_rate"]
     assert_same_cells(ours[exact], theirs[exact], "feature drift")
@@ -160,3 +247,79 @@ def test_monitoring_gives_the_same_drift(engines_side_by_side):
     apart = (ours["js_distance"] - theirs["js_distance"]).abs().dropna()
     assert apart.max() < 0.05, ours.assign(spark=theirs["js_distance"])[apart > 1e-9]
     assert (apart <= 1e-9).mean() > 0.9
+
+
+def _json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        return json.load(response)
+
+
+def _kill_a_worker_once_tasks_run(started: cluster.Cluster, ui: str, command: subprocess.Popen) -> bool:
+    """SIGKILL the first worker (its process group: the worker, its executor, their Python) as soon
+    as the command's application runs tasks and has an executor there; False if it ended first."""
+    worker = started.status()["workers"][0]["webuiaddress"]
+    pid = cluster.worker_pids()[0]
+    deadline = time.monotonic() + 300
+    while command.poll() is None and time.monotonic() < deadline:
+        try:
+            apps = _json(f"{ui}/api/v1/applications")
+            stages = _json(f"{ui}/api/v1/applications/{apps[0]['id']}/stages?status=active") if apps else []
+            busy = any(stage.get("numActiveTasks", 0) > 0 for stage in stages)
+            if busy and _json(f"{worker}/json/").get("executors"):
+                os.killpg(pid, signal.SIGKILL)
+                return True
+        except (OSError, ValueError):
+            pass  # the driver's UI is not up yet (or answers "Spark is starting up")
+        time.sleep(0.1)
+    return False
+
+
+def _on_a_cluster_losing_a_worker(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    started = cluster.up()
+    try:
+        ui_port = free_port()  # the driver's UI, where the test sees its tasks run
+        env = {
+            **env,
+            "SPARK_MASTER": started.master_url,
+            "PYSPARK_SUBMIT_ARGS": f"--conf spark.ui.port={ui_port} pyspark-shell",
+        }
+        command = subprocess.Popen(
+            [sys.executable, "-m", "streamflow", *args],
+            env=config.child_environment(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=config.PROJECT_ROOT,
+        )
+        killed = _kill_a_worker_once_tasks_run(started, f"http://127.0.0.1:{ui_port}", command)
+        stdout, stderr = command.communicate(timeout=600)
+        assert killed, ("the command ended before a worker could be killed", stdout[-2000:], stderr[-2000:])
+    finally:
+        cluster.down()
+    return subprocess.CompletedProcess(args, command.returncode, stdout, stderr)
+
+
+def test_a_worker_killed_during_a_training_set_leaves_a_whole_file(postgres_side, on_spark, tmp_path):
+    out = tmp_path / "killed.parquet"
+    done = _on_a_cluster_losing_a_worker(
+        ["training-set", "--as-of", "all", "--format", "parquet", "--out", str(out)], on_spark.side.env
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["killed.parquet"] if done.returncode == 0 else [])
+    if done.returncode == 0:  # finished on the remaining worker: every row, PostgreSQL's
+        expected = pq.read_table(postgres_side.out / "all.parquet").to_pandas()
+        assert_same_cells(expected, pq.read_table(out).to_pandas(), "training set after a worker died")
+    else:  # or stopped: one line, no file
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+
+
+def test_a_worker_killed_during_materialize_records_only_whole_months(on_spark):
+    run = on_spark
+    done = _on_a_cluster_losing_a_worker(["materialize", "--full"], run.side.env)
+    if done.returncode == 0:
+        assert done.stdout.count("materialized as_of") == 2, done.stdout
+    else:
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    with api_server(
+        run.side.target.url, extra_env={k: v for k, v in run.side.env.items() if k != "SPARK_MASTER"}
+    ) as base:
+        assert _vectors(base, list(run.expected)) == run.served

@@ -1,6 +1,6 @@
 """The Spark engine gives the PostgreSQL engine's marts, cell for cell, on generated data (three
 months, a restatement, a new month: incremental builds) with the Spark processes in
-America/New_York (the two-worker cluster: test_spark_cluster.py, with
+America/New_York (the two-worker cluster: test_feast_on_spark.py, with
 Feast's steps). Each arrival of exports is one `streamflow pipeline --no-feast` process (a JVM
 each), as users run it: the lake, the ingest and build logs and the catalog carry over between runs."""
 
