@@ -182,7 +182,12 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
         streamflow(["materialize", "--full"], on_redis)
     finally:
         cluster.down()
-    users = [row[0] for row in query(target, "select distinct user_id from features.subs_profile order by 1")]
+    users = [
+        row[0]
+        for row in query(
+            postgres_side.target, "select distinct user_id from features.subs_profile order by 1"
+        )
+    ]
     with api_server(postgres_side.target.url) as base:
         expected = _vectors(base, users)
     serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
