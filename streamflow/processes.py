@@ -38,7 +38,7 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _claim(port: int) -> bool:
+def claim(port: int) -> bool:
     """Lock `port` for this process if no process holds it and nothing listens on it."""
     if port in _CLAIMED:
         return False
@@ -64,9 +64,9 @@ def claim_ports(count: int, offset: int = 0) -> tuple[int, ...]:
     ports: list[int] = []
     for _ in range(span):
         candidate = FIRST_PORT + (candidate + 1 - FIRST_PORT) % span
-        if not _claim(candidate):
+        if not claim(candidate):
             continue
-        if offset and not _claim(candidate + offset):
+        if offset and not claim(candidate + offset):
             os.close(_CLAIMED.pop(candidate))
             continue
         ports.append(candidate)
