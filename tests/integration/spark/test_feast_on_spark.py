@@ -44,7 +44,9 @@ from tests.integration.spark.support import (
 )
 from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database
 
-pytestmark = pytest.mark.slow
+# The module's Spark stack is built in its first test's time: ~7 minutes alone on 2 cores, twice
+# that with a second suite on the machine (pytest-timeout counts fixtures).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 ONLINE = "select * from feast_online.streamflow_user_features order by user_id"
 DRIFT = (
     "select feature_view, feature, as_of, level, row_count, null_rate, js_distance "
