@@ -24,6 +24,7 @@ import pytest
 from prefect.client.base import PrefectHttpxSyncClient
 
 from streamflow import settings
+from streamflow.generate import generate
 from streamflow.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
@@ -271,9 +272,12 @@ def _wait_for_dbt_at_work(target, flow: subprocess.Popen, timeout: float = 300) 
     raise AssertionError("dbt never got to work")
 
 
-def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job):
+def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, tmp_path):
     """`streamflow schedule` serves the deployment (its cron, the exports as its parameter); a run
     of it and a `streamflow flow` start together: one waits for the other's lock."""
+    # months of the real exports' size: a run on the module's small months could end before the
+    # other run's process (started by Prefect's runner) reached the lock, and nothing would wait
+    job = {**job, "SEEDS_DIR": str(generate(tmp_path / "seeds", users=7043, months=2, seed=13))}
     served = subprocess.Popen(
         [sys.executable, "-m", "streamflow", "schedule"],
         env={**job, "PIPELINE_LOCK_WAIT": "600", "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
