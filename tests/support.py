@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow import config, settings
+from streamflow import config, database, settings
 from streamflow.pipeline import build_serving_stack as build_stack
 from streamflow.processes import free_cluster_ports, free_port, running, wait_for
 
@@ -58,6 +58,13 @@ def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     return server.with_database(name)
+
+
+def emptied(server: settings.PgTarget, target: settings.PgTarget) -> settings.PgTarget:
+    """`target`'s database dropped, made again and given the project's schemas and roles."""
+    recreate_database(server, target.database)
+    database.ensure_database(target)
+    return target
 
 
 def query(target: settings.PgTarget, statement: str, params=None) -> list[tuple]:

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from streamflow import database, dbt, ingest
-from tests.support import query, recreate_database, table_checksums
+from streamflow import dbt, ingest
+from tests.support import emptied, query, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,7 @@ def build():
 
 def test_build_green_on_the_exports_with_contracts_and_keys(server, fresh_db, each_exports):
     seeds = each_exports
-    recreate_database(server, fresh_db.database)  # each kind of exports in an empty database
-    database.ensure_database(fresh_db)
+    emptied(server, fresh_db)  # each kind of exports in an empty database
     ingest.load_all(seeds)
     ok, failed = build()
     assert ok, failed

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from streamflow import ingest
+from streamflow import ingest, settings
 from streamflow.exports import TABLES
 from streamflow.features import training
+from streamflow.features.skew import skew
+from tests.support import query
 
 TTL = timedelta(days=45)
 COURSE_FEATURES = [
@@ -114,3 +116,16 @@ def assert_point_in_time_correct(store, seeds: Path, tmp_path: Path) -> None:
     assert by_date[dates["day before first as_of"]] == 0
     assert by_date[dates["after last, past TTL"]] == 0
     assert by_date[dates["after last, within TTL"]] == len(users)
+
+
+def assert_online_equals_offline(store) -> int:
+    """check-skew at the newest as_of: every labelled user checked, no value differing; the users."""
+    users, differences = skew(store)
+    [(labelled,)] = query(
+        settings.admin_target(),
+        "select count(*) from features.churn_labels "
+        "where as_of = (select max(as_of) from features.churn_labels)",
+    )
+    assert users == labelled
+    assert differences == []
+    return users

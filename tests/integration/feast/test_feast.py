@@ -12,9 +12,13 @@ from streamflow import cli, engines, ingest, settings
 from streamflow.features import training
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
-from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
-from tests.integration.feast.reference import COURSE_FEATURES, TTL, assert_point_in_time_correct
+from tests.integration.feast.reference import (
+    COURSE_FEATURES,
+    TTL,
+    assert_online_equals_offline,
+    assert_point_in_time_correct,
+)
 from tests.support import query
 
 pytestmark = pytest.mark.slow
@@ -94,14 +98,7 @@ def test_a_training_set_reads_only_the_months_its_ttl_lets_answer(store, seeds, 
 
 
 def test_online_equals_offline_at_the_latest_as_of(store):
-    users, differences = skew(store)
-    [(expected_users,)] = query(
-        settings.admin_target(),
-        "select count(*) from features.churn_labels "
-        "where as_of = (select max(as_of) from features.churn_labels)",
-    )
-    assert users == expected_users
-    assert differences == []
+    assert_online_equals_offline(store)
 
 
 def test_null_and_types_round_trip_online(store, seeds):

@@ -11,9 +11,12 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.config import ServingSettings
 from streamflow import settings
-from streamflow.features.skew import skew
-from tests.integration.feast.reference import COURSE_FEATURES, assert_point_in_time_correct
-from tests.support import build_stack, query
+from tests.integration.feast.reference import (
+    COURSE_FEATURES,
+    assert_online_equals_offline,
+    assert_point_in_time_correct,
+)
+from tests.support import build_stack
 
 pytestmark = pytest.mark.slow
 KNOWN = "7590-VHVEG"  # the first user of the real exports
@@ -29,14 +32,7 @@ def test_point_in_time_correct_for_every_real_user_and_date(real_store, real_exp
 
 
 def test_online_equals_offline_for_every_real_user(real_store):
-    users, differences = skew(real_store)
-    [(labelled,)] = query(
-        settings.admin_target(),
-        "select count(*) from features.churn_labels "
-        "where as_of = (select max(as_of) from features.churn_labels)",
-    )
-    assert users == labelled == 7043
-    assert differences == []
+    assert assert_online_equals_offline(real_store) == 7043
 
 
 def test_a_real_user_is_served_and_an_unknown_one_is_a_404(real_store):

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streamflow import cli, database, ingest
+from streamflow import cli, ingest
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import partition_name
 from tests.bad_exports import BAD_MONTHS, rewrite, set_cell
-from tests.support import EXPORTS, query, recreate_database, table_checksums
+from tests.support import EXPORTS, emptied, query, recreate_database, table_checksums
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)
 
@@ -33,8 +33,7 @@ def seeds(request) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(server, fresh_db, seeds):
-    recreate_database(server, fresh_db.database)  # each kind of exports in an empty database
-    database.ensure_database(fresh_db)
+    emptied(server, fresh_db)  # each kind of exports in an empty database
     ingest.load_all(seeds)
     return fresh_db
 
