@@ -12,6 +12,7 @@ import pytest
 from streamflow import dbt, ingest, pipeline
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
+from streamflow.features.skew import skew
 from streamflow.features.store import feature_store
 from streamflow.generate import generate
 from tests.support import query, restated, table_checksums
@@ -102,6 +103,19 @@ def test_materialize_writes_only_new_or_restated_months_and_changed_rows(fresh_d
     view = store.registry.get_feature_view("usage_agg_30d_fv", store.project, allow_cache=False)
     registry_end = max(view.materialization_intervals)[1]
     assert registry_end.date() == third
+
+
+def test_a_restated_month_rematerializes_the_month_after_it(fresh_db, months, tmp_path):
+    """March's change is measured against February: February restated moves values of both
+    months, and both go online (March's export itself was not loaded again)."""
+    store = feature_store()
+    assert materialize(store) == {}
+    (second_dir, second), (_, third) = months[1], months[2]
+    ingest.load_month(restated(second_dir, tmp_path / "month_001", user_row=5, watch_hours="0.5"), second)
+    assert dbt.build_incrementally()
+    assert sorted(materialize(store)) == [second.isoformat(), third.isoformat()]
+    users, differences = skew(store)  # at the newest month: March
+    assert users == 400 and differences == []
 
 
 def test_freshness_is_measured_on_the_data_dates(fresh_db, months):
