@@ -5,8 +5,8 @@ out of reach, never another 5xx, never a wrong or mixed vector, and recovers by 
 
 from __future__ import annotations
 
+import functools
 import signal
-import threading
 import time
 from collections import Counter
 
@@ -85,11 +85,10 @@ def test_a_month_materialized_during_reads_never_mixes_months(cluster, fresh_db,
     with api_server(fresh_db.url) as base:
         first_month = _expected(base, paths)
         assert first_month != latest_vectors
-        done = {}
-        loader = threading.Thread(target=lambda: done.update(materialize(redis_store)))
-        loader.start()
-        report = run_load(base, paths, seconds=8, concurrency=16, keep=_keep)
-        loader.join()
+        # the month goes in 2 s into the load (it takes 0.1 s: started with the load, it could end
+        # before the first answer, and no answer would show the month before)
+        newest = functools.partial(materialize, redis_store)
+        report, done = load_through(base, paths, seconds=8, fault=newest, keep=_keep)
         assert done, "the newest month was materialized during the load"
         assert _expected(base, paths) == latest_vectors
     print(f"\nmaterialize under load: {report.requests} requests, {dict(report.statuses)}")
