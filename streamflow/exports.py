@@ -7,7 +7,7 @@ Ingestion, the data generator, the API and the tests all read the format from he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 # What a user id may look like, wherever one arrives (a CSV cell, a URL, a request body).
 USER_ID_MAX_LENGTH = 64
@@ -103,3 +103,14 @@ def month_end(index: int, first: date = FIRST_AS_OF) -> date:
     months = first.year * 12 + first.month - 1 + index + 1  # the month after the target
     year, month = divmod(months, 12)
     return date(year, month + 1, 1) - timedelta(days=1)
+
+
+def months_read(as_of: date) -> tuple[date, date]:
+    """The exports a month's marts are built from: its own and the month before's (usage_trends
+    measures the change against it), so a month restated changes the next month's marts too."""
+    return as_of, as_of.replace(day=1) - timedelta(days=1)
+
+
+def last_loaded(loaded: dict[date, datetime], as_of: date) -> datetime | None:
+    """The newest load of the exports `as_of`'s marts read (None: none is logged)."""
+    return max((loaded[d] for d in months_read(as_of) if d in loaded), default=None)

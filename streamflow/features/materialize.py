@@ -6,11 +6,12 @@ recorded in the online store's months log, so the monthly run costs one month wh
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from streamflow import engines, logs, progress
 from streamflow.engines import StepRefused
+from streamflow.exports import last_loaded
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online.layout import MONTH_WINDOW
 
@@ -81,16 +82,12 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
 
 
 def _months_to_do(done: dict, loaded: dict, views, timestamps: list[datetime]) -> list[datetime]:
-    """Months some view has not materialized, or whose export, or the month before's, was loaded
-    again since: a month's marts read the month before (usage_trends: the change against it),
-    so dbt rewrites the month after each one it builds, and so must this."""
+    """Months some view has not materialized, or whose marts' exports were loaded again since
+    (the month's own, or the month before's: dbt rewrites the month after each it builds)."""
 
     def missing(view: str, month: datetime) -> bool:
         at = done.get((view, month))
-        if at is None:
-            return True
-        day = month.astimezone(UTC).date()
-        read = (day, day.replace(day=1) - timedelta(days=1))  # the month and the one before
-        return any(loaded.get(d) is not None and at < loaded[d] for d in read)
+        reloaded = last_loaded(loaded, month.astimezone(UTC).date())
+        return at is None or (reloaded is not None and at < reloaded)
 
     return [month for month in timestamps if any(missing(v.name, month) for v in views)]

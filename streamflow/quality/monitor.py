@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from streamflow import config, database, engines, logs, progress
+from streamflow.exports import last_loaded
 from streamflow.quality import drift
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
         for month in months[view.name]
         if full
         or not (previous := stored.get((view.name, month)))
-        or not _current(previous, loaded.get(month), month == result.baseline)
+        or not _current(previous, last_loaded(loaded, month), month == result.baseline)
     ]
 
     # One view-month at a time: Feast's offline stores cannot save two at once (its PostgreSQL
@@ -268,7 +269,8 @@ def load() -> list[Drift]:
 
 
 def _current(previous: tuple[datetime, bool], loaded_at: datetime | None, is_baseline: bool) -> bool:
-    """Stored metrics still stand: computed after the month's last load, same baseline role."""
+    """Stored metrics still stand: computed after the last load of the exports the month's marts
+    read (its own and the month before's), same baseline role."""
     computed_at, was_baseline = previous
     return (loaded_at is None or computed_at >= loaded_at) and was_baseline == is_baseline
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from serving.schemas import USER_ID_PATTERN
 from streamflow import ingest
+from streamflow.exports import last_loaded, months_read
 from streamflow.generate import generate
 from streamflow.ingest.validate import check_month
 from streamflow.online import redis_target
@@ -56,6 +57,16 @@ def test_a_good_export_passes(month):
 def test_month_folders_map_to_month_ends(month):
     months = ingest.month_dirs(month.parent)
     assert [as_of for _, as_of in months] == [date(2024, 1, 31), date(2024, 2, 29)]
+
+
+def test_a_months_marts_read_its_export_and_the_month_befores():
+    assert months_read(date(2024, 3, 31)) == (date(2024, 3, 31), date(2024, 2, 29))
+    assert months_read(date(2024, 1, 31)) == (date(2024, 1, 31), date(2023, 12, 31))
+    jan, feb, mar = (datetime(2024, m, 5, tzinfo=UTC) for m in (1, 2, 3))
+    loaded = {date(2024, 1, 31): jan, date(2024, 2, 29): mar, date(2024, 3, 31): feb}
+    assert last_loaded(loaded, date(2024, 3, 31)) == mar  # February restated after March's load
+    assert last_loaded(loaded, date(2024, 1, 31)) == jan
+    assert last_loaded({}, date(2024, 1, 31)) is None
 
 
 @pytest.mark.parametrize("user_id", HOSTILE_IDS)

@@ -15,6 +15,7 @@ from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store
 from streamflow.generate import generate
+from streamflow.quality import monitor
 from tests.support import query, restated, table_checksums
 
 pytestmark = pytest.mark.slow
@@ -107,13 +108,15 @@ def test_materialize_writes_only_new_or_restated_months_and_changed_rows(fresh_d
 
 def test_a_restated_month_rematerializes_the_month_after_it(fresh_db, months, tmp_path):
     """March's change is measured against February: February restated moves values of both
-    months, and both go online (March's export itself was not loaded again)."""
+    months, and both go online and are measured again (March's export was not loaded again)."""
     store = feature_store()
     assert materialize(store) == {}
+    monitor.run(store)
     (second_dir, second), (_, third) = months[1], months[2]
     ingest.load_month(restated(second_dir, tmp_path / "month_001", user_row=5, watch_hours="0.5"), second)
     assert dbt.build_incrementally()
     assert sorted(materialize(store)) == [second.isoformat(), third.isoformat()]
+    assert {month for _, month in monitor.run(store).computed} == {second, third}
     users, differences = skew(store)  # at the newest month: March
     assert users == 400 and differences == []
 
