@@ -81,7 +81,12 @@ def free_port() -> int:
 
 
 def alive(pid: int) -> bool:
-    """Whether process `pid` still runs (signal 0 checks without sending anything)."""
+    """Whether process `pid` still runs (signal 0 checks without sending anything). A child of
+    ours that ended is reaped first: until then it is a zombie, which signal 0 still finds (a
+    cluster stopped by the process that started it waited out the whole grace period)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
