@@ -40,13 +40,18 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        # The rest of a body the API answered early (a GET with a Content-Length) ends no wait:
+        # the deadline running is the next request's, armed when that answer went out.
+        if not self.cycle.response_complete:
+            self._disarm()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        waiting = bool(self.pipeline)  # a pipelined request already sent whole
+        # The request uvicorn starts next (pipelined: the oldest queued); it may be only partly
+        # sent, its body still trickling in: then the client's time runs again.
+        following = self.pipeline[-1][0] if self.pipeline else None
         super().on_response_complete()
-        if not waiting and not self.transport.is_closing():
+        if (following is None or following.more_body) and not self.transport.is_closing():
             self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
