@@ -4,6 +4,7 @@ to send a request (slow clients are cut off, and their slots come back)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -119,3 +120,68 @@ def test_slow_clients_are_cut_off_and_their_slots_come_back(base):
     assert len(closed_after) == MAX_CONNECTIONS
     assert max(closed_after) < CLIENT_TIMEOUT_S + 1.5
     assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+
+
+EARLY_ANSWERED = b"GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n"  # its byte sent after
+PIPELINED = (
+    b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+    b"POST /features HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+)  # the body then trickles
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head
+
+
+def test_512_slow_clients_on_one_worker_are_closed_in_time_and_a_new_client_is_served(stack):
+    """The default connection limit (512) filled with two kinds of slow client, each answered
+    once: half send the rest of an early-answered body after its answer, half trickle the body
+    of a pipelined request. Each is closed within CLIENT_TIMEOUT_S + 1 s of its answer, and a
+    new client gets 200."""
+    count = ServingSettings().max_connections
+    with api_server(stack.target.url, extra_env={"CLIENT_TIMEOUT_S": str(CLIENT_TIMEOUT_S)}) as base:
+        sockets, answered = [], []
+        for i in range(count):
+            sock = socket.create_connection(_address(base), timeout=10)
+            sock.sendall(PIPELINED if i % 2 else EARLY_ANSWERED)
+            sockets.append(sock)
+        for sock in sockets:
+            assert _read_answer(sock).startswith(b"HTTP/1.1 "), "each slow client got an answer"
+            answered.append(time.monotonic())
+            sock.setblocking(False)
+        for i, sock in enumerate(sockets):
+            if not i % 2:
+                sock.send(b"x")
+        closed_after: dict[int, float] = {}
+        deadline = time.monotonic() + CLIENT_TIMEOUT_S + 5
+        while len(closed_after) < count and time.monotonic() < deadline:
+            for i, sock in enumerate(sockets):
+                if i in closed_after:
+                    continue
+                try:
+                    if i % 2:
+                        sock.send(b" ")  # the pipelined body, a byte per round
+                    if sock.recv(4096) == b"":
+                        closed_after[i] = time.monotonic() - answered[i]
+                except BlockingIOError:
+                    pass
+                except OSError:  # reset, or a send on a closed socket
+                    closed_after[i] = time.monotonic() - answered[i]
+            time.sleep(0.25)
+        for sock in sockets:
+            sock.close()
+        fresh = httpx.get(f"{base}/health", timeout=5)
+    late = sorted(round(after, 2) for after in closed_after.values())[-5:]
+    print(f"\n{count} slow clients: {len(closed_after)} closed, the latest after {late} s of their answer")
+    assert len(closed_after) == count, f"{count - len(closed_after)} slow clients still open"
+    assert max(closed_after.values()) < CLIENT_TIMEOUT_S + 1
+    assert fresh.status_code == 200
