@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from streamflow.online import layout
 from streamflow.online.redis_target import RedisTarget
 
@@ -82,6 +82,11 @@ def _vector(user_id: str, plan: Plan, blobs: list, now: datetime) -> Vector:
     return Vector(user_id, found, features, views)
 
 
+@dataclass(slots=True)
+class _Call:
+    queued: bool = True  # still waiting for a connection: a time out now is overload
+
+
 async def _close_quietly(client, timeout: float) -> None:
     with contextlib.suppress(Exception):  # its nodes may be unreachable: nothing left to do
         async with asyncio.timeout(timeout):
@@ -124,18 +129,15 @@ class RedisReader:
             task.cancel()
 
     async def _call(self, command):
-        """One awaited Redis operation with the breaker, the deadline and the 503 mapping."""
+        """One awaited Redis operation with the breaker, the deadline and the 503 mapping. The
+        deadline (`within`) does not wait for the command to finish cancelling: redis-py's
+        cluster client was seen to never finish, and a probe stuck so would wedge the breaker."""
         probe = self.breaker.before()
-        queued = True
+        call = _Call()
         try:
-            async with asyncio.timeout(self.timeout):
-                # Wait for one of the client's connections rather than overflow its pool
-                # (MaxConnectionsError): overload queues, and only past the deadline is a 503.
-                async with self.connections:
-                    queued = False
-                    result = await command()
+            result = await within(self.timeout, self._in_turn(call, command))
         except BaseException as exc:
-            if isinstance(exc, MaxConnectionsError) or (queued and isinstance(exc, TimeoutError)):
+            if isinstance(exc, MaxConnectionsError) or (call.queued and isinstance(exc, TimeoutError)):
                 self.breaker.released(probe)  # overload, not an outage
                 raise StoreBusy() from None
             if isinstance(exc, UNAVAILABLE):
@@ -147,6 +149,13 @@ class RedisReader:
             raise
         self.breaker.succeeded(probe)
         return result
+
+    async def _in_turn(self, call: _Call, command):
+        # Wait for one of the client's connections rather than overflow its pool
+        # (MaxConnectionsError): overload queues, and only past the deadline is a 503.
+        async with self.connections:
+            call.queued = False
+            return await command()
 
     def _reconnect(self) -> None:
         """A fresh client from the configured seeds. redis-py's cluster client drops every node

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from serving.stores.base import within
+from serving.stores.base import StoreUnavailable, within
 
 
 async def _slow_to_cancel(cleanup_s: float, cleaned: list) -> int:
@@ -68,4 +68,29 @@ def test_a_cancelled_request_cancels_its_read():
         await asyncio.sleep(0.05)
 
     asyncio.run(scenario())
+    assert cleaned == [True]
+
+
+def test_a_redis_read_slow_to_cancel_ends_on_time_and_leaves_no_probe_stuck():
+    """The Redis reader keeps the same deadline: a command that takes long to cancel (redis-py's
+    cluster client was seen never to finish) ends the request on time, and the breaker is
+    open, not wedged probing: the next probe is let through once its pause is over."""
+    from serving.stores.redis import RedisReader
+    from streamflow.online.redis_target import parse
+
+    cleaned: list = []
+
+    async def scenario() -> float:
+        reader = RedisReader(parse("redis://127.0.0.1:1", cluster=False), "p", 4, 100)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await reader._call(lambda: _slow_to_cancel(1.0, cleaned))
+        waited = time.monotonic() - started
+        await asyncio.sleep(reader.breaker.retry_after)
+        assert reader.breaker.before() is True  # this one probes: nobody else holds the probe
+        await asyncio.sleep(1.2)
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert waited < 0.6
     assert cleaned == [True]
