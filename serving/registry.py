@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog
 from serving.stores.base import StoreUnavailable, within
+from serving.stores.pooled import PooledReads, Read
 from serving.stores.postgres import pool_kwargs
 from streamflow.features.store import feature_store
 from streamflow.settings import PgTarget
@@ -46,6 +47,7 @@ class Registry:
             reconnect_timeout=0,
             kwargs=pool_kwargs(target, timeout_ms, "streamflow-features-api-registry"),
         )
+        self.reads = PooledReads(self.pool)  # a restart's dead connections: checked, read again
         self.timeout = timeout
 
     async def open(self) -> None:
@@ -54,13 +56,9 @@ class Registry:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _query(self, statement: str) -> list[tuple]:
-        async with self.pool.connection() as conn:
-            return await (await conn.execute(statement)).fetchall()
-
     async def fetch(self, statement: str) -> list[tuple]:
         try:
-            return await within(self.timeout, self._query(statement))
+            return await within(self.timeout, self.reads.query(Read(), statement))
         except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreUnavailable("the feature registry is unavailable") from exc
 

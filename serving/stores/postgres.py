@@ -3,7 +3,6 @@ over a pool of read-only connections; a batch is one round trip."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -15,11 +14,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog, Selection
 from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
+from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.online.postgres import READ_GENERATION
 from streamflow.settings import PgTarget
-
-log = logging.getLogger("serving")
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
 # opens (or wedges) the breaker.
@@ -99,12 +97,6 @@ def pool_kwargs(target: PgTarget, timeout_ms: int, application_name: str) -> dic
     }
 
 
-@dataclass(slots=True)
-class _Read:
-    connected: bool = False  # past the pool's queue: a time out now is the server's
-    dropped: bool = False  # the connection lent was found closed
-
-
 class PostgresReader:
     def __init__(
         self, target: PgTarget, table: sql.Identifier, project: str, pool_size: int, timeout_ms: int
@@ -122,6 +114,7 @@ class PostgresReader:
             reconnect_timeout=0,  # keep trying for ever; the database may come back any time
             kwargs=pool_kwargs(target, timeout_ms, "streamflow-features-api"),
         )
+        self.reads = PooledReads(self.pool)
 
     def plan(self, selection: Selection) -> Plan:
         plan = selection.plans.get(Plan)
@@ -135,37 +128,13 @@ class PostgresReader:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _query(self, read: _Read, statement, params, binary: bool) -> list[tuple]:
-        """Once more when the connection lent was closed by the server (it restarted while the
-        connection sat idle in the pool): the pool's other idle connections are checked first
-        (they died with it), then the read is repeated. Every read is a read-only SELECT, safe to
-        repeat, and the deadline (`fetch`) still bounds both tries: a server still down fails
-        the second, as it would have failed the first."""
-        try:
-            return await self._query_once(read, statement, params, binary)
-        except psycopg.OperationalError:
-            if not read.dropped:
-                raise
-            log.info("a pooled connection was closed by the server: checking the pool, reading again")
-            await self.pool.check()
-            return await self._query_once(read, statement, params, binary)
-
-    async def _query_once(self, read: _Read, statement, params, binary: bool) -> list[tuple]:
-        async with self.pool.connection() as conn:
-            read.connected = True
-            try:
-                return await (await conn.execute(statement, params, binary=binary)).fetchall()
-            except psycopg.OperationalError:
-                read.dropped = conn.broken
-                raise
-
     async def fetch(self, statement, params, binary: bool = False) -> list[tuple]:
         """All rows of one statement within DB_TIMEOUT_MS, wherever the time goes (the pool's
         queue, a frozen server, a dead link), with the breaker and the 503 of every read."""
         probe = self.breaker.before()
-        read = _Read()
+        read = Read()
         try:
-            rows = await within(self.timeout, self._query(read, statement, params, binary))
+            rows = await within(self.timeout, self.reads.query(read, statement, params, binary))
         except BaseException as exc:
             self._read_failed(probe, exc, read.connected)
         self.breaker.succeeded(probe)
