@@ -89,7 +89,9 @@ class OnlineReader(Protocol):
         """Raise StoreUnavailable unless the store answers."""
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
-        """The newest event time held per view (the freshness gauges)."""
+        """The newest month materialized per view, from the months log (the freshness gauges):
+        never a scan of the served data, never through the breaker; housekeeping must not spend
+        the serving budget. StoreUnavailable when the store does not answer in time."""
 
     async def generation(self) -> int:
         """The store's generation: moves with every change of served values (0: never bumped)."""

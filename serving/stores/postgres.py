@@ -16,7 +16,7 @@ from serving.catalog import Catalog, Selection
 from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
-from streamflow.online.postgres import READ_GENERATION
+from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION
 from streamflow.settings import PgTarget
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
@@ -172,17 +172,13 @@ class PostgresReader:
         await self.fetch(sql.SQL("select 1 from {} limit 1").format(self.table), None)
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
-        views = list(catalog.views)
-        if not views:
+        try:
+            rows = await within(self.timeout, self.reads.query(Read(), NEWEST_MONTHS))
+        except psycopg.errors.UndefinedTable:  # nothing materialized yet
             return {}
-        statement = sql.SQL("select {} from {}").format(
-            sql.SQL(", ").join(
-                sql.SQL("max({})").format(sql.Identifier(column(v, "event_ts"))) for v in views
-            ),
-            self.table,
-        )
-        rows = await self.fetch(statement, None)
-        return {view: newest for view, newest in zip(views, rows[0], strict=True) if newest is not None}
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable("the online store is unavailable") from exc
+        return {view: newest for view, newest in rows if view in catalog.views}
 
     async def generation(self) -> int:
         try:

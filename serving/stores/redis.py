@@ -189,8 +189,10 @@ class RedisReader:
         await self._call(self.client.ping)
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
-        """The newest month materialized per view, from the months log."""
-        log = await self._call(lambda: self.client.hgetall(self.months_key))
+        try:
+            log = await within(self.timeout, self.client.hgetall(self.months_key))
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable("the online store is unavailable") from exc
         return layout.newest_per_view(layout.parse_months_entry(name) for name in log)
 
     async def generation(self) -> int:

@@ -52,6 +52,8 @@ RECORD_MONTH = (
     "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
     "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
 )
+# The freshness gauges' source: a few rows, whatever the size of the served table.
+NEWEST_MONTHS = "select feature_view, max(event_timestamp) from feast_online.materialized_months group by 1"
 
 # The generation the API's workers poll (serving/cache.py): one row per project, bumped in the
 # transaction of every change of served values.

@@ -238,3 +238,28 @@ def test_every_connection_busy_is_a_busy_503_never_an_outage(store, users):
             await reader.close()
 
     assert asyncio.run(scenario()).found
+
+
+def test_the_freshness_gauges_never_wait_on_the_served_table_nor_open_the_breaker(store, fresh_db):
+    """Housekeeping reads the months log: with the served table locked (a migration, a huge
+    scan), the newest month of every view still comes, on time, and requests' breaker stays shut."""
+    from serving.registry import Registry
+    from serving.stores import open_reader
+
+    config = ServingSettings(database=settings.reader_target(), db_timeout_ms=1000)
+    catalog = Registry(config.database, config.db_timeout_ms).load_catalog()
+    [(newest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
+
+    async def scenario():
+        reader = open_reader(config)
+        await reader.open()
+        try:
+            return await reader.newest_events(catalog), reader.breaker.open_until
+        finally:
+            await reader.close()
+
+    with psycopg.connect(fresh_db.url) as locker:  # held until the block ends (one transaction)
+        locker.execute("lock table feast_online.streamflow_user_features in access exclusive mode")
+        found, breaker_open_until = asyncio.run(scenario())
+    assert found == dict.fromkeys(catalog.views, newest)
+    assert breaker_open_until == 0
