@@ -59,8 +59,10 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                     # once; Redis shows each batch as it lands, and logs the month after the last one
                     with conn.transaction():
                         users = engine.materialize_month(online, conn, store.config, views, start)
+                        # the API's caches drop the old, then the month counts as done: on Redis
+                        # (no transaction) a failed bump leaves the month to do, and its retry bumps
+                        online.bump_generation(conn, store.config)
                         online.record_months(conn, store.config, [v.name for v in views], start)
-                        online.bump_generation(conn, store.config)  # the API's caches drop the old
                     loaded[start.date().isoformat()] = users
                     shown.advance(users=users)
                     seconds = time.perf_counter() - started

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
 from litestar.testing import TestClient
 
 from serving.app import create_app
@@ -108,6 +109,26 @@ def test_a_view_that_lost_its_field_takes_the_old_month_alone(cluster, fresh_db)
     }
     materialize(redis_store, full=True)
     assert client.hgetall(key) == before
+
+
+def test_a_failed_generation_bump_is_made_good_by_one_retry(cluster, fresh_db):
+    """The generation tells the API's memory to drop what it holds. The newest month to do again,
+    its INCR refused (the key holds a word: Redis answers an error), materialize fails; one retry
+    bumps it, or workers would serve the old month from memory until the next one."""
+    server, redis_store = cluster
+    client = server.target().client()
+    generation, months = layout.generation_key(redis_store.project), layout.months_key(redis_store.project)
+    [(newest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
+    client.hdel(months, *(layout.months_entry(v.name, newest) for v in redis_store.list_feature_views()))
+    before = int(client.get(generation) or 0)
+    client.set(generation, "not-a-number")
+    try:
+        with pytest.raises(redis.ResponseError, match="not an integer"):
+            materialize(redis_store)
+    finally:
+        client.set(generation, before)
+    assert list(materialize(redis_store)) == [newest.date().isoformat()]  # still to do: done again
+    assert int(client.get(generation)) == before + 1
 
 
 def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_path):
