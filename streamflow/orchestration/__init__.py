@@ -28,6 +28,11 @@ def prefect_environment() -> dict[str, str]:
         # a busy 2-core machine starts the temporary server slowly (Prefect's default: 20 s)
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "streamflow",
+        # The API has no login: a web page of another origin must not drive it from the operator's
+        # browser. Writes need a CSRF token (Prefect's client and UI fetch one), and no other
+        # origin may read one (`orchestrator up` allows its own UI's origin)
+        "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+        "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": "http://127.0.0.1",
     }
 
 

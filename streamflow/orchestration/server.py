@@ -73,7 +73,11 @@ def _spawn(port: int, log_path: Path, *options: str) -> subprocess.Popen:
             [*command, *options],
             # the UI's pages call the API at this address (Prefect's default assumes port 4200)
             env=config.child_environment(
-                {**prefect_environment(), "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+                {
+                    **prefect_environment(),
+                    "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+                    "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
+                }
             ),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -18,16 +18,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 import pytest
-from prefect.client.base import PrefectHttpxSyncClient
 
 from streamflow import settings
-from streamflow.generate import generate
 from streamflow.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
+from tests.integration.orchestration import prefect_api as api
 from tests.support import free_port, table_checksums
 
 pytestmark = pytest.mark.slow
@@ -88,42 +88,6 @@ def _start_flow(env) -> subprocess.Popen:
     )
 
 
-def _http() -> PrefectHttpxSyncClient:
-    """Prefect's own HTTP client, as the flow talks to the server: it retries the 503 the server
-    answers while its SQLite database is busy (a write of the runner's at the same moment)."""
-    return PrefectHttpxSyncClient(timeout=30, raise_on_all_errors=False)
-
-
-def _api(prefect: str, path: str, body: dict | None = None):
-    with _http() as http:
-        response = http.post(f"{prefect}{path}", json=body or {})
-    assert response.is_success, (path, response.status_code, response.text[:2000])
-    return response.json()
-
-
-def _events(prefect: str, prefix: str, related: str) -> list[dict]:
-    """Every event named `prefix`... about the `related` resource, page after page."""
-    body = {"filter": {"event": {"prefix": [prefix]}, "related": {"id": [related]}}, "limit": 50}
-    page = _api(prefect, "/events/filter", body)
-    found = page["events"]
-    while page.get("next_page"):
-        with _http() as http:
-            page = http.get(page["next_page"]).json()
-        found += page["events"]
-    return found
-
-
-def _flow_runs(prefect: str) -> list[dict]:
-    """Our flow's runs, newest first."""
-    body = {"flows": {"name": {"any_": [FLOW_NAME]}}, "sort": "EXPECTED_START_TIME_DESC"}
-    return _api(prefect, "/flow_runs/filter", body)
-
-
-def _task_runs(prefect: str, flow_run_id: str) -> dict[str, dict]:
-    runs = _api(prefect, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
-    return {run["name"]: run for run in runs}
-
-
 def _span(task_runs: dict[str, dict]) -> tuple[datetime, datetime]:
     """From the first locked step's start to the last step's end (the database step runs before the lock)."""
     locked = [run for name, run in task_runs.items() if name != "database"]
@@ -136,9 +100,9 @@ def _span(task_runs: dict[str, dict]) -> tuple[datetime, datetime]:
 def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(prefect, job, private_pg):
     finished = _streamflow(["flow"], job)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-    [run] = _flow_runs(prefect)
+    [run] = api.flow_runs(prefect)
     assert run["state"]["type"] == "COMPLETED"
-    tasks = _task_runs(prefect, run["id"])
+    tasks = api.task_runs(prefect, run["id"])
     assert sorted(tasks) == sorted(STEPS)
     assert {name: (t["state"]["type"], t["run_count"]) for name, t in tasks.items()} == {
         name: ("COMPLETED", 1) for name in STEPS
@@ -148,7 +112,7 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
 
     artifacts = {
         a["key"]: a
-        for a in _api(prefect, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+        for a in api.post(prefect, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     }
     assert set(artifacts) == ARTIFACTS
     loaded = {(row["as_of"], row["table"]): row["rows"] for row in _table(artifacts["ingest-rows"])}
@@ -163,7 +127,7 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
     assert artifacts["feature-report"]["data"] == f"[feature_quality.html]({report.as_uri()})"
     assert report.is_file()
 
-    events = _events(prefect, "dbt.", f"prefect.flow-run.{run['id']}")
+    events = api.events(prefect, "dbt.", f"prefect.flow-run.{run['id']}")
     named = {(e["event"], e["resource"]["prefect.resource.name"]) for e in events}
     assert len(named) == len(dbt_nodes) and {"dbt.model.success", "dbt.test.pass"} <= {e for e, _ in named}
 
@@ -223,9 +187,9 @@ def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, j
     finished = _streamflow(["flow"], {**job, "SEEDS_DIR": str(seeds)})
     assert finished.returncode == 4, finished.stderr[-3000:]
     assert all(fragment in finished.stderr for fragment in expected), finished.stderr[-2000:]
-    run = _flow_runs(prefect)[0]
+    run = api.flow_runs(prefect)[0]
     assert run["state"]["type"] == "FAILED" and "month_002" in run["state"]["message"] + finished.stderr
-    tasks = _task_runs(prefect, run["id"])
+    tasks = api.task_runs(prefect, run["id"])
     assert tasks["ingest month_002"]["state"]["type"] == "FAILED"
     assert tasks["ingest month_002"]["run_count"] == 1, "no retry spent on a bad export"
     assert "dbt build" not in tasks
@@ -241,27 +205,36 @@ def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, pri
     for month in ("month_000", "month_001"):
         (seeds / month).symlink_to(Path(job["SEEDS_DIR"]) / month)
     shutil.copytree(Path(job["SEEDS_DIR"]) / "month_001", seeds / "month_002")
+    # dbt is held at one of its marts, so the outage falls inside its build however fast it is
+    # (on the small generated months it could end between two looks at pg_stat_activity)
+    holder = psycopg.connect(target.url, application_name="the test")
+    assert holder.execute("select to_regclass('features.subs_profile')").fetchone()[0], "built by a run"
+    holder.execute("lock table features.subs_profile in access exclusive mode")
     flow = _start_flow({**job, "SEEDS_DIR": str(seeds)})
     try:
         _wait_for_dbt_at_work(target, flow)
-        assert server.stop("fast")  # every session ends, dbt's and the run's lock with them
+        assert server.stop("fast")  # every session ends, dbt's, the run's lock and ours with them
         time.sleep(3)
         assert server.start()
         output = flow.communicate(timeout=600)[0]
     finally:
+        holder.close()
         if flow.poll() is None:
             flow.kill()
     assert flow.returncode == 0, output[-4000:]
-    run = _flow_runs(prefect)[0]
+    run = api.flow_runs(prefect)[0]
     assert run["state"]["type"] == "COMPLETED"
-    tasks = _task_runs(prefect, run["id"])
+    tasks = api.task_runs(prefect, run["id"])
     assert tasks["dbt build"]["run_count"] > 1, "dbt build failed in the outage and was tried again"
     assert all(t["state"]["type"] == "COMPLETED" for t in tasks.values())
 
 
 def _wait_for_dbt_at_work(target, flow: subprocess.Popen, timeout: float = 300) -> None:
-    """Until dbt's session (application_name dbt) runs a statement in the module's database."""
-    at_work = "select count(*) from pg_stat_activity where application_name = 'dbt' and state = 'active'"
+    """Until dbt's session (application_name dbt) waits for a lock in the module's database."""
+    at_work = (
+        "select count(*) from pg_stat_activity"
+        " where application_name = 'dbt' and state = 'active' and wait_event_type = 'Lock'"
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert flow.poll() is None, flow.communicate()[0][-3000:]
@@ -272,12 +245,10 @@ def _wait_for_dbt_at_work(target, flow: subprocess.Popen, timeout: float = 300) 
     raise AssertionError("dbt never got to work")
 
 
-def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, tmp_path):
+def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, private_pg):
     """`streamflow schedule` serves the deployment (its cron, the exports as its parameter); a run
-    of it and a `streamflow flow` start together: one waits for the other's lock."""
-    # months of the real exports' size: a run on the module's small months could end before the
-    # other run's process (started by Prefect's runner) reached the lock, and nothing would wait
-    job = {**job, "SEEDS_DIR": str(generate(tmp_path / "seeds", users=7043, months=2, seed=13))}
+    of it and a `streamflow flow` start while the test holds the pipeline lock, so both wait
+    (whatever the machine's speed), then take it one after the other."""
     served = subprocess.Popen(
         [sys.executable, "-m", "streamflow", "schedule"],
         env={**job, "PIPELINE_LOCK_WAIT": "600", "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
@@ -288,8 +259,11 @@ def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, tmp_path)
         [schedule] = deployment["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("0 6 1 * *", "UTC")
         assert deployment["parameters"] == {"seeds_dir": job["SEEDS_DIR"]}
-        scheduled = _api(prefect, f"/deployments/{deployment['id']}/create_flow_run", {})
-        direct = _start_flow({**job, "PIPELINE_LOCK_WAIT": "600"})
+        with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the test") as holder:
+            holder.execute("select pg_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,))
+            scheduled = api.post(prefect, f"/deployments/{deployment['id']}/create_flow_run", {})
+            direct = _start_flow({**job, "PIPELINE_LOCK_WAIT": "600"})
+            _wait_until_runs_wait_for_the_lock(prefect, 2, direct)
         direct_output = direct.communicate(timeout=600)[0]
         assert direct.returncode == 0, direct_output[-3000:]
         state = _wait_for_end(prefect, scheduled["id"])
@@ -297,19 +271,32 @@ def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, tmp_path)
     finally:
         os.killpg(served.pid, signal.SIGINT)
         served_output = served.communicate(timeout=60)[0]
-    runs = {run["id"]: run for run in _flow_runs(prefect)[:2]}
+    runs = {run["id"]: run for run in api.flow_runs(prefect)[:2]}
     assert scheduled["id"] in runs, served_output[-2000:]
-    spans = sorted(_span(_task_runs(prefect, run_id)) for run_id in runs)
+    spans = sorted(_span(api.task_runs(prefect, run_id)) for run_id in runs)
     assert spans[0][1] <= spans[1][0], f"the two runs interleaved: {spans}"
-    assert "waiting up to 600s for the pipeline lock" in direct_output + served_output
+    waited = "waiting up to 600s for the pipeline lock, held by the test"
+    assert waited in direct_output and waited in served_output, (direct_output[-2000:], served_output[-2000:])
+
+
+def _wait_until_runs_wait_for_the_lock(prefect: str, count: int, direct: subprocess.Popen) -> None:
+    """Until `count` running flow runs have logged that they wait for the lock (held here)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert direct.poll() is None, direct.communicate()[0][-3000:]
+        running = [run["id"] for run in api.flow_runs(prefect) if run["state"]["type"] == "RUNNING"]
+        if sum(any("for the pipeline lock" in m for m in api.logs(prefect, id_)) for id_ in running) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{count} runs never waited for the pipeline lock")
 
 
 def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert served.poll() is None, served.communicate()[0][-3000:]
-        with _http() as http:
-            response = http.get(f"{prefect}/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}")
+        with api.client(prefect) as http:
+            response = http.get(f"/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}")
         if response.status_code == 200:
             return response.json()
         time.sleep(0.5)
@@ -319,16 +306,35 @@ def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float 
 def _wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with _http() as http:
-            state = http.get(f"{prefect}/flow_runs/{flow_run_id}").json()["state"]["type"]
+        with api.client(prefect) as http:
+            state = http.get(f"/flow_runs/{flow_run_id}").json()["state"]["type"]
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(0.5)
     raise AssertionError(f"flow run {flow_run_id} did not end within {timeout}s")
 
 
+def test_no_other_origin_may_drive_the_server_and_writes_need_a_csrf_token(prefect):
+    """The API has no login: a page of another origin open in the operator's browser gets no
+    CORS grant, and a write without Prefect's CSRF token is refused."""
+    own = prefect.removesuffix("/api")
+    with httpx.Client(timeout=10) as http:
+        preflight = http.options(
+            f"{prefect}/deployments/filter",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        ours = http.options(
+            f"{prefect}/deployments/filter",
+            headers={"Origin": own, "Access-Control-Request-Method": "POST"},
+        )
+        unguarded = http.post(f"{prefect}/deployments/filter", json={})
+    assert preflight.headers.get("access-control-allow-origin") is None, preflight.headers
+    assert ours.headers.get("access-control-allow-origin") == own, ours.headers
+    assert unguarded.status_code == 403, unguarded.text
+
+
 def test_the_ui_shows_the_run_with_its_task_runs(prefect, watched):
-    completed = next(run for run in _flow_runs(prefect) if run["state"]["type"] == "COMPLETED")
+    completed = next(run for run in api.flow_runs(prefect) if run["state"]["type"] == "COMPLETED")
     page = watched.page
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url.split("/", 3)[3]) if r.status == 404 else None)
