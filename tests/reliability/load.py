@@ -23,6 +23,7 @@ class LoadReport:
     bodies: list = field(default_factory=list)
     problems: Counter = field(default_factory=Counter)  # the detail of each 503
     resent: int = 0  # GETs sent again once after the server closed an idle keep-alive connection
+    from_memory: int = 0  # answers a worker gave from its memory while the store did not answer
 
     @property
     def rate(self) -> float:
@@ -32,10 +33,12 @@ class LoadReport:
 async def _get(client: httpx.AsyncClient, path: str, report: LoadReport) -> httpx.Response:
     """A GET, sent again once if the server closed the connection before answering: a reused
     keep-alive connection the server timed out as the request went (RFC 9112 9.3.1: a client
-    may retry an idempotent request then, as browsers and urllib3 do). A second close fails."""
+    may retry an idempotent request then, as browsers and urllib3 do). The close shows as an
+    empty answer or, when our request had reached the server's socket unread, as a reset
+    (ReadError). A second close fails."""
     try:
         return await client.get(path)
-    except httpx.RemoteProtocolError:
+    except (httpx.RemoteProtocolError, httpx.ReadError):
         report.resent += 1
         return await client.get(path)
 
@@ -70,6 +73,8 @@ async def _run(
                 report.requests += 1
                 if status == 503:
                     report.problems[response.json().get("detail")] += 1
+                if response is not None and "x-served-from" in response.headers:
+                    report.from_memory += 1
                 if keep is not None and response is not None and response.status_code == 200:
                     report.bodies.append(keep(path, response))
 

@@ -3,6 +3,7 @@ a month materialized, `feast apply`, and the server itself killed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,10 @@ import httpx
 import psutil
 import psycopg
 import pytest
+from psycopg import sql
 
+from serving.stores.base import StoreUnavailable
+from serving.stores.postgres import PostgresReader
 from streamflow import dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
@@ -48,11 +52,16 @@ def _users(target, limit=500) -> list[str]:
 
 
 def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one_month_stack):
+    """The default API (its memory on) under load while PostgreSQL stops for 5 s: the users it
+    holds are answered from memory (marked so once it cannot confirm the store), a user it never
+    read gets a prompt 503, liveness never depends on the database, readiness does."""
     server, target = private_pg
-    paths = [f"/features/{u}" for u in _users(target)]
+    users = _users(target, 520)
+    paths, cold = [f"/features/{u}" for u in users[:500]], iter(f"/features/{u}" for u in users[500:])
     with api_server(target.url) as base:
         during: Counter = Counter()
         ready_codes: Counter = Counter()
+        cold_codes: Counter = Counter()
 
         def outage() -> float:
             server.stop("fast")
@@ -60,20 +69,23 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
             while time.monotonic() - stopped < 5:
                 during[httpx.get(f"{base}/health", timeout=5).status_code] += 1
                 ready_codes[httpx.get(f"{base}/ready", timeout=5).status_code] += 1
+                cold_codes[httpx.get(f"{base}{next(cold)}", timeout=5).status_code] += 1
                 time.sleep(0.2)
             server.start()
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
         report, recovery_s = load_through(base, paths, 16, outage, after=3)
         assert httpx.get(f"{base}/ready").status_code == 200
+        assert "x-served-from" not in httpx.get(f"{base}{paths[0]}").headers
     print(
         f"\noutage run: {report.requests} requests in {report.seconds:.1f}s ({report.rate:.0f}/s), "
-        f"by status {dict(report.statuses)}, slowest {report.slowest_s:.2f}s, "
-        f"/health during outage {dict(during)}, /ready during outage {dict(ready_codes)}, "
-        f"recovered {recovery_s:.2f}s after the restart"
+        f"by status {dict(report.statuses)}, {report.from_memory} from memory, slowest "
+        f"{report.slowest_s:.2f}s, /health during outage {dict(during)}, /ready {dict(ready_codes)}, "
+        f"users never read {dict(cold_codes)}, recovered {recovery_s:.2f}s after the restart"
     )
     assert set(report.statuses) <= {200, 503}, report.statuses
-    assert report.statuses[503] > 0 and report.statuses[200] > 0
+    assert report.statuses[200] > 0 and report.from_memory > 0, "held users answered through it"
+    assert cold_codes[503] > 0 and set(cold_codes) == {503}, cold_codes
     # failing fast: no request waited past its deadline (a throughput floor, 200/s, was dropped:
     # a machine running two suites answered 117/s with every request inside its deadline)
     assert report.slowest_s < DB_TIMEOUT_S + SLACK_S
@@ -100,8 +112,58 @@ def test_an_idle_api_answers_every_request_after_a_database_restart(private_pg, 
         wait_for(f"{base}/health", 200, 10)
         with psycopg.connect(target.url, connect_timeout=30):
             pass  # accepting again
+        first_ready = httpx.get(f"{base}/ready", timeout=10)  # its registry pool's connections died too
         statuses = Counter(httpx.get(f"{base}{path}", timeout=10).status_code for path in paths)
+    assert first_ready.status_code == 200, first_ready.text
     assert statuses == {200: len(paths)}, f"{pooled} pooled connections died; answers {dict(statuses)}"
+
+
+def test_a_pool_check_cut_short_by_a_deadline_leaks_no_connection(private_pg, one_month_stack):
+    """The read after a dropped connection checks the pool's other idle connections; frozen,
+    that check outlasts the read's deadline. Once the server thaws, the pool has every one of its
+    connections: 4 concurrent reads of half a second each all succeed (one connection left would
+    serve them one after another, past the deadline)."""
+    server, target = private_pg
+
+    async def scenario() -> list:
+        reader = PostgresReader(target, sql.Identifier("feast_online", "unused"), "streamflow", 4, 1500)
+        await reader.open()
+        try:
+            await asyncio.gather(*(reader.fetch("select pg_sleep(0.5)", None) for _ in range(4)))
+            assert reader.pool.get_stats()["pool_size"] == 4
+            # the pool lends first in, first out: four reads in a row give its order
+            order = [(await reader.fetch("select pg_backend_pid()", None))[0][0] for _ in range(4)]
+            with psycopg.connect(target.url, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(%s, 5000)", (order[0],))
+            frozen = _postgres_processes(server)  # the pool's backends among them
+            for process in frozen:
+                process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(StoreUnavailable):  # the next lent is the dead one: check, frozen
+                    await reader.fetch("select 1", None)
+            finally:
+                for process in frozen:
+                    process.send_signal(signal.SIGCONT)
+            await _until_a_read_succeeds(reader)  # the breaker's probe closes it again
+            return await asyncio.gather(
+                *(reader.fetch("select pg_sleep(0.5)", None) for _ in range(4)), return_exceptions=True
+            )
+        finally:
+            await reader.close()
+
+    results = asyncio.run(scenario())
+    assert all(not isinstance(r, BaseException) for r in results), results
+
+
+async def _until_a_read_succeeds(reader: PostgresReader, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await reader.fetch("select 1", None)
+            return
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the reader never read again"
+            await asyncio.sleep(0.1)
 
 
 def _postgres_processes(server) -> list[psutil.Process]:
@@ -111,11 +173,14 @@ def _postgres_processes(server) -> list[psutil.Process]:
 
 def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, one_month_stack):
     """Every PostgreSQL process stopped (SIGSTOP: the kernel still holds the connections open,
-    so only a client-side deadline notices): each request is answered within DB_TIMEOUT_MS plus
-    half a second, 503 while frozen, 200 again soon after SIGCONT, without a restart."""
+    so only a client-side deadline notices), the default API under load: each request is
+    answered within DB_TIMEOUT_MS plus half a second (held users from memory, a user never read a
+    503), 200 again soon after SIGCONT, without a restart."""
     server, target = private_pg
-    paths = [f"/features/{u}" for u in _users(target)]
+    users = _users(target, 520)
+    paths, cold = [f"/features/{u}" for u in users[:500]], iter(f"/features/{u}" for u in users[500:])
     timeout_s = 1.0
+    cold_answers: list[tuple[int, float]] = []
     with api_server(target.url, extra_env={"DB_TIMEOUT_MS": str(int(timeout_s * 1000))}) as base:
 
         def freeze() -> float:
@@ -123,7 +188,12 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
             for process in frozen:
                 process.send_signal(signal.SIGSTOP)
             try:
-                time.sleep(4)
+                thawed = time.monotonic() + 4
+                while time.monotonic() < thawed:
+                    asked = time.monotonic()
+                    status = httpx.get(f"{base}{next(cold)}", timeout=10).status_code
+                    cold_answers.append((status, time.monotonic() - asked))
+                    time.sleep(0.3)
             finally:
                 for process in frozen:
                     process.send_signal(signal.SIGCONT)
@@ -133,12 +203,14 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
         assert httpx.get(f"{base}/ready").status_code == 200
     print(
         f"\nfrozen database: {report.requests} requests in {report.seconds:.1f}s, by status "
-        f"{dict(report.statuses)}, 503s {dict(report.problems)}, slowest {report.slowest_s:.2f}s, "
+        f"{dict(report.statuses)}, {report.from_memory} from memory, 503s {dict(report.problems)}, "
+        f"slowest {report.slowest_s:.2f}s, users never read {cold_answers}, "
         f"recovered {recovery_s:.2f}s after SIGCONT"
     )
     assert set(report.statuses) <= {200, 503}, report.statuses
-    assert report.statuses[503] > 0 and report.statuses[200] > 0
-    assert report.slowest_s < timeout_s + 0.5
+    assert report.statuses[200] > 0 and report.from_memory > 0, "held users answered through it"
+    assert cold_answers and {status for status, _ in cold_answers} == {503}, cold_answers
+    assert max([report.slowest_s, *(took for _, took in cold_answers)]) < timeout_s + 0.5
     assert recovery_s < 5
 
 

@@ -99,9 +99,10 @@ def test_a_month_materialized_during_reads_never_mixes_months(cluster, fresh_db,
 
 
 def test_256_clients_queue_for_connections_and_never_open_the_breaker(cluster, fresh_db, latest_vectors):
-    """More clients than the reader's connections: they queue; none is refused as an outage."""
+    """More clients than the reader's connections: they queue; none is refused as an outage.
+    The store path itself: memory off, every request reads the store."""
     paths = list(latest_vectors)
-    with api_server(fresh_db.url) as base:
+    with api_server(fresh_db.url, extra_env={"SERVING_CACHE_MB": "0"}) as base:
         report = run_load(base, paths, seconds=6, concurrency=256, keep=_keep)
         ready = httpx.get(f"{base}/ready", timeout=5)
     print(f"\n256 clients on the cluster: {dict(report.statuses)}, 503s: {dict(report.problems)}")
@@ -115,39 +116,56 @@ def test_a_master_killed_and_restarted(cluster, fresh_db, latest_vectors):
     paths = list(latest_vectors)
     victim = server.masters[0]
     probe = _on_node(server, victim, redis_store.project, paths)
+    cold = _on_node(server, victim, redis_store.project, _paths(fresh_db, 400)[len(paths) :])
+    cold_codes: Counter = Counter()
     with api_server(fresh_db.url) as base:
         assert _expected(base, paths) == latest_vectors
 
         def restart_a_master():
             server.kill_node(victim, signal.SIGKILL)
-            time.sleep(4)
+            down = time.monotonic() + 4
+            while time.monotonic() < down:  # a user on it the API never read: the store's 503
+                cold_codes[httpx.get(f"{base}{cold}", timeout=10).status_code] += 1
+                time.sleep(0.3)
             server.start_node(victim)
             return wait_for(f"{base}{probe}", 200, 30)
 
         report, recovery_s = load_through(base, paths, 14, restart_a_master, keep=_keep)
         assert _expected(base, paths) == latest_vectors, "the restarted master kept its data"
-    print(f"\nmaster killed: {dict(report.statuses)}, recovered {recovery_s:.2f}s after the restart")
+    print(
+        f"\nmaster killed: {dict(report.statuses)}, {report.from_memory} from memory, a user never "
+        f"read {dict(cold_codes)}, recovered {recovery_s:.2f}s after the restart"
+    )
     _assert_honest(report, latest_vectors)
-    assert report.statuses[503] > 0 and report.statuses[200] > 0
+    assert report.statuses[200] > 0
+    assert cold_codes[503] > 0 and set(cold_codes) <= {200, 503}, cold_codes
     assert recovery_s <= RECOVERY_S
 
 
 def test_the_whole_cluster_restarted(cluster, fresh_db, latest_vectors):
     server, _ = cluster
     paths = list(latest_vectors)
+    cold, cold_codes = iter(_paths(fresh_db, 400)[len(paths) :]), Counter()
     with api_server(fresh_db.url) as base:
 
         def restart_the_cluster():
             server.down()
-            time.sleep(2)
+            down = time.monotonic() + 2
+            while time.monotonic() < down:  # users the API never read: the store's 503
+                cold_codes[httpx.get(f"{base}{next(cold)}", timeout=10).status_code] += 1
+                time.sleep(0.2)
             server.up()
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
         report, recovery_s = load_through(base, paths, 12, restart_the_cluster, keep=_keep)
         assert _expected(base, paths) == latest_vectors
-    print(f"\ncluster restarted: {dict(report.statuses)}, recovered {recovery_s:.2f}s after up")
+    print(
+        f"\ncluster restarted: {dict(report.statuses)}, {report.from_memory} from memory, users never "
+        f"read {dict(cold_codes)}, recovered {recovery_s:.2f}s after up"
+    )
     _assert_honest(report, latest_vectors)
-    assert report.statuses[503] > 0
+    assert report.from_memory > 0, "held users answered while no node was up"
+    assert cold_codes[503] > 0 and set(cold_codes) == {503}, cold_codes
     assert recovery_s <= RECOVERY_S
 
 
