@@ -133,6 +133,9 @@ SPARK_SHUFFLE_PARTITIONS = _declare(
     "SPARK_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", _whole(1, 100_000),
     "a whole number 1..100000",
 )  # fmt: skip
+SPARK_LOCAL_IP = _declare(
+    "SPARK_LOCAL_IP", "127.0.0.1", "the address Spark's master, workers, driver and web UIs listen on"
+)
 LAKE_DIR = _declare("LAKE_DIR", None, "where the Spark engine keeps its Parquet (the lake)")
 ONLINE_STORE = _declare(
     "ONLINE_STORE", "postgres", "the online store", _choice(*ONLINE_STORES), " or ".join(ONLINE_STORES)

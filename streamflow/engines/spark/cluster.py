@@ -1,5 +1,6 @@
-"""A Spark standalone cluster on 127.0.0.1 from pyspark's own distribution (`bin/spark-class`):
-one master and two workers of one core each, logs and work folders under `.streamflow/spark`.
+"""A Spark standalone cluster from pyspark's own distribution (`bin/spark-class`): one master and
+two workers of one core each, on 127.0.0.1 (SPARK_LOCAL_IP), every port and web UI, no kill links;
+logs and work folders under `.streamflow/spark`.
 `make spark-up` prints the master's `spark://` URL (what SPARK_MASTER takes) and its web UI;
 starting twice is harmless; `make spark-down` stops them."""
 
@@ -63,8 +64,11 @@ def _start(name: str, main_class: str, *args: str) -> int:
         {
             "SPARK_HOME": str(spark_home()),
             "SPARK_LOG_DIR": str(root() / "logs"),
-            # the workers' executors find the metastore's JDBC driver and run in UTC, like the driver
-            "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
+            # the workers' executors find the metastore's JDBC driver and run in UTC, like the driver;
+            # no kill links in the web UIs
+            "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC -Dspark.ui.killEnabled=false",
+            # every port, web UIs included (they bind 0.0.0.0 without it), on loopback by default
+            "SPARK_LOCAL_IP": config.get(config.SPARK_LOCAL_IP),
             "SPARK_DIST_CLASSPATH": str(JDBC_JAR),
         }
     )
@@ -90,9 +94,14 @@ def running() -> Cluster | None:
     return Cluster(state["master_url"], state["web_ui"])
 
 
+def pids() -> list[int]:
+    """The cluster's process ids, the master's first (each leads its process group)."""
+    return json.loads(_state_file().read_text())["pids"]
+
+
 def worker_pids() -> list[int]:
     """The workers' process ids (each leads its process group: the worker, its executors)."""
-    return json.loads(_state_file().read_text())["pids"][1:]
+    return pids()[1:]
 
 
 def up(timeout: float = 90.0) -> Cluster:
@@ -102,18 +111,18 @@ def up(timeout: float = 90.0) -> Cluster:
     down()  # whatever is left of an earlier cluster
     check_prerequisites()
     (root() / "logs").mkdir(parents=True, exist_ok=True)
-    port, ui = _port(), _port()
-    master_url, web_ui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+    port, ui, host = _port(), _port(), config.get(config.SPARK_LOCAL_IP)
+    master_url, web_ui = f"spark://{host}:{port}", f"http://{host}:{ui}"
     pids = [
         _start("master", "org.apache.spark.deploy.master.Master",
-               "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui))
+               "--host", host, "--port", str(port), "--webui-port", str(ui))
     ]  # fmt: skip
     for n in range(WORKERS):
         work = root() / f"worker-{n}"
         work.mkdir(parents=True, exist_ok=True)
         pids.append(
             _start(f"worker-{n}", "org.apache.spark.deploy.worker.Worker",
-                   "--host", "127.0.0.1", "--port", str(_port()), "--webui-port", str(_port()),
+                   "--host", host, "--port", str(_port()), "--webui-port", str(_port()),
                    "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
                    "--work-dir", str(work), master_url)
         )  # fmt: skip

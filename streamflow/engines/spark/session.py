@@ -132,9 +132,11 @@ def spark_conf() -> dict[str, str]:
     return {
         "spark.master": config.get(config.SPARK_MASTER) or default_master(),
         "spark.app.name": "streamflow",
-        # The driver listens on loopback only, like every other server of the project.
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        # The driver listens on loopback only, like every other server of the project, unless
+        # SPARK_LOCAL_IP says otherwise (its web UI reads that variable: exported in session())
+        "spark.driver.host": config.get(config.SPARK_LOCAL_IP),
+        "spark.driver.bindAddress": config.get(config.SPARK_LOCAL_IP),
+        "spark.ui.killEnabled": "false",
         "spark.driver.memory": config.get(config.SPARK_DRIVER_MEMORY),
         "spark.sql.shuffle.partitions": str(config.get(config.SPARK_SHUFFLE_PARTITIONS)),
         # Every timestamp in UTC, whatever the machine's TZ: the marts must equal PostgreSQL's.
@@ -172,6 +174,8 @@ def session() -> SparkSession:
     # Executors run our Python (materialize's writers): this interpreter, with its packages, not
     # the PATH's python3 (pyspark reads the variable only, not `spark.pyspark.python`)
     config.export({"PYSPARK_PYTHON": sys.executable})
+    # the driver's web UI binds this address (0.0.0.0 without it): loopback unless told otherwise
+    config.export({"SPARK_LOCAL_IP": config.get(config.SPARK_LOCAL_IP)})
     # pyspark hands collected timestamps to Python as naive times in the process's zone, and Feast's
     # Spark store reads the entity rows' time range that way (its partition bounds, its TTL edge):
     # this process reads them in UTC, as the JVMs do (-Duser.timezone=UTC), whatever TZ says.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -153,6 +154,7 @@ class SparkRun(NamedTuple):
     ran: dict[str, int]  # executors per worker during the job
     served: dict[str, dict]  # from the Redis Cluster, every user
     expected: dict[str, dict]  # from the PostgreSQL engine's API, every user
+    listening: set[str]  # the addresses the cluster's processes listened on during the job
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +181,7 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
             "TZ": "America/New_York",
         }
         skew = _job_and_training_sets(env, exports, out)
+        listening = _listening_addresses(cluster.pids())
         ran = worker_executors(started.web_ui)
         on_redis = {**env, **redis_cluster.variables()}
         streamflow(["materialize", "--full"], on_redis)
@@ -195,7 +198,21 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
     serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
     with api_server(target.url, extra_env=serving) as base:
         served = _vectors(base, users)
-    return SparkRun(Side(target, out, skew, on_redis), out / "lake", ran, served, expected)
+    return SparkRun(Side(target, out, skew, on_redis), out / "lake", ran, served, expected, listening)
+
+
+def _listening_addresses(pids: list[int]) -> set[str]:
+    found = set()
+    for pid in pids:
+        leader = psutil.Process(pid)
+        for process in (leader, *leader.children(recursive=True)):
+            found |= {c.laddr.ip for c in process.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+def test_the_cluster_listens_on_loopback_only(on_spark):
+    """Master, workers and their web UIs (which bind every interface unless told otherwise)."""
+    assert on_spark.listening == {"127.0.0.1"}
 
 
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark):
