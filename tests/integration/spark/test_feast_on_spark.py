@@ -13,6 +13,7 @@ test_spark_engine.py; the lake: test_lake.py.)"""
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import math
 import os
@@ -202,12 +203,21 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
 
 
 def _listening_addresses(pids: list[int]) -> set[str]:
+    """IPv4 addresses as such: the JVM binds an IPv6 socket to 127.0.0.1 as ::ffff:127.0.0.1
+    (the same address); a socket on :: or 0.0.0.0 stays what it is."""
     found = set()
     for pid in pids:
         leader = psutil.Process(pid)
         for process in (leader, *leader.children(recursive=True)):
-            found |= {c.laddr.ip for c in process.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+            sockets = process.net_connections("inet")
+            found |= {_as_ipv4(c.laddr.ip) for c in sockets if c.status == psutil.CONN_LISTEN}
     return found
+
+
+def _as_ipv4(address: str) -> str:
+    parsed = ipaddress.ip_address(address)
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(parsed)
 
 
 def test_the_cluster_listens_on_loopback_only(on_spark):
