@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from serving.catalog import Catalog
-from serving.stores.base import StoreUnavailable, within
-from serving.stores.pooled import PooledReads, Read
+from serving.stores.pooled import PooledReads
 from serving.stores.postgres import pool_kwargs
 from streamflow.features.store import feature_store
 from streamflow.settings import PgTarget
@@ -57,10 +56,7 @@ class Registry:
         await self.pool.close()
 
     async def fetch(self, statement: str) -> list[tuple]:
-        try:
-            return await within(self.timeout, self.reads.query(Read(), statement))
-        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailable("the feature registry is unavailable") from exc
+        return await self.reads.within(self.timeout, statement, "the feature registry")
 
     async def ping(self) -> None:
         await self.fetch(REGISTRY_PING)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from serving.stores.base import StoreUnavailable, within
 
 log = logging.getLogger("serving")
 
@@ -42,6 +44,14 @@ class PooledReads:
             log.info("a pooled connection was closed by the server: checking the pool, reading again")
             await self.check()
             return await self._once(read, statement, params, binary)
+
+    async def within(self, timeout: float, statement: Any, what: str) -> list:
+        """All rows within `timeout` seconds, or "<what> is unavailable" (StoreUnavailable): for
+        the reads whose caller tells no busy pool from a down server."""
+        try:
+            return await within(timeout, self.query(Read(), statement))
+        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(f"{what} is unavailable") from exc
 
     async def check(self) -> None:
         """Wait for the pool's check: the running one, or a new one. Cancelled, the caller stops

@@ -173,11 +173,9 @@ class PostgresReader:
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
         try:
-            rows = await within(self.timeout, self.reads.query(Read(), NEWEST_MONTHS))
+            rows = await self.reads.within(self.timeout, NEWEST_MONTHS, "the online store")
         except psycopg.errors.UndefinedTable:  # nothing materialized yet
             return {}
-        except (TimeoutError, PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailable("the online store is unavailable") from exc
         return {view: newest for view, newest in rows if view in catalog.views}
 
     async def generation(self) -> int:

@@ -87,6 +87,29 @@ class _Call:
     queued: bool = True  # still waiting for a connection: a time out now is overload
 
 
+class _Unguarded(Breaker):
+    """A breaker that never opens and counts nothing: the metrics' reads (a scrape during an
+    outage neither waits on the breaker nor adds to it)."""
+
+    def before(self) -> bool:
+        return False
+
+    def succeeded(self, probe: bool) -> None:
+        pass
+
+    def answered(self, probe: bool, exc: BaseException) -> None:
+        pass
+
+    def released(self, probe: bool) -> None:
+        pass
+
+    def failed(self, probe: bool) -> None:
+        pass
+
+
+UNGUARDED = _Unguarded()
+
+
 async def _close_quietly(client, timeout: float) -> None:
     with contextlib.suppress(Exception):  # its nodes may be unreachable: nothing left to do
         async with asyncio.timeout(timeout):
@@ -128,26 +151,27 @@ class RedisReader:
         for task in list(self._closing):
             task.cancel()
 
-    async def _call(self, command):
+    async def _call(self, command, breaker: Breaker | None = None):
         """One awaited Redis operation with the breaker, the deadline and the 503 mapping. The
         deadline (`within`) does not wait for the command to finish cancelling: redis-py's
         cluster client was seen to never finish, and a probe stuck so would wedge the breaker."""
-        probe = self.breaker.before()
+        breaker = breaker or self.breaker
+        probe = breaker.before()
         call = _Call()
         try:
             result = await within(self.timeout, self._in_turn(call, command))
         except BaseException as exc:
             if isinstance(exc, MaxConnectionsError) or (call.queued and isinstance(exc, TimeoutError)):
-                self.breaker.released(probe)  # overload, not an outage
+                breaker.released(probe)  # overload, not an outage
                 raise StoreBusy() from None
             if isinstance(exc, UNAVAILABLE):
-                self.breaker.failed(probe)
+                breaker.failed(probe)
                 if probe:
                     self._reconnect()
                 raise StoreUnavailable("the online store is unavailable") from exc
-            self.breaker.answered(probe, exc)
+            breaker.answered(probe, exc)
             raise
-        self.breaker.succeeded(probe)
+        breaker.succeeded(probe)
         return result
 
     async def _in_turn(self, call: _Call, command):
@@ -189,10 +213,7 @@ class RedisReader:
         await self._call(self.client.ping)
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
-        try:
-            log = await within(self.timeout, self.client.hgetall(self.months_key))
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable("the online store is unavailable") from exc
+        log = await self._call(lambda: self.client.hgetall(self.months_key), UNGUARDED)
         return layout.newest_per_view(layout.parse_months_entry(name) for name in log)
 
     async def generation(self) -> int:
