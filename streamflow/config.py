@@ -133,6 +133,11 @@ SPARK_SHUFFLE_PARTITIONS = _declare(
     "SPARK_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", _whole(1, 100_000),
     "a whole number 1..100000",
 )  # fmt: skip
+SPARK_JVM_OPTIONS = _declare(
+    "SPARK_JVM_OPTIONS", "",
+    "extra options for every JVM of the Spark engine: the driver, its executors, `make spark-up`'s "
+    "master and workers (-XX:TieredStopAtLevel=1 for many short jobs on small data)",
+)  # fmt: skip
 SPARK_LOCAL_IP = _declare(
     "SPARK_LOCAL_IP", "127.0.0.1", "the address Spark's master, workers, driver and web UIs listen on"
 )

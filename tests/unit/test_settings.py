@@ -169,3 +169,14 @@ def test_two_processes_creating_the_same_secret_agree(tmp_path, monkeypatch):
     assert settings._secret("race") == first
     assert (tmp_path / "secrets" / "race").stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["race"]  # no draft left
+
+
+def test_spark_jvm_options_reach_the_driver_and_executors(monkeypatch):
+    from streamflow.engines.spark.session import spark_conf
+
+    monkeypatch.setenv("SPARK_JVM_OPTIONS", " -XX:TieredStopAtLevel=1 ")
+    conf = spark_conf()
+    for side in ("driver", "executor"):
+        assert conf[f"spark.{side}.extraJavaOptions"] == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1"
+    monkeypatch.setenv("SPARK_JVM_OPTIONS", "")
+    assert spark_conf()["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamflow import config, settings
-from streamflow.engines.spark.session import JDBC_JAR, check_prerequisites
+from streamflow.engines.spark.session import JDBC_JAR, check_prerequisites, jvm_options
 from streamflow.processes import alive, free_port, stop_groups
 
 WORKERS = 2
@@ -66,7 +66,7 @@ def _start(name: str, main_class: str, *args: str) -> int:
             "SPARK_LOG_DIR": str(root() / "logs"),
             # the workers' executors find the metastore's JDBC driver and run in UTC, like the driver;
             # no kill links in the web UIs
-            "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC -Dspark.ui.killEnabled=false",
+            "SPARK_DAEMON_JAVA_OPTS": f"{jvm_options()} -Dspark.ui.killEnabled=false",
             # every port, web UIs included (they bind 0.0.0.0 without it), on loopback by default
             "SPARK_LOCAL_IP": config.get(config.SPARK_LOCAL_IP),
             "SPARK_DIST_CLASSPATH": str(JDBC_JAR),

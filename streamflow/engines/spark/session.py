@@ -127,6 +127,11 @@ def metastore_conf() -> dict[str, str]:
     return {f"spark.hadoop.{key}": value for key, value in jdo.items()}
 
 
+def jvm_options() -> str:
+    """Every JVM in UTC (the marts must equal PostgreSQL's), plus SPARK_JVM_OPTIONS."""
+    return " ".join(filter(None, ("-Duser.timezone=UTC", config.get(config.SPARK_JVM_OPTIONS).strip())))
+
+
 def spark_conf() -> dict[str, str]:
     lake = lake_dir()
     return {
@@ -141,8 +146,8 @@ def spark_conf() -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(config.get(config.SPARK_SHUFFLE_PARTITIONS)),
         # Every timestamp in UTC, whatever the machine's TZ: the marts must equal PostgreSQL's.
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": jvm_options(),
+        "spark.executor.extraJavaOptions": jvm_options(),
         "spark.sql.warehouse.dir": str(lake / "warehouse"),
         "spark.sql.catalogImplementation": "hive",
         "spark.driver.extraClassPath": str(JDBC_JAR),

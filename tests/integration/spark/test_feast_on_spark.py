@@ -209,7 +209,10 @@ def _listening_addresses(pids: list[int]) -> set[str]:
     for pid in pids:
         leader = psutil.Process(pid)
         for process in (leader, *leader.children(recursive=True)):
-            sockets = process.net_connections("inet")
+            try:
+                sockets = process.net_connections("inet")
+            except psutil.NoSuchProcess:
+                continue  # an executor (or its Python) that ended with the job
             found |= {_as_ipv4(c.laddr.ip) for c in sockets if c.status == psutil.CONN_LISTEN}
     return found
 
