@@ -7,6 +7,7 @@ Exits with the codes of `streamflow` (streamflow/cli): 2 a bad variable, 3 the s
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import sys
 
@@ -16,6 +17,7 @@ from serving import metrics  # noqa: F401  first: fixes the metrics mode before 
 from serving.config import ServingSettings
 from serving.protocol import DeadlineHttpToolsProtocol
 from streamflow import config, logs, settings
+from streamflow.cli import PRIVATE_UMASK
 from streamflow.cli.exits import Exit
 from streamflow.features.store import repo_config
 from streamflow.online import backend_for
@@ -25,14 +27,17 @@ EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
 
 
 def inspect_stack() -> tuple[StoreProblem | None, str]:
-    """(what keeps the API from serving, or None; a user id to show in the example commands)."""
-    repo = repo_config()
+    """(what keeps the API from serving, or None; a user id to show in the example commands),
+    read as the API's read-only role: its workers inherit this environment, where the Feast
+    configuration's variables would otherwise carry the owner's password."""
+    repo = repo_config(settings.reader_target())
     store = backend_for(repo.online_store)
     problem = store.served_problem(repo)
     return problem, (None if problem else store.example_user(repo, EXAMPLE_USER)) or EXAMPLE_USER
 
 
 def main() -> int:
+    os.umask(PRIVATE_UMASK)  # its metrics' files (several workers) are the user's alone
     try:
         config.check()
     except config.ConfigError as exc:

@@ -8,6 +8,7 @@ import secrets
 import subprocess
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -124,3 +125,40 @@ def test_the_readers_password_never_reaches_the_server_as_text(stack):
     log = server.log_file.read_text(errors="replace")
     assert "role streamflow_reader with login password 'SCRAM-SHA-256$" in log.replace('"', "")
     assert password not in log
+
+
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_the_apis_processes_hold_no_password_but_the_readers(stack, engine):
+    """The API's server and workers, the owner's password known to it (the embedded server's
+    secret, as `make serve` has it): neither its start-up check nor its Feast configuration
+    (with OFFLINE_ENGINE=spark, the catalog's credentials) puts it in their environment, which
+    every worker inherits and /proc shows."""
+    _, target = stack
+    reader, port = settings.reader_target(), free_port()
+    # none of this process's variables that name the owner (its in-process dbt and Feast steps set some)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if target.password not in v and k != "DATABASE_URL" and not k.startswith("PG")
+    }
+    env |= {
+        config.PG_PORT_EMBEDDED: str(target.port),  # the module's server, as if it were the embedded one
+        config.EMBEDDED_DATABASE: target.database,
+        config.OFFLINE_ENGINE: engine,
+        "PORT": str(port),
+        "WORKERS": "2",
+    }
+    process = subprocess.Popen(
+        [".venv/bin/python", "-m", "serving"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ready")
+        processes = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        environments = {p.pid: "\n".join(f"{k}={v}" for k, v in p.environ().items()) for p in processes}
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert len(environments) >= 3  # the server and its two workers
+    for pid, environment in environments.items():
+        assert target.password not in environment, pid
+    assert any(reader.password in e for e in environments.values())  # read from its file, then held

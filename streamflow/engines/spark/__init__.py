@@ -21,7 +21,7 @@ import pyarrow as pa
 from streamflow import database
 from streamflow.engines import build_log
 from streamflow.engines.spark import lake, months, queries
-from streamflow.engines.spark.session import lake_dir, session, spark_conf
+from streamflow.engines.spark.session import lake_dir, metastore_conf, session, spark_conf
 from streamflow.exports import TABLES
 from streamflow.ingest.tables import months_loaded_at
 
@@ -58,8 +58,9 @@ class SparkEngine:
 
     def feast_offline_store(self, target) -> dict[str, Any]:
         """Feast's Spark store; its session settings are ours, for a `feast` CLI or UI process
-        that starts its own."""
-        return {"type": FEAST_OFFLINE_STORE, "spark_conf": spark_conf()}
+        that starts its own, the catalog read as `target`'s role (the API's configuration, made
+        as its read-only role, then holds no other role's password)."""
+        return {"type": FEAST_OFFLINE_STORE, "spark_conf": {**spark_conf(), **metastore_conf(target)}}
 
     def dbt_target(self) -> dict[str, str]:
         """Starts this process's session (dbt-spark joins it) with the lake's tables registered."""

@@ -108,9 +108,10 @@ def ensure_metastore_schema() -> None:
         conn.commit()
 
 
-def metastore_conf() -> dict[str, str]:
-    """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use)."""
-    target = settings.admin_target()
+def metastore_conf(target: settings.PgTarget | None = None) -> dict[str, str]:
+    """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use),
+    as `target`'s role (the owner's by default)."""
+    target = target or settings.admin_target()
     url = f"jdbc:postgresql://{target.host}:{target.port}/{target.database}?currentSchema={METASTORE_SCHEMA}"
     if target.keywords().get("sslmode") not in (None, "disable", "allow", "prefer"):
         url += "&ssl=true&sslmode=" + target.keywords()["sslmode"]
