@@ -7,6 +7,7 @@ Every command exits with the codes of `Exit`, mapped here once from what the lib
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from streamflow import config
@@ -70,8 +71,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# What the platform writes holds users' data and servers' state (the lake, the exports it makes,
+# training sets, Redis' and Prefect's files, the servers started from here inherit it): the
+# user's alone, whatever the shell's umask (0022 leaves every file world-readable).
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # bad usage: argparse prints it and exits 2
+    umask = os.umask(PRIVATE_UMASK)
     try:
         config.check()
         return int(args.run(args))
@@ -81,3 +89,5 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{args.stopped}: {exc}", file=sys.stderr)
                 return int(code)
         raise
+    finally:
+        os.umask(umask)  # called in-process (the tests), the caller's again
