@@ -10,8 +10,9 @@ from collections.abc import Callable
 from functools import cache
 
 from streamflow import config
-from streamflow.engines.contract import OfflineEngine, StepRefused
+from streamflow.engines.contract import OfflineEngine
 from streamflow.engines.postgres import PostgresEngine
+from streamflow.refusals import StepRefused
 
 
 def _spark() -> OfflineEngine:

@@ -15,7 +15,7 @@ from datetime import datetime
 import psycopg
 
 from streamflow import database
-from streamflow.engines.contract import StepRefused
+from streamflow.refusals import StepRefused
 
 UNFINISHED = "did not finish"
 LAST_BUILD = (

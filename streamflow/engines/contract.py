@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from streamflow.settings import PgTarget
 
 
-class StepRefused(RuntimeError):
-    """A step that must not run now (a closed gate, a missing mart); the message says what to do."""
-
-
 class OfflineEngine(Protocol):
     name: str
 

@@ -11,8 +11,8 @@ import pytest
 
 from streamflow import dbt, ingest
 from streamflow.engines import current as offline_engine
-from streamflow.engines.contract import StepRefused
 from streamflow.generate import generate
+from streamflow.refusals import StepRefused
 from tests.support import query
 
 pytestmark = pytest.mark.slow
