@@ -4,7 +4,7 @@ them and their TTLs; a request's selection of features resolved against them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -50,6 +50,11 @@ class Catalog:
         self.view_of_feature = {f: v.name for v in views.values() for f in v.features}
         # The hot path asks for the same few selections again and again: resolve each once.
         self._selections: dict[tuple[str, tuple[str, ...] | None], Selection] = {}
+
+    def per_view(self, per_field: dict[str, datetime]) -> dict[str, datetime]:
+        """What the months log says of each view, read under the view's current field (an entry
+        of the layout before a `feast apply` changed it says nothing of the view now)."""
+        return {name: per_field[spec.field] for name, spec in self.views.items() if spec.field in per_field}
 
     @classmethod
     def from_store(cls, store) -> Catalog:

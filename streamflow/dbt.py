@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from streamflow import config, database, engines, logs, settings
+from streamflow import config, database, engines, job_lock, logs, settings
 from streamflow.engines import build_log
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
@@ -35,6 +35,8 @@ def dbt_env() -> dict[str, str]:
         **QUIET_ENV,
         "DBT_LOG_FORMAT": "json" if logs.json_enabled() else "default",
         **engines.current().dbt_target(),
+        # the marts' pre-hook fence (macros/pipeline_fence.sql): "" outside a run
+        job_lock.EPOCH_VARIABLE: job_lock.epoch(),
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_PROJECT_DIR": str(DBT_DIR),
     }

@@ -6,8 +6,10 @@ idempotent, so the job is safe to run again; a closed gate raises `JobStopped`."
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,7 +21,6 @@ from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
 from streamflow.features.training import DEFAULT_OUT, build
 from streamflow.generate import generate
-from streamflow.logs import step
 from streamflow.quality import monitor
 
 GENERATED_DIR = settings.DATA_DIR / "generated"
@@ -148,6 +149,15 @@ def build_serving_stack(seeds: Path):
     store = feature_store()
     materialize(store)
     return store
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[None]:
+    """One step of the run, logged with its time; the pipeline lock checked first (job_lock.keep:
+    a restart took it, so take it again, or stop when another run has it now)."""
+    job_lock.keep()
+    with logs.step(name):
+        yield
 
 
 def feast_steps(checks: bool = False) -> None:

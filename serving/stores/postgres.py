@@ -176,7 +176,7 @@ class PostgresReader:
             rows = await self.reads.within(self.timeout, NEWEST_MONTHS, "the online store")
         except psycopg.errors.UndefinedTable:  # nothing materialized yet
             return {}
-        return {view: newest for view, newest in rows if view in catalog.views}
+        return catalog.per_view(dict(rows))
 
     async def generation(self) -> int:
         try:

@@ -214,7 +214,7 @@ class RedisReader:
 
     async def newest_events(self, catalog: Catalog) -> dict[str, datetime]:
         log = await self._call(lambda: self.client.hgetall(self.months_key), UNGUARDED)
-        return layout.newest_per_view(layout.parse_months_entry(name) for name in log)
+        return catalog.per_view(layout.newest_per_field(layout.parse_months_entry(name) for name in log))
 
     async def generation(self) -> int:
         value = await self._call(lambda: self.client.get(self.generation_key))

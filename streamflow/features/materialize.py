@@ -1,5 +1,5 @@
 """Materialize: the months of the feature marts the online store does not hold yet (new ones,
-restated ones, ones of a view added since), oldest first, in one transaction per month; refused
+restated ones, ones of a view added or changed since), oldest first, in one transaction per month; refused
 unless the last `dbt build` passed on the data the offline engine holds now. Each view's month is
 recorded in the online store's months log, so the monthly run costs one month whatever the history."""
 
@@ -9,11 +9,11 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import engines, logs, progress
+from streamflow import engines, job_lock, logs, progress
 from streamflow.engines import StepRefused
 from streamflow.exports import last_loaded
 from streamflow.features.store import feature_store, online_backend
-from streamflow.online.layout import MONTH_WINDOW
+from streamflow.online.layout import MONTH_WINDOW, field_of
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -58,11 +58,12 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                     # one month of every view in one transaction: on PostgreSQL it becomes visible at
                     # once; Redis shows each batch as it lands, and logs the month after the last one
                     with conn.transaction():
+                        job_lock.fence(conn)  # a run that lost its lock writes no month
                         users = engine.materialize_month(online, conn, store.config, views, start)
                         # the API's caches drop the old, then the month counts as done: on Redis
                         # (no transaction) a failed bump leaves the month to do, and its retry bumps
                         online.bump_generation(conn, store.config)
-                        online.record_months(conn, store.config, [v.name for v in views], start)
+                        online.record_months(conn, store.config, [field_of(v) for v in views], start)
                     loaded[start.date().isoformat()] = users
                     shown.advance(users=users)
                     seconds = time.perf_counter() - started
@@ -84,12 +85,14 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
 
 
 def _months_to_do(done: dict, loaded: dict, views, timestamps: list[datetime]) -> list[datetime]:
-    """Months some view has not materialized, or whose marts' exports were loaded again since
-    (the month's own, or the month before's: dbt rewrites the month after each it builds)."""
+    """Months some view has not materialized in its current layout (a view `feast apply` changed
+    has a new field, layout.field_of), or whose marts' exports were loaded again since (the
+    month's own, or the month before's: dbt rewrites the month after each it builds)."""
 
-    def missing(view: str, month: datetime) -> bool:
-        at = done.get((view, month))
+    def missing(field: str, month: datetime) -> bool:
+        at = done.get((field, month))
         reloaded = last_loaded(loaded, month.astimezone(UTC).date())
         return at is None or (reloaded is not None and at < reloaded)
 
-    return [month for month in timestamps if any(missing(v.name, month) for v in views)]
+    fields = [field_of(v) for v in views]
+    return [month for month in timestamps if any(missing(field, month) for field in fields)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streamflow import database, logs, progress, settings
+from streamflow import database, job_lock, logs, progress, settings
 from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import (
     WRITE_ONCE,
@@ -167,6 +167,7 @@ def load_month(
             database.ensure_database(target)
             with database.connect(target) as conn:
                 conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+                job_lock.fence(conn)
                 # hash joins and primary-key builds over a million rows stay in memory
                 conn.execute("set local work_mem = '256MB'")
                 conn.execute("set local maintenance_work_mem = '512MB'")

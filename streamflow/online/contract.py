@@ -86,10 +86,12 @@ class OnlineStoreBackend(Protocol):
     def materialized_months(
         self, conn: Connection, config: RepoConfig
     ) -> dict[tuple[str, datetime], datetime]:
-        """The months log: (view, month) -> when it was materialized."""
+        """The months log: (view field, month) -> when it was materialized (layout.field_of: a
+        view whose features changed has a new field, and no month until it is refilled)."""
 
-    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
-        """Log a month of `views` as held (on PostgreSQL, in the month's own transaction)."""
+    def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
+        """Log a month of the views of `fields` as held (on PostgreSQL, in the month's own
+        transaction)."""
 
     def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
         """Tell the API's workers that served values changed, so their memory of them is dropped:

@@ -5,7 +5,9 @@ PostgreSQL (postgres.py) keeps one row per user, a column group per view:
     <project>_user_features(user_id, <view>__event_ts, <view>__created_ts, <view>__<feature>...)
 Redis (redis.py) keeps one hash per user, one field per view:
     key <project>:user:<user_id>   field <view>@<layout digest>   JSON [event time in us, values...]
-Both log which (view, month) they hold: a table row, or a hash field `<view>|<month ISO>`.
+Both log which (view layout, month) they hold: a table row, or a hash field `<view>@<digest>|<month
+ISO>`. A view is logged under its field (name and layout digest, as Redis stores it), so a view
+whose features change after `feast apply` holds no month until materialize refills it.
 """
 
 from __future__ import annotations
@@ -122,9 +124,9 @@ def encode(event_time: datetime, values: Sequence) -> bytes:
 decode = msgspec.json.Decoder().decode
 
 
-# -- the months log: which (view, month) a store holds, and since when ------------------------
-def months_entry(view: str, month: datetime) -> str:
-    return f"{view}|{month.isoformat()}"
+# -- the months log: which (view field, month) a store holds, and since when ------------------
+def months_entry(field: str, month: datetime) -> str:
+    return f"{field}|{month.isoformat()}"
 
 
 def parse_months_entry(entry: str | bytes) -> tuple[str, datetime]:
@@ -133,12 +135,12 @@ def parse_months_entry(entry: str | bytes) -> tuple[str, datetime]:
     return view, datetime.fromisoformat(month)
 
 
-def newest_per_view(months: object) -> dict[str, datetime]:
-    """The newest month of each view among `months` ((view, month) pairs)."""
+def newest_per_field(months: object) -> dict[str, datetime]:
+    """The newest month of each view field among `months` ((field, month) pairs)."""
     newest: dict[str, datetime] = {}
-    for view, month in months:  # type: ignore[attr-defined]
-        if view not in newest or newest[view] < month:
-            newest[view] = month
+    for field, month in months:  # type: ignore[attr-defined]
+        if field not in newest or newest[field] < month:
+            newest[field] = month
     return newest
 
 

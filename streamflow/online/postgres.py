@@ -52,7 +52,8 @@ RECORD_MONTH = (
     "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
     "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
 )
-# The freshness gauges' source: a few rows, whatever the size of the served table.
+# The freshness gauges' source: a few rows, whatever the size of the served table. The log's
+# `feature_view` holds the view's field (layout.field_of): its name and layout digest.
 NEWEST_MONTHS = "select feature_view, max(event_timestamp) from feast_online.materialized_months group by 1"
 
 # The generation the API's workers poll (serving/cache.py): one row per project, bumped in the
@@ -237,9 +238,9 @@ class PostgresOnlineStore:
         )
         return {(view, month): at for view, month, at in rows}
 
-    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
+    def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
         """Inside the month's transaction: the log commits with the rows."""
-        conn.execute(RECORD_MONTH, {"views": views, "month": month})
+        conn.execute(RECORD_MONTH, {"views": fields, "month": month})
 
     def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
         conn.execute(GENERATION_DDL)

@@ -209,10 +209,10 @@ class RedisOnlineStore:
     ) -> dict[tuple[str, datetime], datetime]:
         return redis_wire.materialized_months(self.client, config.project)
 
-    def record_months(self, conn: Connection, config: RepoConfig, views: list[str], month: datetime) -> None:
+    def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
         """Written after the month's keys: Redis has no transaction with PostgreSQL, so a crash
         between the two leaves the month to be done again (its writes are idempotent)."""
-        redis_wire.record_months(self.client, config.project, views, month)
+        redis_wire.record_months(self.client, config.project, fields, month)
 
     def bump_generation(self, conn: Connection | None, config: RepoConfig) -> None:
         self.client.incr(layout.generation_key(config.project))

@@ -146,9 +146,10 @@ def materialized_months(client, project: str) -> dict[tuple[str, datetime], date
     }
 
 
-def record_months(client, project: str, views: Sequence[str], month: datetime) -> None:
+def record_months(client, project: str, fields: Sequence[str], month: datetime) -> None:
     now = str(time.time())
-    client.hset(layout.months_key(project), mapping={layout.months_entry(view, month): now for view in views})
+    entries = {layout.months_entry(field, month): now for field in fields}
+    client.hset(layout.months_key(project), mapping=entries)
 
 
 def delete_project(client, project: str) -> int:

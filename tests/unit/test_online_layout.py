@@ -70,11 +70,11 @@ def test_blob_round_trip_keeps_types_and_the_event_time():
     assert blob.startswith(b"[%d," % layout.micros(MONTH))  # the Lua guard reads the time there
 
 
-def test_months_log_entries_round_trip_and_newest_per_view():
-    entry = layout.months_entry("usage_fv", MONTH)
-    assert layout.parse_months_entry(entry.encode()) == ("usage_fv", MONTH)
+def test_months_log_entries_round_trip_and_newest_per_field():
+    entry = layout.months_entry("usage_fv@0a1b2c3d", MONTH)
+    assert layout.parse_months_entry(entry.encode()) == ("usage_fv@0a1b2c3d", MONTH)
     later = MONTH + timedelta(days=29)
-    assert layout.newest_per_view([("a", MONTH), ("a", later), ("b", MONTH)]) == {"a": later, "b": MONTH}
+    assert layout.newest_per_field([("a", MONTH), ("a", later), ("b", MONTH)]) == {"a": later, "b": MONTH}
 
 
 def test_the_guarded_upsert_guards_each_group_by_its_own_event_time():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database, progress
+from streamflow import database, job_lock, progress
 from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
 from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
@@ -74,6 +74,7 @@ def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, i
         database.ensure_database()
         with database.connect() as conn:
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+            job_lock.fence(conn)  # before the swap: a run that lost its lock changes nothing
             ensure_ingest_log(conn)
             for item in checked:
                 record_load(conn, as_of, item.table, str(item.path), item.sha256, item.rows)

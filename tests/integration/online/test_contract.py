@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView, Field
+from feast.types import String
 from litestar.testing import TestClient
 
 from serving.app import create_app
@@ -21,7 +22,7 @@ from serving.stores.base import StoreUnavailable
 from streamflow import config, database, settings
 from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
-from streamflow.online.layout import MONTH_WINDOW
+from streamflow.online.layout import MONTH_WINDOW, field_of
 from streamflow.processes import free_port
 from tests.support import local_redis, query
 
@@ -124,12 +125,52 @@ def test_a_restated_month_replaces_its_values(online, fresh_db, months, user):
 
 
 def test_the_months_log_holds_every_view_and_month(online, months):
-    views = {v.name for v in online.store.list_feature_views()}
+    fields = {v.name: field_of(v) for v in online.store.list_feature_views()}
     with database.connect() as conn:
         log = online_backend(online.store).materialized_months(conn, online.store.config)
-    held = {(view, month) for view, month in log}
-    assert {(v, m) for v in views for m in months if v != "usage_trends_fv"} <= held
-    assert {view for view, _ in held} == views
+    held = {(field, month) for field, month in log}
+    assert {(f, m) for v, f in fields.items() for m in months if v != "usage_trends_fv"} <= held
+    assert {field for field, _ in held} == set(fields.values())
+
+
+def _with_feature(store: FeatureStore, view_name: str, feature: Field) -> FeatureView:
+    view = store.get_feature_view(view_name)
+    return FeatureView(
+        name=view.name,
+        entities=[store.get_entity(name) for name in view.entities],
+        ttl=view.ttl,
+        schema=[*view.entity_columns, *view.features, feature],
+        source=view.batch_source,
+        online=view.online,
+        tags=view.tags,
+    )
+
+
+def test_a_view_changed_by_apply_is_refilled_by_the_next_materialize(online, fresh_db, months, user):
+    """`feast apply` adds a mart column to a view as a feature: the next incremental materialize
+    writes every month again, and the API serves the new feature with the mart's value, the view
+    with its month and status (before: nothing to do; PostgreSQL served the feature null, Redis
+    the whole view missing)."""
+    store, original = online.store, online.store.get_feature_view("subs_profile_fv")
+    [before] = vectors(online, [user])
+    [(contract_type,)] = query(
+        fresh_db,
+        "select contract_type from features.subs_profile where user_id = %s and feature_timestamp = %s",
+        (user, months[-1]),
+    )
+    try:
+        store.apply([_with_feature(store, "subs_profile_fv", Field(name="contract_type", dtype=String))])
+        assert sorted(materialize(store)) == [m.date().isoformat() for m in months]
+        with TestClient(create_app(online.settings)) as client:
+            answer = client.get(f"/features/{user}", params={"features": "contract_type"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["features"] == {"contract_type": contract_type}
+        served = answer.json()["feature_views"]["subs_profile_fv"]
+        assert served == before["feature_views"]["subs_profile_fv"]  # its month, its status (the TTL's)
+    finally:
+        store.apply([original])
+        materialize(store)
+    assert vectors(online, [user]) == [before]
 
 
 def test_an_unknown_user_is_a_404_and_not_found_in_a_batch(online, user):

@@ -119,7 +119,8 @@ def test_a_failed_generation_bump_is_made_good_by_one_retry(cluster, fresh_db):
     client = server.target().client()
     generation, months = layout.generation_key(redis_store.project), layout.months_key(redis_store.project)
     [(newest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
-    client.hdel(months, *(layout.months_entry(v.name, newest) for v in redis_store.list_feature_views()))
+    views = redis_store.list_feature_views()
+    client.hdel(months, *(layout.months_entry(layout.field_of(v), newest) for v in views))
     before = int(client.get(generation) or 0)
     client.set(generation, "not-a-number")
     try:
