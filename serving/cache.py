@@ -198,8 +198,8 @@ class CachedReader:
         generation = cache.generation
         try:
             vector = await self.inner.one(user_id, selection)
-        except StoreUnavailable:
-            return self._from_memory([key], selection)[0]
+        except StoreUnavailable as failure:
+            return self._from_memory([key], selection, failure)[0]
         cache.misses += 1
         self._remember(key, selection, vector, generation, body=True)
         return vector
@@ -219,20 +219,23 @@ class CachedReader:
             generation = cache.generation
             try:
                 read = await self.inner.many(missing, selection)
-            except StoreUnavailable:
-                return self._from_memory(keys, selection)
+            except StoreUnavailable as failure:
+                return self._from_memory(keys, selection, failure)
             cache.misses += len(missing)
             for vector in read:
                 held[vector.user_id] = vector
                 self._remember(self._key(selection, vector.user_id), selection, vector, generation, False)
         return [held[u] for u in user_ids]
 
-    def _from_memory(self, keys: list[tuple[int, str]], selection: Selection) -> list[Vector]:
-        """The store did not answer: every user held, marked as such; else the store's 503."""
+    def _from_memory(
+        self, keys: list[tuple[int, str]], selection: Selection, failure: StoreUnavailable
+    ) -> list[Vector]:
+        """The store did not answer: every user held, marked as such; else the store's own 503
+        (busy or unavailable, as it said)."""
         now = datetime.now(UTC)
         entries = [self.cache.entries.get(key) for key in keys]
         if any(entry is None for entry in entries):
-            raise StoreUnavailable("the online store is unavailable")
+            raise failure
         self.cache.outage_answers += len(keys)
         return [
             msgspec.structs.replace(_restated(e.vector, selection, now), from_memory=True) for e in entries
