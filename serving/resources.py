@@ -22,6 +22,9 @@ from serving.stores.base import OnlineReader, StoreUnavailable
 log = logging.getLogger("serving")
 HOUSEKEEPING_PERIOD_S = 30
 HOUSEKEEPING_STOP_S = 5  # beyond any step's own deadline (DB_TIMEOUT_MS, the catalog load)
+# How long a request waits for the catalog's first load (Feast's first import alone is ~3 s);
+# past it a 503, while the one load goes on for the requests after it.
+CATALOG_WAIT_S = 10.0
 
 
 class Resources:
@@ -38,17 +41,21 @@ class Resources:
         self.cache_figures = CacheFigures(self.cached) if self.cached else None
         self.loaded: Catalog | None = None  # read without awaiting on the hot path
         self._registry_version: tuple | None = None
-        self._lock = asyncio.Lock()
+        self._loading: asyncio.Task | None = None  # the one catalog load in flight
 
     async def catalog(self) -> Catalog:
+        """The catalog, loaded once by one thread at a time; a request waits CATALOG_WAIT_S for it
+        at most (a frozen registry would otherwise hold every request), then gets a 503."""
         if self.loaded is None:
-            async with self._lock:
-                if self.loaded is None:
-                    try:
-                        self.loaded = await asyncio.to_thread(self.registry.load_catalog)
-                    except Exception as exc:  # registry unreachable: answer 503, retry next time
-                        log.warning("feature registry unavailable: %s", type(exc).__name__)
-                        raise StoreUnavailable("the feature registry is unavailable") from None
+            load = self._loading
+            if load is None or (load.done() and (load.cancelled() or load.exception() is not None)):
+                self._loading = asyncio.ensure_future(asyncio.to_thread(self.registry.load_catalog))
+                self._loading.add_done_callback(_retrieved)
+            try:
+                self.loaded = await asyncio.wait_for(asyncio.shield(self._loading), CATALOG_WAIT_S)
+            except Exception as exc:  # unreachable or too slow: a 503 now, a new load next time
+                log.warning("feature registry unavailable: %s", type(exc).__name__)
+                raise StoreUnavailable("the feature registry is unavailable") from None
         return self.loaded
 
     async def select(self, service: str | None, features: list[str] | None) -> Selection:
@@ -182,3 +189,9 @@ def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.Abstr
             await resources.registry.close()
 
     return resources_lifespan
+
+
+def _retrieved(load: asyncio.Future) -> None:
+    """A failed load's error marked as seen (its waiters logged it; the next request loads anew)."""
+    if not load.cancelled():
+        load.exception()

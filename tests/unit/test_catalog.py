@@ -46,3 +46,45 @@ def test_the_cache_holds_at_most_1024_selections_of_bounded_size():
     assert len(catalog._selections) == 1024
     largest = max(sum(sys.getsizeof(name) for name in names) for _, names in catalog._selections)
     assert largest <= sum(sys.getsizeof(name) for name in FEATURES)
+
+
+def test_a_frozen_registry_costs_each_request_its_wait_and_is_loaded_once(monkeypatch):
+    """The catalog's first load hangs (a frozen database): each request gets its 503 after
+    CATALOG_WAIT_S, one load runs meanwhile (not one thread per request), and its catalog is
+    used as soon as the registry answers."""
+    import asyncio
+    import threading
+
+    from serving import resources
+    from serving.config import ServingSettings
+    from serving.stores.base import StoreUnavailable
+    from streamflow import settings
+
+    monkeypatch.setattr(resources, "CATALOG_WAIT_S", 0.2, raising=False)
+    answered, loads = threading.Event(), []
+    catalog = Catalog({}, {})
+
+    def frozen_load() -> Catalog:
+        loads.append(1)
+        answered.wait(timeout=5)  # the watchdog: a load that never gave up returns by then
+        return catalog
+
+    api = resources.Resources(ServingSettings(database=settings.reader_target(), cache_mb=0))
+    monkeypatch.setattr(api.registry, "load_catalog", frozen_load)
+
+    async def requests() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            began = loop.time()
+            with pytest.raises(StoreUnavailable):
+                await api.catalog()
+            assert loop.time() - began < 1.0
+        assert len(loads) == 1
+        answered.set()
+        for _ in range(50):
+            if api._loading.done():
+                break
+            await asyncio.sleep(0.02)
+        assert await api.catalog() is catalog and len(loads) == 1
+
+    asyncio.run(requests())
