@@ -93,13 +93,15 @@ class MemoryCache:
     def confirmed(self) -> bool:
         return time.monotonic() - self.confirmed_at <= CONFIRMED_S
 
-    def confirm(self, generation: int) -> bool:
-        """The store's generation, just read; True when it moved (the memory is emptied)."""
+    def confirm(self, generation: int, asked_at: float | None = None) -> bool:
+        """The store's generation, read from a question sent at `asked_at` (monotonic; now by
+        default); True when it moved (the memory is emptied). The confirmation dates from the
+        question, not the answer: a slow database's answer may be that old already."""
         moved = generation != self.generation
         if moved:
             self.clear()
             self.generation = generation
-        self.confirmed_at = time.monotonic()
+        self.confirmed_at = time.monotonic() if asked_at is None else asked_at
         return moved
 
     def clear(self) -> None:
@@ -264,8 +266,9 @@ async def watch(reader: CachedReader, stop: asyncio.Event, moved: Callable[[], A
     first = True
     while not stop.is_set():
         try:
+            asked = time.monotonic()
             generation = await reader.inner.generation()  # within DB_TIMEOUT_MS, as any read
-            if reader.cache.confirm(generation) and not first:
+            if reader.cache.confirm(generation, asked) and not first:
                 log.info("online store generation %s: the workers' memory emptied", generation)
                 task = asyncio.create_task(moved())
                 pending.add(task)

@@ -5,6 +5,7 @@ and Redis is tests/integration/api/test_cache.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -225,3 +226,39 @@ def test_the_watcher_confirms_and_reports_a_moved_generation():
 
     confirmed_first, unconfirmed = run(scenario())
     assert confirmed_first and reader.cache.generation == 8 and moves == [8] and unconfirmed
+
+
+def test_a_slow_generation_answer_confirms_the_memory_from_when_it_was_asked():
+    """The store takes 0.8 s to tell its generation: the memory's 1 s of trust counts from the
+    question, so 0.3 s after the answer it is no longer confirmed (from the answer: 1.3 s)."""
+    store = StandInStore()
+    reader = cache.CachedReader(store, 1 << 20)
+
+    answers = []
+
+    async def slow_generation():
+        if answers:  # one answer only: no later confirmation
+            await asyncio.Event().wait()
+        await asyncio.sleep(0.8)
+        answers.append(7)
+        return 7
+
+    store.generation = slow_generation
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(cache.watch(reader, stop, _nothing))
+        while not reader.cache.confirmed():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(cache.CONFIRMED_S - 0.8 + 0.1)
+        still = reader.cache.confirmed()
+        task.cancel()  # it waits for an answer that never comes
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return still
+
+    assert run(scenario()) is False
+
+
+async def _nothing() -> None:
+    return None
