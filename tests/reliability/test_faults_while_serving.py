@@ -24,7 +24,7 @@ from streamflow import dbt, ingest
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
-from tests.reliability.load import load_through, run_load
+from tests.reliability.load import hold, load_through, run_load
 from tests.support import api_server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -74,6 +74,7 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
             server.start()
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
+        hold(base, paths[:100])
         report, recovery_s = load_through(base, paths, 16, outage, after=3)
         assert httpx.get(f"{base}/ready").status_code == 200
         assert "x-served-from" not in httpx.get(f"{base}{paths[0]}").headers
@@ -199,6 +200,7 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
                     process.send_signal(signal.SIGCONT)
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
+        hold(base, paths[:100])
         report, recovery_s = load_through(base, paths, 10, freeze)
         assert httpx.get(f"{base}/ready").status_code == 200
     print(

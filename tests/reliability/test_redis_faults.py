@@ -18,7 +18,7 @@ from streamflow import database
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online import layout, redis_wire
-from tests.reliability.load import load_through, run_load
+from tests.reliability.load import hold, load_through, run_load
 from tests.support import api_server, local_redis, query, wait_for
 
 pytestmark = pytest.mark.slow
@@ -157,6 +157,7 @@ def test_the_whole_cluster_restarted(cluster, fresh_db, latest_vectors):
             server.up()
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
+        hold(base, paths[:100])
         report, recovery_s = load_through(base, paths, 12, restart_the_cluster, keep=_keep)
         assert _expected(base, paths) == latest_vectors
     print(
