@@ -91,14 +91,29 @@ def run_load(
     return asyncio.run(_run(base, paths, seconds, concurrency, keep, busy))
 
 
-def hold(base: str, paths: list[str]) -> None:
-    """Each path read twice before a fault: the API's memory keeps a user from its second read,
-    so these users are held however few requests a busy machine got through before the fault
-    (seen: none held after 2 s of load with a second suite on the machine)."""
+def hold(base: str, paths: list[str], timeout_s: float = 60.0) -> None:
+    """The API's memory holds these users before a fault: each read twice (it keeps a user from its
+    second read) once the memory is confirmed (its first confirmation empties it: on a busy
+    machine, seen after the reads), until /metrics counts them held. Seen without it, with a
+    second suite on the machine: no user held when the fault began (from_memory=0)."""
+    deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=base, timeout=10) as client:
-        for _ in range(2):
-            for path in paths:
-                assert client.get(path).status_code == 200, path
+        while time.monotonic() < deadline:
+            if _gauge(client, "streamflow_cache_confirmed") == 1:
+                for _ in range(2):
+                    for path in paths:
+                        assert client.get(path).status_code == 200, path
+                if _gauge(client, "streamflow_cache_entries") >= len(paths):
+                    return
+            time.sleep(0.2)
+    raise AssertionError(f"the API's memory did not hold {len(paths)} users within {timeout_s}s")
+
+
+def _gauge(client: httpx.Client, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return float("nan")
 
 
 def load_through(base: str, paths: list[str], seconds: float, fault: Callable, after: float = 2.0, keep=None):
