@@ -29,6 +29,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
     engine.feast_ready()
     store = store or feature_store()
     views = sorted(store.list_feature_views(), key=lambda v: v.name)
+    fields = [field_of(v) for v in views]  # each view under its layout in the months log
     if not views:
         raise StepRefused("no feature views registered: run `make apply` first")
     sources = [v.batch_source.get_table_query_string() for v in views]
@@ -48,7 +49,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
             if not timestamps:
                 raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
             done = online.materialized_months(conn, store.config)
-            todo = timestamps if full else _months_to_do(done, engine.loaded_at(conn), views, timestamps)
+            todo = timestamps if full else _months_to_do(done, engine.loaded_at(conn), fields, timestamps)
             if not todo:
                 print("the online store holds every month of the marts: nothing to materialize")
                 return loaded
@@ -63,7 +64,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
                         # the API's caches drop the old, then the month counts as done: on Redis
                         # (no transaction) a failed bump leaves the month to do, and its retry bumps
                         online.bump_generation(conn, store.config)
-                        online.record_months(conn, store.config, [field_of(v) for v in views], start)
+                        online.record_months(conn, store.config, fields, start)
                     loaded[start.date().isoformat()] = users
                     shown.advance(users=users)
                     seconds = time.perf_counter() - started
@@ -84,7 +85,7 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
     return loaded
 
 
-def _months_to_do(done: dict, loaded: dict, views, timestamps: list[datetime]) -> list[datetime]:
+def _months_to_do(done: dict, loaded: dict, fields: list[str], timestamps: list[datetime]) -> list[datetime]:
     """Months some view has not materialized in its current layout (a view `feast apply` changed
     has a new field, layout.field_of), or whose marts' exports were loaded again since (the
     month's own, or the month before's: dbt rewrites the month after each it builds)."""
@@ -94,5 +95,4 @@ def _months_to_do(done: dict, loaded: dict, views, timestamps: list[datetime]) -
         reloaded = last_loaded(loaded, month.astimezone(UTC).date())
         return at is None or (reloaded is not None and at < reloaded)
 
-    fields = [field_of(v) for v in views]
     return [month for month in timestamps if any(missing(field, month) for field in fields)]
