@@ -2,15 +2,18 @@
 
 A file passes a fast typed parse in Arrow's multithreaded reader with vectorised checks; only a
 file that fails it gets the slow pass that names every bad row and cell by line and column.
+Each file is read from disk once: the bytes validated are the bytes hashed and loaded, so a file
+replaced while its month loads cannot bring in rows nobody checked.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -75,6 +78,7 @@ class CheckedFile:
     columns: tuple[str, ...]  # in the file's order
     rows: int
     sha256: str
+    content: bytes = field(default=b"", repr=False, compare=False)  # what was validated: load this
 
 
 def read_header(path: Path, table: RawTable) -> tuple[str, ...]:
@@ -88,6 +92,11 @@ def read_header(path: Path, table: RawTable) -> tuple[str, ...]:
             first = fh.readline()
     except OSError as exc:
         raise IngestError(path, f"cannot read the file ({exc.strerror})") from None
+    return header_of(first, path, table)
+
+
+def header_of(first: bytes, path: Path, table: RawTable) -> tuple[str, ...]:
+    """The column names of a file's first line (read_header's rules)."""
     if not first.strip():
         raise IngestError(path, "empty file: expected a header line " + ",".join(table.header), line=1)
     try:
@@ -116,13 +125,12 @@ def read_header(path: Path, table: RawTable) -> tuple[str, ...]:
     )
 
 
-def _locate_bad_utf8(path: Path) -> int:
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
+def _locate_bad_utf8(content: bytes) -> int:
+    for number, raw in enumerate(io.BytesIO(content), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
     return 0
 
 
@@ -132,11 +140,11 @@ def _arrow_types(table: RawTable) -> dict[str, pa.DataType]:
     return {c.name: kinds[c.kind] for c in table.columns}
 
 
-def read_typed(path: Path, table: RawTable, columns: tuple[str, ...]) -> pa.Table:
-    """The file as typed Arrow columns, in the table's order (blank cells null): what the checks
-    read, and what an engine without COPY (Spark's lake) writes once a file is valid."""
+def read_typed(content: bytes, table: RawTable, columns: tuple[str, ...]) -> pa.Table:
+    """A file's bytes as typed Arrow columns, in the table's order (blank cells null): what the
+    checks read, and what an engine without COPY (Spark's lake) writes once a file is valid."""
     return pacsv.read_csv(
-        path,
+        pa.BufferReader(content),
         # the names as read_header cleaned them, in the file's order; the header line skipped
         read_options=pacsv.ReadOptions(block_size=1 << 24, column_names=list(columns), skip_rows=1),
         convert_options=pacsv.ConvertOptions(
@@ -147,12 +155,12 @@ def read_typed(path: Path, table: RawTable, columns: tuple[str, ...]) -> pa.Tabl
 
 
 def _fast_check(
-    path: Path, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None
+    content: bytes, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None
 ) -> tuple[int, pa.Array] | str:
     """Typed parse in Arrow's multithreaded C++ reader plus vectorized checks; the row count and
     the user ids when every cell is valid, else a short reason (then `_problems` runs)."""
     try:
-        data = read_typed(path, table, columns)
+        data = read_typed(content, table, columns)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         return str(exc)
     ids = data.column("user_id").combine_chunks()
@@ -175,13 +183,18 @@ def _fast_check(
 
 
 def check_file(path: Path, table: RawTable, known_users: pa.Array | None) -> tuple[CheckedFile, pa.Array]:
-    """Validate one file completely; returns what it holds and the user ids it names."""
-    columns = read_header(path, table)
-    result = _fast_check(path, table, columns, known_users)
+    """Validate one file completely (read once); returns what it holds and the user ids it names."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(path, f"cannot read the file ({exc.strerror})") from None
+    columns = header_of(io.BytesIO(content).readline(), path, table)
+    result = _fast_check(content, table, columns, known_users)
     if isinstance(result, str):
-        raise _problems(path, table, columns, known_users, result)
+        raise _problems(path, content, table, columns, known_users, result)
     rows, ids = result
-    return CheckedFile(table, path, columns, rows, file_sha256(path)), ids
+    sha256 = hashlib.sha256(content).hexdigest()
+    return CheckedFile(table, path, columns, rows, sha256, content), ids
 
 
 def file_sha256(path: Path) -> str:
@@ -190,7 +203,12 @@ def file_sha256(path: Path) -> str:
 
 
 def _problems(
-    path: Path, table: RawTable, columns: tuple[str, ...], known_users: pa.Array | None, fast_error: str
+    path: Path,
+    content: bytes,
+    table: RawTable,
+    columns: tuple[str, ...],
+    known_users: pa.Array | None,
+    fast_error: str,
 ) -> IngestError:
     """The slow, precise pass, run only when the fast one rejected the file: every bad row and
     cell (up to MAX_PROBLEMS) by line and column, so the file can be fixed in one round."""
@@ -200,7 +218,7 @@ def _problems(
     seen: set[str] = set()
     found: list[tuple[int, str | None, str]] = []
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with io.TextIOWrapper(io.BytesIO(content), encoding="utf-8", newline="") as fh:
             rows = csv.reader(fh)
             next(rows)  # the header, checked already
             for row in rows:
@@ -209,7 +227,7 @@ def _problems(
                 if len(found) >= MAX_PROBLEMS:
                     break
     except UnicodeDecodeError as exc:
-        return IngestError(path, f"not UTF-8 ({exc.reason})", line=_locate_bad_utf8(path))
+        return IngestError(path, f"not UTF-8 ({exc.reason})", line=_locate_bad_utf8(content))
     if not found:
         return IngestError(path, f"unreadable: {fast_error}")
     if len(found) == 1:

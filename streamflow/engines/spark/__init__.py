@@ -34,6 +34,7 @@ def register_raw_tables() -> None:
     """The lake's snapshot folders as the catalog's `raw.<table>_snapshots` (external, partitioned
     by as_of), their partitions as the lake holds them now: dbt's sources then read the same
     names on both engines."""
+    lake.recover()  # a month a killed swap hid is back before dbt reads the lake
     spark = session()
     spark.sql("create database if not exists raw")
     for table in TABLES:

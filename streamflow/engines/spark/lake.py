@@ -9,7 +9,9 @@ transaction: a bad export leaves the lake untouched, a restatement replaces its 
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -18,12 +20,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database, job_lock, progress
+from streamflow import database, job_lock, logs, progress
 from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
 from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
 from streamflow.ingest.tables import ensure_ingest_log, record_load
 from streamflow.ingest.validate import CheckedFile, check_month, read_typed
+
+# Folders hidden from Spark by their leading dot: a partition being written, one being replaced.
+INCOMING, RETIRED = ".incoming-", ".retired-"
+_OWNER = f"{socket.gethostname()}-{os.getpid()}"  # whose incoming folder: left by a dead process?
 
 
 def raw_dir() -> Path:
@@ -35,29 +41,85 @@ def partition_dir(table: RawTable, as_of: date) -> Path:
 
 
 def _write_hidden(checked: CheckedFile, as_of: date, loaded_at: datetime) -> Path:
-    data = read_typed(checked.path, checked.table, checked.columns)
+    data = read_typed(checked.content, checked.table, checked.columns)  # the bytes validated
     stamp = pa.array([loaded_at] * data.num_rows, pa.timestamp("us", tz="UTC"))
     data = data.append_column("loaded_at", stamp)
-    folder = f".incoming-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
+    folder = f"{INCOMING}{as_of.isoformat()}-{_OWNER}-{uuid.uuid4().hex[:8]}"
     hidden = raw_dir() / checked.table.snapshot_table / folder
     hidden.mkdir(parents=True)
-    pq.write_table(data, hidden / "part-00000.parquet", compression="snappy")
+    written = hidden / "part-00000.parquet"
+    pq.write_table(data, written, compression="snappy")
+    _sync(written)  # on disk before the swap makes it the month
+    _sync(hidden)
     return hidden
 
 
+def _sync(path: Path) -> None:
+    """fsync a file or a folder (a folder's fsync makes the renames inside it durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _swap_in(hidden: Path, final: Path) -> None:
-    """The new partition in place of the old one: two renames, the old folder removed after."""
+    """The new partition in place of the old one: two renames, the old folder removed after.
+    Between the renames the month has no partition; `recover` puts the old one back."""
     retired = None
     if final.exists():
-        retired = final.with_name(f".retired-{final.name}-{uuid.uuid4().hex[:8]}")
+        retired = final.with_name(f"{RETIRED}{final.name}-{uuid.uuid4().hex[:8]}")
         final.rename(retired)
     hidden.rename(final)
+    _sync(final.parent)
     if retired is not None:
         shutil.rmtree(retired)
 
 
+def _left_by_the_dead(incoming: str) -> bool:
+    """An incoming folder whose writer, on this host, is no longer running."""
+    owner, _, pid = incoming.rsplit("-", 1)[0].rpartition("-")  # the random suffix dropped
+    if not owner.endswith(f"-{socket.gethostname()}") or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover() -> list[Path]:
+    """Finish what a killed load left (called before the lake is read or written): its incoming
+    folders are removed; a retired partition whose month has none is put back (the swap's
+    transaction never committed, so the log still names the old files), one beside its
+    replacement is removed. Under the ingest lock, so a swap in progress is never mistaken for a
+    killed one. Returns the partitions put back."""
+    for folder in raw_dir().glob(f"*/{INCOMING}*"):
+        if _left_by_the_dead(folder.name):
+            shutil.rmtree(folder)
+    if not any(raw_dir().glob(f"*/{RETIRED}*")):  # the usual case: no lock, no connection
+        return []
+    restored = []
+    with database.connect() as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+        for retired in sorted(raw_dir().glob(f"*/{RETIRED}*")):
+            final = retired.with_name(retired.name.removeprefix(RETIRED).rsplit("-", 1)[0])
+            if final.exists():
+                shutil.rmtree(retired)
+            else:
+                retired.rename(final)
+                _sync(final.parent)
+                restored.append(final)
+    for final in restored:
+        logs.say(f"put back {final} (a swap was cut short)", event="partition_restored")
+    return restored
+
+
 def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
     month_dir = Path(month_dir)
+    recover()
     landed = all(partition_dir(table, as_of).is_dir() for table in TABLES)
     if not force and landed and month_dir.is_dir() and already_loaded(month_dir, as_of):
         announce_skipped(month_dir, as_of, "in the lake already")

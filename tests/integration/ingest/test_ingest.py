@@ -13,6 +13,7 @@ import pytest
 
 from streamflow import cli, ingest
 from streamflow.exports import TABLES
+from streamflow.ingest import validate
 from streamflow.ingest.tables import partition_name
 from tests.bad_exports import BAD_MONTHS, rewrite, set_cell
 from tests.support import EXPORTS, emptied, query, recreate_database, table_checksums
@@ -141,6 +142,39 @@ def test_restating_a_month_replaces_only_that_month(loaded, seeds, tmp_path):
     assert value == 42.5
     assert query(loaded, statement, (other_as_of,)) == other
     ingest.load_month(month_dir, as_of)  # put the real month back for the other tests
+
+
+def test_a_file_replaced_after_its_check_loads_what_was_checked(loaded, seeds, tmp_path, monkeypatch):
+    """The bytes validated are the bytes loaded: a usage file swapped, once validated, for one
+    that names a user unknown to users.csv loads the validated rows, not the swapped ones."""
+    month_dir, as_of = ingest.month_dirs(seeds)[0]
+    restated = tmp_path / "month_000"
+    shutil.copytree(month_dir, restated)
+    usage = restated / "usage_agg_30d.csv"
+    rewrite(usage, lambda lines: [lines[0], *lines[2:]])  # one user fewer: a month to load again
+    validated = len(read_csv(usage))
+    real_check = validate.check_file
+
+    def check_then_swap(path, table, known_users):
+        checked = real_check(path, table, known_users)
+        if path == usage:  # what a writer replacing the export meanwhile does
+            stranger = lambda line: "9999-ZZZZZ," + line.split(",", 1)[1]  # noqa: E731
+            rewrite(usage, lambda lines: [*lines, stranger(lines[-1])])
+        return checked
+
+    monkeypatch.setattr(validate, "check_file", check_then_swap)
+    try:
+        assert ingest.load_month(restated, as_of)["usage_agg_30d"] == validated
+        count, unknown = query(
+            loaded,
+            "select count(*), count(*) filter (where user_id = '9999-ZZZZZ') "
+            "from raw.usage_agg_30d_snapshots where as_of = %s",
+            (as_of,),
+        )[0]
+        assert (count, unknown) == (validated, 0)
+    finally:
+        monkeypatch.undo()
+        ingest.load_month(month_dir, as_of)  # the month as the other tests know it
 
 
 def test_each_month_is_one_partition_and_no_staging_table_is_left(loaded, seeds):
