@@ -82,7 +82,9 @@ class LocalRedis:
             f"logfile {self.node_dir(port) / 'redis.log'}",
             "save ''",
             "appendonly yes",
-            "appendfsync everysec",
+            # every write on disk before it is acknowledged: the months log (on another shard)
+            # must never outlive the values it counts as written, not even across a power cut
+            "appendfsync always",
         ]
         if self.cluster:
             # 2 s without an answer marks a node failed: replicas take over quickly, as tests need

@@ -20,11 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from streamflow.online import layout
 
 KEYS_PER_CALL = 100  # one node: users per script call (a cluster groups by slot instead)
 CALLS_PER_PIPELINE = 500
+REPLICATED_WITHIN_MS = 10_000  # how long a master's replicas get to acknowledge a batch's writes
+
+
+class NotReplicated(RedisError):
+    """A master's replicas did not acknowledge its writes in time: the month is not logged (a
+    failover could promote a replica without them) and the next materialize writes it again."""
+
 
 # KEYS: user keys. ARGV[1]: key TTL in seconds (0: none); then per key: n, and n pairs
 # (field, blob). A blob's event time is its first element. Returns how many users changed.
@@ -107,14 +115,25 @@ def primaries(client) -> list:
 
 
 def _run_calls(node, calls: list[Sequence[Entry]], ttl: int) -> int:
+    """The calls in pipelines; the last one ends with WAIT for every replica the master has, on
+    the connection that wrote (WAIT covers what its client wrote, and all before it on the node)."""
     node.script_load(GUARDED_WRITE)  # idempotent; a restarted node has lost its script cache
+    replicas = int(node.info("replication").get("connected_slaves", 0))
     changed = 0
     for start in range(0, len(calls), CALLS_PER_PIPELINE):
         pipe = node.pipeline(transaction=False)
         for entries in calls[start : start + CALLS_PER_PIPELINE]:
             keys, args = _call_args(entries, ttl)
             pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
-        changed += sum(pipe.execute())
+        last = start + CALLS_PER_PIPELINE >= len(calls)
+        if last and replicas:
+            pipe.execute_command("WAIT", replicas, REPLICATED_WITHIN_MS)
+        answers = pipe.execute()
+        if last and replicas:
+            acknowledged = answers.pop()
+            if acknowledged < replicas:
+                raise NotReplicated(f"{acknowledged} of {replicas} replicas acknowledged the writes in time")
+        changed += sum(answers)
     return changed
 
 

@@ -6,6 +6,7 @@ out of reach, never another 5xx, never a wrong or mixed vector, and recovers by 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import time
 from collections import Counter
@@ -13,8 +14,9 @@ from collections import Counter
 import httpx
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
-from streamflow import database
+from streamflow import database, faults
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online import layout, redis_wire
@@ -193,6 +195,38 @@ def test_a_cluster_with_replicas_fails_over(store, fresh_db, latest_vectors, tmp
     print(f"\nfailover: {dict(report.statuses)}, the shard answered again {failover_s:.2f}s after the kill")
     _assert_honest(report, latest_vectors)
     assert failover_s <= RECOVERY_S
+
+
+def test_a_month_is_logged_only_once_every_replica_holds_it(store, fresh_db, tmp_path, monkeypatch):
+    """Replication is asynchronous and the months log sits on another shard: a month counted done
+    while its writes were on the masters alone would be lost, unnoticed, by a failover. With every
+    replica frozen (SIGSTOP), materialize fails as a passing error and logs nothing; thawed, one
+    retry logs every month."""
+    monkeypatch.setattr(redis_wire, "REPLICATED_WITHIN_MS", 1_000)  # the frozen replicas' wait
+    with local_redis(tmp_path / "frozen-replicas", cluster=True, replicas=1) as server:
+        redis_store = feature_store()
+        client = server.target().client(timeout=30)
+        replicas = [server.pid(port) for port in server.ports[len(server.masters) :]]
+        for pid in replicas:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(RedisError) as refused:
+                materialize(redis_store)
+            assert faults.is_passing(refused.value), refused.value  # exit 3: retried later
+            assert redis_wire.materialized_months(client, redis_store.project) == {}
+        finally:
+            for pid in replicas:
+                os.kill(pid, signal.SIGCONT)
+            monkeypatch.undo()  # the retry with the default wait
+        done = sorted(materialize(redis_store))
+        months = [
+            row[0].isoformat() for row in query(fresh_db, "select distinct as_of from features.subs_profile")
+        ]
+        assert done == sorted(months), "the retry wrote every month"
+        logged = redis_wire.materialized_months(client, redis_store.project)
+        assert sorted({month.date().isoformat() for _, month in logged}) == done
+        for node in redis_wire.primaries(client):
+            assert node.config_get("appendfsync") == {"appendfsync": "always"}
 
 
 def test_an_idle_api_answers_every_request_after_a_master_restart(cluster, fresh_db, latest_vectors):
