@@ -12,13 +12,23 @@ from typing import NamedTuple
 import psycopg
 import pytest
 from litestar.testing import TestClient
+from psycopg import sql
 
 from serving.app import create_app
 from serving.config import ServingSettings
-from streamflow import database, embedded_pg, settings
+from streamflow import config, database, embedded_pg, settings
 from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
+from streamflow.features.apply import grant_reader
+from streamflow.features.store import feature_store
 from streamflow.generate import generate
-from tests.support import EXPORTS, build_stack, free_port, recreate_database, require_real_exports
+from tests.support import (
+    EXPORTS,
+    build_stack,
+    copy_database,
+    free_port,
+    recreate_database,
+    require_real_exports,
+)
 
 
 def pytest_configure(config):
@@ -94,10 +104,37 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.real_exports)
 
 
+@pytest.fixture(scope="session")
+def built_stacks(server) -> Iterator[dict[tuple, str]]:
+    """This process's databases that hold a whole stack, by the seeds and settings it was built
+    with: `store` copies one (CREATE DATABASE ... TEMPLATE, a file copy) instead of running ingest,
+    dbt, apply and materialize again for every module that reads the same stack."""
+    built: dict[tuple, str] = {}
+    yield built
+    with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
+        for name in built.values():
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def _stack_settings() -> tuple:
+    """Every project setting but the database's: two stacks built under equal ones are equal."""
+    names = sorted(set(config.VARIABLES) - {config.DATABASE_URL})
+    return tuple((name, os.environ.get(name)) for name in names)
+
+
 @pytest.fixture(scope="module")
-def store(fresh_db, seeds):
+def store(server, fresh_db, seeds, built_stacks):
     """The whole stack (ingest, dbt, apply, materialize) in the module's database; its store."""
-    return build_stack(seeds)
+    kind = (str(seeds), _stack_settings())
+    if kind not in built_stacks:
+        built = recreate_database(server, f"sf_stack_{os.getpid()}_{len(built_stacks)}")
+        with config.overridden({config.DATABASE_URL: built.url}):
+            database.ensure_database(built)
+            build_stack(seeds)
+        built_stacks[kind] = built.database
+    copy_database(server, built_stacks[kind], fresh_db.database)
+    grant_reader()  # CONNECT on a database is not copied with it
+    return feature_store()
 
 
 @pytest.fixture(scope="module")

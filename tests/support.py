@@ -8,6 +8,7 @@ import contextlib
 import csv
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,26 @@ def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget
     with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return server.with_database(name)
+
+
+def copy_database(server: settings.PgTarget, source: str, name: str) -> settings.PgTarget:
+    """Database `name` made again as a copy of `source`. No session may be on `source` while it is
+    copied: those left by the stack's build (a FeatureStore's registry refreshes itself from a
+    thread) are ended, and the copy tried again if one came back in between."""
+    with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        for attempt in range(5):
+            sessions = "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s"
+            conn.execute(sessions, (source,))
+            try:
+                copy = sql.SQL("create database {} template {}")
+                conn.execute(copy.format(sql.Identifier(name), sql.Identifier(source)))
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
     return server.with_database(name)
 
 
