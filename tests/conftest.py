@@ -40,6 +40,14 @@ def pytest_configure(config):
     # The Spark tests run many short JVMs on a few hundred rows, where the optimising JIT (C2)
     # never pays back what it costs: C1 only is a third less CPU per command, same answers.
     os.environ.setdefault("SPARK_JVM_OPTIONS", "-XX:TieredStopAtLevel=1")
+    # Temporary folders under this checkout, not /tmp/pytest-of-<user>: every pytest session
+    # (any checkout's) makes that folder 0700 again as it starts, which locks the database
+    # servers a suite runs as their own user out of their data folders mid-run (their `pg_ctl
+    # stop` then fails). A suite in another clone no longer touches this one's. Numbered runs,
+    # the last three kept, as pytest does under its default root.
+    temproot = settings.PROJECT_ROOT / ".streamflow" / "pytest"  # (STATE_DIR is per process here)
+    temproot.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(temproot))
 
 
 @pytest.fixture(scope="session")
