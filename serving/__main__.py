@@ -30,7 +30,7 @@ def inspect_stack() -> tuple[StoreProblem | None, str]:
     """(what keeps the API from serving, or None; a user id to show in the example commands),
     read as the API's read-only role: its workers inherit this environment, where the Feast
     configuration's variables would otherwise carry the owner's password."""
-    repo = repo_config(settings.reader_target())
+    repo = repo_config(settings.reader_target(), reader=True)
     store = backend_for(repo.online_store)
     problem = store.served_problem(repo)
     return problem, (None if problem else store.example_user(repo, EXAMPLE_USER)) or EXAMPLE_USER

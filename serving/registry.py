@@ -67,7 +67,7 @@ class Registry:
 
     def load_catalog(self) -> Catalog:
         """The catalog through Feast (blocking: call it in a thread)."""
-        store = feature_store(self.target)
+        store = feature_store(self.target, reader=True)
         catalog = Catalog.from_store(store)
         # The catalog is all we keep; Feast's registry refresh thread would only steal the GIL
         # from requests every minute (visible as p99 spikes). The version check replaces it.

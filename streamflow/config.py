@@ -149,6 +149,11 @@ REDIS_URL = _declare("REDIS_URL", None, "the Redis online store: one URL, or a c
 REDIS_CLUSTER = _declare(
     "REDIS_CLUSTER", None, "REDIS_URL is a Redis Cluster (default: yes for the local one)", _flag, "1 or 0"
 )
+REDIS_READER_URL = _declare(
+    "REDIS_READER_URL",
+    None,
+    "what the API reads Redis as: REDIS_URL's nodes as a read-only ACL user (default: REDIS_URL)",
+)
 # The pipeline
 SEEDS_DIR = _declare("SEEDS_DIR", None, "folder of month_NNN export folders", Path, "a folder")
 GENERATED_USERS = _declare(

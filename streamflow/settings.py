@@ -175,6 +175,11 @@ def embedded_superuser_password() -> str:
     return _secret("postgres_password")
 
 
+def local_redis_passwords() -> dict[str, str]:
+    """The project's own Redis' ACL users (online/redis_server.py): the writer, the API's reader."""
+    return {"streamflow": _secret("redis_password"), "streamflow_reader": _secret("redis_reader_password")}
+
+
 def reader_target() -> PgTarget:
     """The least-privilege role the API connects as (SELECT on the online store and registry)."""
     password = config.raw(config.READER_PASSWORD) or _secret("reader_password")

@@ -24,7 +24,8 @@ def _redis(settings: ServingSettings, repo) -> OnlineReader:
     from serving.stores.redis import RedisReader
     from streamflow.online import redis_target
 
-    return RedisReader(redis_target.from_env(), repo.project, settings.pool_size, settings.db_timeout_ms)
+    target = redis_target.from_env(reader=True)  # Redis' read-only user
+    return RedisReader(target, repo.project, settings.pool_size, settings.db_timeout_ms)
 
 
 READERS = {"postgres": _postgres, "redis": _redis}
@@ -33,4 +34,4 @@ READERS = {"postgres": _postgres, "redis": _redis}
 def open_reader(settings: ServingSettings) -> OnlineReader:
     from streamflow.features.store import repo_config
 
-    return READERS[settings.online_store](settings, repo_config(settings.database))
+    return READERS[settings.online_store](settings, repo_config(settings.database, reader=True))

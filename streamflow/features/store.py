@@ -20,8 +20,9 @@ REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
 FEAST_PREFIX = "STREAMFLOW_FEAST_"
 
 
-def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
-    """The variables `feature_store.yaml` reads, for `target` (the owner role by default).
+def feast_env(target: settings.PgTarget | None = None, reader: bool = False) -> dict[str, str]:
+    """The variables `feature_store.yaml` reads, for `target` (the owner role by default); with
+    `reader`, the online store as the API reads it (Redis' read-only user).
 
     Feast pastes them into the YAML text before parsing it, so each value is a JSON string: valid
     YAML whatever a password holds, and `""` (not null) where there is none."""
@@ -31,7 +32,7 @@ def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
     values = {
         **target.as_env(FEAST_PREFIX),
         f"{FEAST_PREFIX}REGISTRY_URL": registry_url,
-        **{f"{FEAST_PREFIX}{name}": value for name, value in online.feast_settings().items()},
+        **{f"{FEAST_PREFIX}{name}": value for name, value in online.feast_settings(reader).items()},
         f"{FEAST_PREFIX}OFFLINE_STORE": engine.feast_offline_store(target),  # a mapping, in JSON
     }
     return {name: json.dumps(value) for name, value in values.items()} | {
@@ -40,27 +41,28 @@ def feast_env(target: settings.PgTarget | None = None) -> dict[str, str]:
     }
 
 
-def use_repo(target: settings.PgTarget | None = None) -> None:
+def use_repo(target: settings.PgTarget | None = None, reader: bool = False) -> None:
     """Point Feast's configuration at `target` and make the repo's modules importable."""
-    config.export(feast_env(target))
+    config.export(feast_env(target, reader))
     if str(REPO_DIR) not in sys.path:
         sys.path.insert(0, str(REPO_DIR))  # the repo's modules import each other by name
 
 
-def feature_store(target: settings.PgTarget | None = None) -> FeatureStore:
+def feature_store(target: settings.PgTarget | None = None, reader: bool = False) -> FeatureStore:
     """A FeatureStore on feature_repo/, configured for `target` (the owner role by default).
     Raises DatabaseUnreachable (one line: what libpq said, what to fix) when the database is not
     there, instead of the registry's SQLAlchemy traceback."""
     database.connect(target).close()
-    use_repo(target)
+    use_repo(target, reader)
     from feast import FeatureStore  # here, not above: importing feast costs ~3 s, feast_env needs none of it
 
     return FeatureStore(repo_path=str(REPO_DIR))
 
 
-def repo_config(target: settings.PgTarget | None = None) -> RepoConfig:
-    """feature_store.yaml as Feast reads it, for `target`, without opening a registry."""
-    use_repo(target)
+def repo_config(target: settings.PgTarget | None = None, reader: bool = False) -> RepoConfig:
+    """feature_store.yaml as Feast reads it, for `target` (and the API's `reader` of the online
+    store), without opening a registry."""
+    use_repo(target, reader)
     from feast.repo_config import load_repo_config
 
     return load_repo_config(REPO_DIR, REPO_DIR / "feature_store.yaml")

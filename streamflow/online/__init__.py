@@ -22,9 +22,10 @@ def chosen() -> str:
     return config.get(config.ONLINE_STORE)
 
 
-def feast_settings() -> dict[str, str]:
-    """What `feature_store.yaml`'s online store section needs besides PostgreSQL's settings."""
-    target = redis_target.from_env() if chosen() == "redis" else None
+def feast_settings(reader: bool = False) -> dict[str, str]:
+    """What `feature_store.yaml`'s online store section needs besides PostgreSQL's settings; with
+    `reader`, the API's (Redis as its read-only user: the writer's password stays out of it)."""
+    target = redis_target.from_env(reader) if chosen() == "redis" else None
     return {
         "ONLINE_STORE": chosen(),
         "REDIS_URL": target.url if target else "",

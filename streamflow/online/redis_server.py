@@ -1,9 +1,14 @@
 """The project's own Redis: one node, or a cluster of masters (and replicas) on loopback, run by
 the OS's `redis-server` with its data under `.streamflow/redis`. Append-only files keep a node's
-data across a restart (a master killed and started again comes back with its keys)."""
+data across a restart (a master killed and started again comes back with its keys).
+
+No one gets in without a password: the default user is off; the writer (`streamflow`, every
+command: the pipeline, `make redis-up`, the replicas' link) and the API's reader
+(`streamflow_reader`: reads only) have generated passwords (settings.local_redis_passwords)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -12,11 +17,17 @@ import time
 from pathlib import Path
 
 from streamflow import config, settings
-from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, RedisTarget
+from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, READER, WRITER, RedisTarget
 from streamflow.processes import alive
 
 MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
 INSTALL_HINT = "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu)"
+# The API's reader: read commands on any key, what a cluster client asks at start, nothing else
+# (no write, no admin, no CLIENT KILL; Redis 7.0's names: the packaged server's).
+READER_RULES = (
+    "~* resetchannels -@all +@read +ping +echo +hello +readonly +readwrite +select +command "
+    "+cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid"
+)
 
 
 class RedisServerMissing(RuntimeError):
@@ -40,26 +51,33 @@ class LocalRedis:
         if cluster and len(ports) < 3 * (1 + replicas):
             raise ValueError("a Redis Cluster needs at least 3 masters")
         self.root, self.ports, self.cluster, self.replicas = root, ports, cluster, replicas
+        self.passwords = settings.local_redis_passwords()
 
     @property
     def masters(self) -> tuple[int, ...]:
         return self.ports[: len(self.ports) // (1 + self.replicas)] if self.cluster else self.ports
 
-    def target(self) -> RedisTarget:
-        return RedisTarget(tuple(("127.0.0.1", p) for p in self.masters), self.cluster)
+    def target(self, user: str = WRITER) -> RedisTarget:
+        nodes = tuple(("127.0.0.1", p) for p in self.masters)
+        return RedisTarget(nodes, self.cluster, self.passwords[user], user)
 
     def variables(self) -> dict[str, str]:
-        """The variables that point every project tool at this Redis."""
+        """The variables that point every project tool at this Redis (the API at its reader)."""
         return {
             config.ONLINE_STORE: "redis",
             config.REDIS_URL: self.target().url,
+            config.REDIS_READER_URL: self.target(READER).url,
             config.REDIS_CLUSTER: "1" if self.cluster else "0",
         }
 
-    def master_clients(self) -> list:
+    def node_client(self, port: int, **options):
+        """A plain client of one node, as the writer."""
         import redis
 
-        return [redis.Redis(port=port) for port in self.masters]
+        return redis.Redis(port=port, username=WRITER, password=self.passwords[WRITER], **options)
+
+    def master_clients(self) -> list:
+        return [self.node_client(port) for port in self.masters]
 
     def node_dir(self, port: int) -> Path:
         return self.root / str(port)
@@ -85,6 +103,15 @@ class LocalRedis:
             # every write on disk before it is acknowledged: the months log (on another shard)
             # must never outlive the values it counts as written, not even across a power cut
             "appendfsync always",
+            # No one may log in as the default user, but it keeps every right: Redis 7.0 replays
+            # the append-only file's MULTI/EXEC blocks (our scripts' writes) as that user, and a
+            # default user without them silently drops those writes when a node restarts.
+            "user default off resetpass ~* &* +@all",
+            f"user {WRITER} on #{_sha256(self.passwords[WRITER])} ~* &* +@all",
+            f"user {READER} on #{_sha256(self.passwords[READER])} {READER_RULES}",
+            # a replica follows its master as the writer (the file is private: umask 077)
+            f"masteruser {WRITER}",
+            f"masterauth {self.passwords[WRITER]}",
         ]
         if self.cluster:
             # 2 s without an answer marks a node failed: replicas take over quickly, as tests need
@@ -112,7 +139,7 @@ class LocalRedis:
     def _wait(self, port: int, ready, timeout: float = 30.0) -> None:
         import redis
 
-        client = redis.Redis(port=port, socket_timeout=1)
+        client = self.node_client(port, socket_timeout=1)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -130,7 +157,7 @@ class LocalRedis:
         import redis
 
         try:
-            info = redis.Redis(port=port, socket_timeout=1, decode_responses=True).cluster("INFO")
+            info = self.node_client(port, socket_timeout=1, decode_responses=True).cluster("INFO")
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return {}
         return {name: str(value) for name, value in info.items()}
@@ -154,9 +181,13 @@ class LocalRedis:
                         "--cluster-replicas",
                         str(self.replicas),
                         "--cluster-yes",
+                        "--user",
+                        WRITER,
                     ],
                     check=True,
                     capture_output=True,
+                    # the writer's password from the environment, never on a command line
+                    env=config.child_environment({"REDISCLI_AUTH": self.passwords[WRITER]}),
                 )
             for port in self.ports:
                 self._wait(port, lambda c, p=port: self.cluster_ok(p))
@@ -174,6 +205,10 @@ class LocalRedis:
     def wipe(self) -> None:
         self.down()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def default_server(cluster: bool = True) -> LocalRedis:

@@ -1,17 +1,19 @@
 """The Redis the online store talks to when `ONLINE_STORE=redis`.
 
 `REDIS_URL` is one URL
-(`redis://[:password@]host:port/db`, `rediss://` for TLS) or, with `REDIS_CLUSTER=1`, seed nodes
-separated by commas, each a full URL. Without `REDIS_URL` the project's local server is used
-(`make redis-up`: a 3-master cluster, or one node with `REDIS_CLUSTER=0`).
+(`redis://[[user]:password@]host:port/db`, `rediss://` for TLS) or, with `REDIS_CLUSTER=1`, seed
+nodes separated by commas, each a full URL. Without `REDIS_URL` the project's local server is used
+(`make redis-up`: a 3-master cluster, or one node with `REDIS_CLUSTER=0`), as its ACL users: the
+writer for the commands, a read-only user for the API. `REDIS_READER_URL` names the API's user on
+a Redis of your own (the same nodes); without it the API reads as `REDIS_URL`'s user.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from streamflow import config
+from streamflow import config, settings
 from streamflow.config import ConfigError
 
 LOCAL_CLUSTER_PORTS = (17001, 17002, 17003)  # cluster bus at +10000: ports must stay <= 55535
@@ -43,7 +45,7 @@ class RedisTarget:
     def url(self) -> str:
         """The full URL list, password included (for the Feast configuration only)."""
         scheme = "rediss" if self.tls else "redis"
-        auth = f"{self.username}:{self.password}@" if self.password else ""
+        auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}@" if self.password else ""
         suffix = "" if self.cluster else f"/{self.db}"
         return ",".join(f"{scheme}://{auth}{host}:{port}{suffix}" for host, port in self.nodes)
 
@@ -109,11 +111,18 @@ def parse(urls: str, cluster: bool) -> RedisTarget:
     return RedisTarget(tuple(nodes), cluster, password, username, scheme == "rediss", db)
 
 
-def from_env() -> RedisTarget:
+WRITER, READER = "streamflow", "streamflow_reader"  # the local Redis' ACL users
+
+
+def from_env(reader: bool = False) -> RedisTarget:
+    """The Redis the commands write to, or (`reader`) the one the API reads as."""
     cluster = config.get(config.REDIS_CLUSTER)
     if cluster is None:  # the project's own Redis is a cluster unless told otherwise
         cluster = not config.is_set(config.REDIS_URL)
-    urls = config.raw(config.REDIS_URL) or ",".join(
-        f"redis://127.0.0.1:{port}" for port in (LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,))
-    )
-    return parse(urls, cluster)
+    if config.is_set(config.REDIS_URL):
+        given = (reader and config.raw(config.REDIS_READER_URL)) or config.raw(config.REDIS_URL)
+        return parse(given, cluster)
+    user = READER if reader else WRITER
+    password = quote(settings.local_redis_passwords()[user], safe="")
+    ports = LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,)
+    return parse(",".join(f"redis://{user}:{password}@127.0.0.1:{port}" for port in ports), cluster)

@@ -180,3 +180,19 @@ def test_spark_jvm_options_reach_the_driver_and_executors(monkeypatch):
         assert conf[f"spark.{side}.extraJavaOptions"] == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1"
     monkeypatch.setenv("SPARK_JVM_OPTIONS", "")
     assert spark_conf()["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+
+
+def test_the_apis_feast_configuration_names_the_local_redis_as_its_reader(clean_env):
+    """On the local Redis (no REDIS_URL), the API's Feast configuration, which it exports to its
+    environment, holds the read-only user's password and not the writer's; the commands', the
+    writer's."""
+    for name in (config.REDIS_URL, config.REDIS_READER_URL, config.REDIS_CLUSTER):
+        clean_env.delenv(name, raising=False)
+    passwords = settings.local_redis_passwords()
+    with config.overridden({config.ONLINE_STORE: "redis"}):
+        api = feast_env(settings.parse(TLS_URL), reader=True)
+        commands = feast_env(settings.parse(TLS_URL))
+    api_redis, commands_redis = (json.loads(v[f"{FEAST_PREFIX}REDIS_URL"]) for v in (api, commands))
+    assert api_redis.startswith(f"redis://streamflow_reader:{passwords['streamflow_reader']}@127.0.0.1:")
+    assert passwords["streamflow"] not in "\n".join(api.values())
+    assert commands_redis.startswith(f"redis://streamflow:{passwords['streamflow']}@127.0.0.1:")

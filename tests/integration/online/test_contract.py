@@ -203,7 +203,10 @@ def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
         finally:
             await reader.close()
 
-    with config.overridden({config.REDIS_URL: f"redis://127.0.0.1:{closed}", config.REDIS_CLUSTER: "0"}):
+    nowhere = f"redis://127.0.0.1:{closed}"
+    with config.overridden(
+        {config.REDIS_URL: nowhere, config.REDIS_READER_URL: nowhere, config.REDIS_CLUSTER: "0"}
+    ):
         started = asyncio.run(_timed(two_reads()))
     assert started < 5, "the second read failed fast (breaker open), the first within its deadline"
 

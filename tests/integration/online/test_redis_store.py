@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import redis
 from litestar.testing import TestClient
+from redis.cluster import RedisCluster
 
 from serving.app import create_app
 from serving.config import ServingSettings
@@ -19,6 +20,7 @@ from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online import layout
 from streamflow.online.redis_server import LocalRedis
+from streamflow.online.redis_target import READER
 from tests.support import free_cluster_ports, local_redis, query
 
 pytestmark = pytest.mark.slow
@@ -199,3 +201,24 @@ def test_an_error_reply_about_one_request_never_wedges_the_breaker(cluster, fres
             client.hset(key, mapping=saved)
         assert breaker.probing is False and breaker.open_until == 0.0
         assert rd.get(f"/features/{user}").status_code == 200
+
+
+def test_the_local_redis_lets_no_one_in_without_a_password_and_the_apis_user_only_reads(cluster):
+    """The default user is off; the API's user (what every API test here reads as, through
+    REDIS_READER_URL) reads the served keys and may write nothing, run no script, flush nothing."""
+    server, redis_store = cluster
+    anonymous = redis.Redis(port=server.masters[0], socket_timeout=5)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    reader = server.target(READER).client()
+    assert reader.hgetall(layout.months_key(redis_store.project)), "the reader reads the months log"
+    assert int(reader.get(layout.generation_key(redis_store.project)))
+    for write in (
+        lambda: reader.set(layout.generation_key(redis_store.project), 0),
+        lambda: reader.hset(layout.months_key(redis_store.project), "x", "y"),
+        lambda: reader.eval("return 1", 0),
+        lambda: reader.execute_command("FLUSHALL", target_nodes=RedisCluster.PRIMARIES),
+        lambda: reader.execute_command("CONFIG", "GET", "*", target_nodes=RedisCluster.PRIMARIES),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            write()
