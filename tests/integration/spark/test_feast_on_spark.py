@@ -1,14 +1,16 @@
 """Feast on the Spark engine gives the PostgreSQL engine's answers, on the same generated months.
 
-One Spark stack, shared by every test that only reads it: the whole job (`pipeline --checks`) on
-the two-worker standalone cluster, its driver in New York time, then its training sets (every
-labelled month as CSV; an entities file of edge cases as Parquet), then every month materialized
-into a Redis Cluster too. Held to the PostgreSQL engine's stack: the marts, the training sets and
-the online rows cell for cell, no skew, the same drift; both workers ran executors; the Redis
-Cluster serves the PostgreSQL API's vectors. Then a worker SIGKILLed mid-task on that stack leaves
-a whole training file or none, and only whole months materialized. Every step is a `streamflow`
-process of its own, as users run them. (Local mode, incremental months and a restatement:
-test_spark_engine.py; the lake: test_lake.py.)"""
+One Spark stack, shared by every test that only reads it, built as the monthly job arrives: two
+months (`pipeline --no-feast`), then the second month restated (`pipeline --checks`: its ingest,
+an incremental dbt build of that month alone, and every Feast step), on the two-worker standalone
+cluster, its driver in New York time; then its training sets (every labelled month as CSV on the
+cluster; an entities file of edge cases as Parquet in local mode, Spark's default), then every
+month materialized into a Redis Cluster too. Held to the PostgreSQL engine's stack, built once
+from the final exports: the marts (the month not rebuilt kept, the restated value in), the
+training sets and the online rows cell for cell, no skew, the same drift; both workers ran
+executors; the Redis Cluster serves the PostgreSQL API's vectors. Then a worker SIGKILLed
+mid-task on that stack leaves a whole training file or none, and only whole months materialized.
+Every step is a `streamflow` process of its own, as users run them. (The lake: test_lake.py.)"""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from tests.integration.spark.support import (
     streamflow,
     worker_executors,
 )
-from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database
+from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database, restated
 
 # The module's Spark stack is built in its first test's time: ~7 minutes alone on 2 cores, twice
 # that with a second suite on the machine (pytest-timeout counts fixtures).
@@ -103,15 +105,26 @@ def _vectors(base: str, users: list[str]) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> Path:
+def first_arrival(tmp_path_factory) -> Path:
     """Generated months for every test here: a baseline and a month to compare."""
     return generate(tmp_path_factory.mktemp("exports") / "seeds", users=500, months=2, seed=5)
 
 
+@pytest.fixture(scope="module")
+def exports(first_arrival, tmp_path_factory) -> Path:
+    """The months as they stand after the second arrival: the first as it was, the second
+    restated (one user's watch hours 77.5)."""
+    final = tmp_path_factory.mktemp("final")
+    (first, _), (second, _) = ingest.month_dirs(first_arrival)
+    (final / first.name).symlink_to(first)
+    restated(second, final / second.name)
+    return final
+
+
 def _job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str:
     """The whole job with check-skew (one process, as `make pipeline` runs it), then the training
-    sets: every month as CSV, the edge cases as Parquet; check-skew's output."""
-    skew = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
+    sets: every month as CSV, the edge cases as Parquet (in local mode); the job's output."""
+    job = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
     streamflow(["training-set", "--as-of", "all", "--out", str(out / "all.csv")], env)
     entities = edge_entities(out / "entities.csv", exports)
     streamflow(
@@ -124,15 +137,15 @@ def _job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str
             "--out",
             str(out / "edge.parquet"),
         ],
-        env,
+        {k: v for k, v in env.items() if k != "SPARK_MASTER"},
     )
-    return skew
+    return job
 
 
 class Side(NamedTuple):
     target: PgTarget  # the engine's database: logs, registry, online store (PostgreSQL's marts)
     out: Path  # its training sets
-    skew: str  # check-skew's output
+    job: str  # the job's output (check-skew's included)
     env: dict[str, str]  # a `streamflow` command on this engine
 
 
@@ -168,7 +181,7 @@ def redis_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) -> SparkRun:
+def on_spark(server, first_arrival, exports, postgres_side, redis_cluster, tmp_path_factory) -> SparkRun:
     """The Spark stack every test here reads (see the module's docstring)."""
     out = tmp_path_factory.mktemp("spark_side")
     target = recreate_database(server, "sf_test_feast_spark")
@@ -181,7 +194,8 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
             "SPARK_MASTER": started.master_url,
             "TZ": "America/New_York",
         }
-        skew = _job_and_training_sets(env, exports, out)
+        streamflow(["pipeline", "--no-feast"], {**env, "SEEDS_DIR": str(first_arrival)})
+        job = _job_and_training_sets(env, exports, out)
         listening = _listening_addresses(cluster.pids())
         ran = worker_executors(started.web_ui)
         on_redis = {**env, **redis_cluster.variables()}
@@ -199,7 +213,7 @@ def on_spark(server, exports, postgres_side, redis_cluster, tmp_path_factory) ->
     serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
     with api_server(target.url, extra_env=serving) as base:
         served = _vectors(base, users)
-    return SparkRun(Side(target, out, skew, on_redis), out / "lake", ran, served, expected, listening)
+    return SparkRun(Side(target, out, job, on_redis), out / "lake", ran, served, expected, listening)
 
 
 def _listening_addresses(pids: list[int]) -> set[str]:
@@ -228,8 +242,15 @@ def test_the_cluster_listens_on_loopback_only(on_spark):
     assert on_spark.listening == {"127.0.0.1"}
 
 
-def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark):
-    assert_same_marts(pg_marts(postgres_side.target), spark_marts(on_spark.lake))
+def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark, exports):
+    """Spark built both months, then the restated month alone, incrementally; PostgreSQL built
+    the final exports at once."""
+    (_, second) = ingest.month_dirs(exports)[1]
+    assert f"dbt build of 1 month(s): {second.isoformat()}" in on_spark.side.job, on_spark.side.job[-3000:]
+    spark = spark_marts(on_spark.lake)
+    assert_same_marts(pg_marts(postgres_side.target), spark)
+    usage = spark["usage_agg_30d"]
+    assert 77.5 in usage.loc[usage["as_of"] == second, "watch_hours_30d"].tolist()  # the restated value
 
 
 def test_both_workers_ran_and_the_redis_cluster_serves_what_postgres_serves(on_spark):
@@ -264,7 +285,7 @@ def test_training_sets_are_the_same_cell_for_cell(postgres_side, on_spark):
 
 
 def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_spark):
-    pg, spark, skew = postgres_side.target, on_spark.side.target, on_spark.side.skew
+    pg, spark, skew = postgres_side.target, on_spark.side.target, on_spark.side.job
     assert_same_cells(online_rows(pg), online_rows(spark), "online store")
     assert "check-skew: 500 users, online equal to offline" in skew, skew[-3000:]
     months = "select feature_view, event_timestamp from feast_online.materialized_months order by 1, 2"
