@@ -4,6 +4,7 @@ a month materialized, `feast apply`, and the server itself killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,14 +138,12 @@ def test_a_pool_check_cut_short_by_a_deadline_leaks_no_connection(private_pg, on
             with psycopg.connect(target.url, autocommit=True) as admin:
                 admin.execute("select pg_terminate_backend(%s, 5000)", (order[0],))
             frozen = _postgres_processes(server)  # the pool's backends among them
-            for process in frozen:
-                process.send_signal(signal.SIGSTOP)
+            _signal(frozen, signal.SIGSTOP)
             try:
                 with pytest.raises(StoreUnavailable):  # the next lent is the dead one: check, frozen
                     await reader.fetch("select 1", None)
             finally:
-                for process in frozen:
-                    process.send_signal(signal.SIGCONT)
+                _signal(frozen, signal.SIGCONT)
             await _until_a_read_succeeds(reader)  # the breaker's probe closes it again
             return await asyncio.gather(
                 *(reader.fetch("select pg_sleep(0.5)", None) for _ in range(4)), return_exceptions=True
@@ -172,6 +171,14 @@ def _postgres_processes(server) -> list[psutil.Process]:
     return [postmaster, *postmaster.children(recursive=True)]
 
 
+def _signal(processes: list[psutil.Process], sig: int) -> None:
+    """`sig` to each process still there: one that ended since it was listed (a backend that was
+    just terminated, an autovacuum worker done) has nothing left to freeze or thaw."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(sig)
+
+
 def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, one_month_stack):
     """Every PostgreSQL process stopped (SIGSTOP: the kernel still holds the connections open,
     so only a client-side deadline notices), the default API under load: each request is
@@ -186,8 +193,7 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
 
         def freeze() -> float:
             frozen = _postgres_processes(server)
-            for process in frozen:
-                process.send_signal(signal.SIGSTOP)
+            _signal(frozen, signal.SIGSTOP)
             try:
                 thawed = time.monotonic() + 4
                 while time.monotonic() < thawed:
@@ -196,8 +202,7 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
                     cold_answers.append((status, time.monotonic() - asked))
                     time.sleep(0.3)
             finally:
-                for process in frozen:
-                    process.send_signal(signal.SIGCONT)
+                _signal(frozen, signal.SIGCONT)
             return wait_for(f"{base}{paths[0]}", 200, 30)
 
         hold(base, paths[:100])
