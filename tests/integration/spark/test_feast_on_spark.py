@@ -3,14 +3,15 @@
 One Spark stack, shared by every test that only reads it, built as the monthly job arrives: two
 months (`pipeline --no-feast`, in local mode: Spark's default), then the second month restated
 (`pipeline --checks`: its ingest, an incremental dbt build of that month alone, and every Feast
-step) on the two-worker standalone cluster, the driver in New York time; then its training sets (every labelled month as CSV on the
-cluster; an entities file of edge cases as Parquet in local mode, Spark's default), then every
-month materialized into a Redis Cluster too. Held to the PostgreSQL engine's stack, built once
-from the final exports: the marts (the month not rebuilt kept, the restated value in), the
-training sets and the online rows cell for cell, no skew, the same drift; both workers ran
-executors; the Redis Cluster serves the PostgreSQL API's vectors. Then a worker SIGKILLed
-mid-task on that stack leaves a whole training file or none, and only whole months materialized.
-Every step is a `streamflow` process of its own, as users run them. (The lake: test_lake.py.)"""
+step) on the two-worker standalone cluster, the driver in New York time; then its training sets
+(every labelled month as CSV on the cluster; an entities file of edge cases as Parquet in local
+mode), then every month materialized into a Redis Cluster too. Held to the PostgreSQL engine's
+stack, built once from the final exports: the marts (the month not rebuilt kept, the restated
+value in), the training sets and the online rows cell for cell, no skew, the same drift; both
+workers ran executors; the Redis Cluster serves the PostgreSQL API's vectors. Then a worker
+SIGKILLed mid-task on that stack leaves a whole training file or none, and only whole months
+materialized. Every step is a `streamflow` process of its own, as users run them. (The lake:
+test_lake.py.)"""
 
 from __future__ import annotations
 
