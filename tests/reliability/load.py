@@ -91,11 +91,12 @@ def run_load(
     return asyncio.run(_run(base, paths, seconds, concurrency, keep, busy))
 
 
-def hold(base: str, paths: list[str], timeout_s: float = 60.0) -> None:
+def hold(base: str, paths: list[str], timeout_s: float = 60.0) -> float:
     """The API's memory holds these users before a fault: each read twice (it keeps a user from its
     second read) once the memory is confirmed (its first confirmation empties it: on a busy
     machine, seen after the reads), until /metrics counts them held. Seen without it, with a
-    second suite on the machine: no user held when the fault began (from_memory=0)."""
+    second suite on the machine: no user held when the fault began (from_memory=0). Returns how
+    many users the memory holds."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=base, timeout=10) as client:
         while time.monotonic() < deadline:
@@ -103,8 +104,9 @@ def hold(base: str, paths: list[str], timeout_s: float = 60.0) -> None:
                 for _ in range(2):
                     for path in paths:
                         assert client.get(path).status_code == 200, path
-                if _gauge(client, "streamflow_cache_entries") >= len(paths):
-                    return
+                entries = _gauge(client, "streamflow_cache_entries")
+                if entries >= len(paths):
+                    return entries  # users held now
             time.sleep(0.2)
     raise AssertionError(f"the API's memory did not hold {len(paths)} users within {timeout_s}s")
 
