@@ -171,6 +171,17 @@ def _postgres_processes(server) -> list[psutil.Process]:
     return [postmaster, *postmaster.children(recursive=True)]
 
 
+def _slowest_answer(base: str, paths: list[str]) -> float:
+    """The slowest of these reads (held users: no database in the way), in seconds."""
+    slowest = 0.0
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for path in paths:
+            asked = time.monotonic()
+            client.get(path)
+            slowest = max(slowest, time.monotonic() - asked)
+    return slowest
+
+
 def _signal(processes: list[psutil.Process], sig: int) -> None:
     """`sig` to each process still there: one that ended since it was listed (a backend that was
     just terminated, an autovacuum worker done) has nothing left to freeze or thaw."""
@@ -196,6 +207,7 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
             # held right before the freeze, not before the load: with two suites on the machine,
             # users held before the load were no longer held when the freeze began (twice seen)
             held["users"] = hold(base, paths[:100])
+            held["lag"] = _slowest_answer(base, paths[:20])  # what the busy machine adds to any request
             frozen = _postgres_processes(server)
             _signal(frozen, signal.SIGSTOP)
             try:
@@ -215,12 +227,15 @@ def test_a_frozen_database_costs_no_request_more_than_its_deadline(private_pg, o
         f"\nfrozen database: {report.requests} requests in {report.seconds:.1f}s, by status "
         f"{dict(report.statuses)}, {report.from_memory} from memory, 503s {dict(report.problems)}, "
         f"slowest {report.slowest_s:.2f}s, users never read {cold_answers}, "
-        f"recovered {recovery_s:.2f}s after SIGCONT, {held['users']:.0f} users held at the freeze"
+        f"recovered {recovery_s:.2f}s after SIGCONT, {held['users']:.0f} users held at the freeze, "
+        f"a read from memory {held['lag']:.3f}s just before"
     )
     assert set(report.statuses) <= {200, 503}, report.statuses
     assert report.statuses[200] > 0 and report.from_memory > 0, "held users answered through it"
     assert cold_answers and {status for status, _ in cold_answers} == {503}, cold_answers
-    assert max([report.slowest_s, *(took for _, took in cold_answers)]) < timeout_s + 0.5
+    # the deadline, plus half a second, plus what the machine made a request from memory cost just
+    # before (~0.01 s alone; a second suite on the two cores made it up to ~0.5 s)
+    assert max([report.slowest_s, *(took for _, took in cold_answers)]) < timeout_s + 0.5 + held["lag"]
     assert recovery_s < 5
 
 

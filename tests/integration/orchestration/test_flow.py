@@ -165,10 +165,12 @@ def test_without_a_server_a_run_brings_its_own_and_stops_it(job, private_pg):
 
 
 def _temporary_servers() -> list[psutil.Process]:
+    """This checkout's temporary Prefect servers (a suite in another clone runs its own)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "prefect server start" in command and "--no-ui" in command:
+        ours = str(settings.PROJECT_ROOT) in command  # its interpreter is this checkout's
+        if "prefect server start" in command and "--no-ui" in command and ours:
             found.append(process)
     return found
 
