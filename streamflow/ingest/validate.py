@@ -78,7 +78,7 @@ class CheckedFile:
     columns: tuple[str, ...]  # in the file's order
     rows: int
     sha256: str
-    content: bytes = field(default=b"", repr=False, compare=False)  # what was validated: load this
+    content: bytes = field(repr=False, compare=False)  # what was validated: load this, not the file
 
 
 def read_header(path: Path, table: RawTable) -> tuple[str, ...]:
