@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -26,7 +27,8 @@ log = logging.getLogger("serving")
 class Read:
     """What one read got to, for the caller's choice of 503 (the last try's)."""
 
-    connected: bool = False  # past the pool's queue: a time out now is the server's
+    started: float = field(default_factory=time.monotonic)
+    waited: float | None = None  # seconds from the start until the last try was lent a connection
     dropped: bool = False  # the connection lent was found closed
 
 
@@ -62,9 +64,9 @@ class PooledReads:
         await asyncio.shield(self._checking)
 
     async def _once(self, read: Read, statement: Any, params: Any, binary: bool) -> list[tuple]:
-        read.connected = read.dropped = False
+        read.waited, read.dropped = None, False
         async with self.pool.connection() as conn:
-            read.connected = True
+            read.waited = time.monotonic() - read.started  # of the deadline, what the store is left
             try:
                 return await (await conn.execute(statement, params, binary=binary)).fetchall()
             except psycopg.OperationalError:

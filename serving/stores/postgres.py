@@ -13,7 +13,16 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
+from serving.stores.base import (
+    MISSING,
+    Breaker,
+    StoreBusy,
+    StoreUnavailable,
+    Vector,
+    queue_spent_it,
+    view_status,
+    within,
+)
 from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION
@@ -136,16 +145,17 @@ class PostgresReader:
         try:
             rows = await within(self.timeout, self.reads.query(read, statement, params, binary))
         except BaseException as exc:
-            self._read_failed(probe, exc, read.connected)
+            self._read_failed(probe, exc, read)
         self.breaker.succeeded(probe)
         return rows
 
-    def _read_failed(self, probe: bool, exc: BaseException, connected: bool) -> NoReturn:
-        """Which 503, if any: no connection in time is overload while every connection is in use
-        (this request only, the breaker untouched) and an outage when the pool has none to lend
-        or the store is already known down; no answer on a connection is an outage; any other
-        error is the request's own."""
-        if isinstance(exc, PoolTimeout) or (isinstance(exc, TimeoutError) and not connected):
+    def _read_failed(self, probe: bool, exc: BaseException, read: Read) -> NoReturn:
+        """Which 503, if any: no connection in time (or one lent too late to leave the server half
+        the deadline) is overload while every connection is in use (this request only, the
+        breaker untouched) and an outage when the pool has none to lend or the store is already
+        known down; no answer on a connection is an outage; any other error is the request's own."""
+        queued_out = isinstance(exc, TimeoutError) and queue_spent_it(read.waited, self.timeout)
+        if isinstance(exc, PoolTimeout) or queued_out:
             stats = self.pool.get_stats()
             if not probe and stats.get("pool_size", 0) - stats.get("pool_available", 0) > 0:
                 raise StoreBusy() from None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 
@@ -22,7 +23,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
+from serving.stores.base import (
+    MISSING,
+    Breaker,
+    StoreBusy,
+    StoreUnavailable,
+    Vector,
+    queue_spent_it,
+    view_status,
+    within,
+)
 from streamflow.online import layout
 from streamflow.online.redis_target import RedisTarget
 
@@ -84,7 +94,8 @@ def _vector(user_id: str, plan: Plan, blobs: list, now: datetime) -> Vector:
 
 @dataclass(slots=True)
 class _Call:
-    queued: bool = True  # still waiting for a connection: a time out now is overload
+    started: float = field(default_factory=time.monotonic)
+    waited: float | None = None  # seconds it waited for a connection; None: waiting still
 
 
 class _Unguarded(Breaker):
@@ -161,7 +172,8 @@ class RedisReader:
         try:
             result = await within(self.timeout, self._in_turn(call, command))
         except BaseException as exc:
-            if isinstance(exc, MaxConnectionsError) or (call.queued and isinstance(exc, TimeoutError)):
+            queued_out = isinstance(exc, TimeoutError) and queue_spent_it(call.waited, self.timeout)
+            if isinstance(exc, MaxConnectionsError) or queued_out:
                 breaker.released(probe)  # overload, not an outage
                 raise StoreBusy() from None
             if isinstance(exc, UNAVAILABLE):
@@ -178,7 +190,7 @@ class RedisReader:
         # Wait for one of the client's connections rather than overflow its pool
         # (MaxConnectionsError): overload queues, and only past the deadline is a 503.
         async with self.connections:
-            call.queued = False
+            call.waited = time.monotonic() - call.started
             return await command()
 
     def _reconnect(self) -> None:
