@@ -5,9 +5,9 @@ Change the dbt marts' YAML (dbt_project/models/marts/) and run
 `.venv/bin/streamflow generate-feast-repo`; a test fails when this file is stale.
 """
 
-import os
+from streamflow.engines import feast_sources
 
-# Each mart's source, whichever kind reads it.
+# Each mart's source arguments; the offline engine in use builds its kind of source.
 MARTS = {
     "payments_agg_90d": dict(
         name="payments_agg_90d_source",
@@ -51,25 +51,7 @@ MARTS = {
     ),
 }
 
-
-def postgres_sources():
-    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
-
-    return {mart: PostgreSQLSource(**arguments) for mart, arguments in MARTS.items()}
-
-
-def spark_sources():
-    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-
-    return {
-        mart: SparkSource(**arguments, date_partition_column="as_of") for mart, arguments in MARTS.items()
-    }
-
-
-# The engine's kind only: the other's module may not even be installed (pyspark).
-SOURCES = {"postgres": postgres_sources, "spark": spark_sources}[
-    os.environ.get("STREAMFLOW_FEAST_ENGINE", "postgres")
-]()
+SOURCES = feast_sources(MARTS)
 
 payments_agg_90d_source = SOURCES["payments_agg_90d"]
 subs_profile_source = SOURCES["subs_profile"]

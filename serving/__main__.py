@@ -16,11 +16,10 @@ import uvicorn
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.config import ServingSettings
 from serving.protocol import DeadlineHttpToolsProtocol
-from streamflow import config, logs, settings
+from streamflow import config, logs, online, settings
 from streamflow.cli import PRIVATE_UMASK
 from streamflow.cli.exits import Exit
-from streamflow.features.store import repo_config
-from streamflow.online import backend_for
+from streamflow.features.store import project_name
 from streamflow.online.contract import StoreProblem
 
 EXAMPLE_USER = "7590-VHVEG"  # the course's example user, in the real exports
@@ -30,8 +29,7 @@ def inspect_stack() -> tuple[StoreProblem | None, str]:
     """(what keeps the API from serving, or None; a user id to show in the example commands),
     read as the API's read-only role: its workers inherit this environment, where the Feast
     configuration's variables would otherwise carry the owner's password."""
-    repo = repo_config(settings.reader_target(), reader=True)
-    store = backend_for(repo.online_store)
+    store, repo = online.open_backend(settings.reader_target(), project_name(), reader=True)
     problem = store.served_problem(repo)
     return problem, (None if problem else store.example_user(repo, EXAMPLE_USER)) or EXAMPLE_USER
 

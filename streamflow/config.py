@@ -18,9 +18,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from streamflow import plugins
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ONLINE_STORES = ("postgres", "redis")
-OFFLINE_ENGINES = ("postgres", "spark")
+ONLINE_STORES = tuple(plugins.ONLINE_STORES)
+OFFLINE_ENGINES = tuple(plugins.OFFLINE_ENGINES)
 LOG_FORMATS = ("text", "json")
 PROGRESS_MODES = ("auto", "bar", "lines", "json", "off")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

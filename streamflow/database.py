@@ -12,9 +12,6 @@ from streamflow import settings
 
 SCHEMAS = ("raw", "staging", "features", "feast", "feast_online")
 CONNECT_TIMEOUT_S = "10"
-# An advisory lock every month load holds; a dbt build plan takes it shared, so it reads the
-# ingest log between loads, never during one.
-INGEST_LOCK = "streamflow.ingest"
 
 # libpq's words for a connection that cannot be made, and the setting that fixes each.
 HINTS = (

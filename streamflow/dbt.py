@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from streamflow import config, database, engines, job_lock, logs, settings
-from streamflow.engines import build_log
+from streamflow import config, database, engines, logs, settings
+from streamflow.control import build_log, job_lock, locks
 
 DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
@@ -100,7 +100,7 @@ def plan_build() -> BuildPlan:
     with database.connect() as conn:
         if conn.execute("select to_regclass('raw.ingest_log')").fetchone()[0] is None:
             return BuildPlan(None, None)
-        conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (database.INGEST_LOCK,))
+        locks.hold_ingest(conn, shared=True)
         [(read_upto,)] = conn.execute("select max(loaded_at) from raw.ingest_log").fetchall()
         if conn.execute("select to_regclass('features.dbt_build_log')").fetchone()[0] is None:
             return BuildPlan(None, read_upto)

@@ -10,11 +10,10 @@ import psycopg
 def unreachable_errors() -> tuple[type[BaseException], ...]:
     """What the library raises when a server does not answer, or drops us mid-step (imported late:
     a command's `--help` stays fast)."""
-    from streamflow import online
-    from streamflow.engines.spark.session import SparkUnreachable
+    from streamflow import engines, online
 
     # psycopg's OperationalError: a connection refused, closed by a restart, or timed out
-    return (psycopg.OperationalError, SparkUnreachable, *online.unreachable_errors())
+    return (psycopg.OperationalError, *engines.unreachable_errors(), *online.unreachable_errors())
 
 
 def is_passing(exc: BaseException) -> bool:

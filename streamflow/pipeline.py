@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from streamflow import config, database, dbt, embedded_pg, engines, ingest, job_lock, logs, settings
+from streamflow import config, database, dbt, embedded_pg, engines, ingest, logs, settings
+from streamflow.control import job_lock
 from streamflow.engines import StepRefused
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize

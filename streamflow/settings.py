@@ -97,6 +97,19 @@ class PgTarget:
     def with_database(self, database: str) -> PgTarget:
         return dataclasses.replace(self, database=database)
 
+    def feast_fields(self) -> dict[str, object]:
+        """The connection as Feast's PostgreSQL configurations take it (offline and online); the
+        TLS files as dbt gets them (`as_env`), None where not given."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "database": self.database,
+            "user": self.user,
+            "password": self.password or "",
+            "sslmode": self.sslmode,
+            **{f"{name}_path": self.tls_file(name) or None for name in TLS_FILES},
+        }
+
     def as_env(self, prefix: str = "STREAMFLOW_PG_") -> dict[str, str]:
         """The variables `profiles.yml` and `feature_store.yaml` read (`env_var`, `${VAR}`)."""
         return {

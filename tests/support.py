@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow import config, database, settings
+from streamflow import config, database, plugins, settings
 from streamflow.pipeline import build_serving_stack as build_stack
 from streamflow.processes import free_cluster_ports, free_port, running, wait_for
 
@@ -136,6 +136,17 @@ def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
             yield server
     finally:
         server.wipe()
+
+
+@contextlib.contextmanager
+def local_store(name: str, root: Path) -> Iterator[None]:
+    """The online store `name` as its own module sets it up locally (its `local_service`), every
+    project tool pointed at it meanwhile. A store without a module fails here: a suite never
+    falls back to another store's setup."""
+    module = plugins.store_module(name)
+    ports = free_cluster_ports(module.LOCAL_PORTS) if module.LOCAL_PORTS else ()
+    with module.local_service(root, ports) as variables, config.overridden(variables):
+        yield
 
 
 __all__ = ["build_stack", "free_cluster_ports", "free_port", "running", "wait_for"]

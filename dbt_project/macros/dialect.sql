@@ -1,37 +1,37 @@
 {#-
     Where the SQL of PostgreSQL and Spark differ, one macro per difference, dispatched on the
-    target's adapter (`postgres__` / `spark__`): the models themselves are the same on both.
+    target's adapter (`default__` / `spark__`): the models themselves are the same on both.
     sqlfluff renders the models without dbt's `adapter`: it then lints the PostgreSQL SQL.
 -#}
 
 {#- A date's midnight in UTC as a timestamp (Feast's event time of a month). -#}
 {% macro utc_midnight(day) %}
-    {%- if adapter is not defined -%}{{ return(postgres__utc_midnight(day)) }}{%- endif -%}
+    {%- if adapter is not defined -%}{{ return(default__utc_midnight(day)) }}{%- endif -%}
     {{- return(adapter.dispatch('utc_midnight', 'streamflow')(day)) -}}
 {% endmacro %}
 
-{% macro postgres__utc_midnight(day) %}({{ day }}::timestamp at time zone 'UTC'){% endmacro %}
+{% macro default__utc_midnight(day) %}({{ day }}::timestamp at time zone 'UTC'){% endmacro %}
 
 {#- Spark's sessions run in UTC (streamflow/engines/spark/session.py): a date casts to its midnight. -#}
 {% macro spark__utc_midnight(day) %}cast({{ day }} as timestamp){% endmacro %}
 
 {#- The last day of the month before `day`'s. -#}
 {% macro previous_month_end(day) %}
-    {%- if adapter is not defined -%}{{ return(postgres__previous_month_end(day)) }}{%- endif -%}
+    {%- if adapter is not defined -%}{{ return(default__previous_month_end(day)) }}{%- endif -%}
     {{- return(adapter.dispatch('previous_month_end', 'streamflow')(day)) -}}
 {% endmacro %}
 
-{% macro postgres__previous_month_end(day) %}(date_trunc('month', {{ day }}) - interval '1 day')::date{% endmacro %}
+{% macro default__previous_month_end(day) %}(date_trunc('month', {{ day }}) - interval '1 day')::date{% endmacro %}
 
 {% macro spark__previous_month_end(day) %}date_sub(trunc({{ day }}, 'MM'), 1){% endmacro %}
 
 {#- Planner statistics after a mart is written (the post-hook of every mart). -#}
 {% macro analyze_relation(relation) %}
-    {%- if adapter is not defined -%}{{ return(postgres__analyze_relation(relation)) }}{%- endif -%}
+    {%- if adapter is not defined -%}{{ return(default__analyze_relation(relation)) }}{%- endif -%}
     {{- return(adapter.dispatch('analyze_relation', 'streamflow')(relation)) -}}
 {% endmacro %}
 
-{% macro postgres__analyze_relation(relation) %}analyze {{ relation }}{% endmacro %}
+{% macro default__analyze_relation(relation) %}analyze {{ relation }}{% endmacro %}
 
 {% macro spark__analyze_relation(relation) %}analyze table {{ relation }} compute statistics{% endmacro %}
 
@@ -42,10 +42,10 @@
     user. Spark writes a partition's Parquet files: there is no index to keep in order.
 -#}
 {% macro in_key_order() %}
-    {%- if adapter is not defined -%}{{ return(postgres__in_key_order()) }}{%- endif -%}
+    {%- if adapter is not defined -%}{{ return(default__in_key_order()) }}{%- endif -%}
     {{- return(adapter.dispatch('in_key_order', 'streamflow')()) -}}
 {% endmacro %}
 
-{% macro postgres__in_key_order() %}order by as_of, user_id{% endmacro %}
+{% macro default__in_key_order() %}order by as_of, user_id{% endmacro %}
 
 {% macro spark__in_key_order() %}{% endmacro %}

@@ -1,37 +1,21 @@
-"""The API's readers of the online stores, one per implementation of streamflow/online/, all
-keeping base.OnlineReader's promises. `open_reader` picks the one `ONLINE_STORE` names, once, at
-start-up; nothing else in serving/ knows which store it reads."""
+"""The API's readers of the online stores, one per store module of streamflow/online/, all
+keeping base.OnlineReader's promises: `serving/stores/<store>.py` brings `open_reader(settings,
+project)`. `open_reader` here picks the one `ONLINE_STORE` names, once, at start-up, from the
+API's own settings and the Feast project's name (no Feast configuration, no offline engine);
+nothing else in serving/ knows which store it reads."""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
+
+from streamflow.features.store import project_name
 
 if TYPE_CHECKING:
     from serving.config import ServingSettings
     from serving.stores.base import OnlineReader
 
 
-def _postgres(settings: ServingSettings, repo) -> OnlineReader:
-    from serving.stores.postgres import PostgresReader
-    from streamflow.online.postgres import table_identifier
-
-    return PostgresReader(
-        settings.database, table_identifier(repo), repo.project, settings.pool_size, settings.db_timeout_ms
-    )
-
-
-def _redis(settings: ServingSettings, repo) -> OnlineReader:
-    from serving.stores.redis import RedisReader
-    from streamflow.online import redis_target
-
-    target = redis_target.from_env(reader=True)  # Redis' read-only user
-    return RedisReader(target, repo.project, settings.pool_size, settings.db_timeout_ms)
-
-
-READERS = {"postgres": _postgres, "redis": _redis}
-
-
 def open_reader(settings: ServingSettings) -> OnlineReader:
-    from streamflow.features.store import repo_config
-
-    return READERS[settings.online_store](settings, repo_config(settings.database, reader=True))
+    module = importlib.import_module(f"serving.stores.{settings.online_store}")
+    return module.open_reader(settings, project_name())

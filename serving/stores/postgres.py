@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from psycopg import sql
@@ -25,8 +25,11 @@ from serving.stores.base import (
 )
 from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
-from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION
+from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION, table_of
 from streamflow.settings import PgTarget
+
+if TYPE_CHECKING:
+    from serving.config import ServingSettings
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
 # opens (or wedges) the breaker.
@@ -194,3 +197,9 @@ class PostgresReader:
         except psycopg.errors.UndefinedTable:  # a store from before generations: never bumped
             return 0
         return rows[0][0] if rows else 0
+
+
+def open_reader(settings: ServingSettings, project: str) -> PostgresReader:
+    return PostgresReader(
+        settings.database, table_of(project), project, settings.pool_size, settings.db_timeout_ms
+    )

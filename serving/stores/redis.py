@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from redis.exceptions import (
     ClusterError,
@@ -33,8 +34,11 @@ from serving.stores.base import (
     view_status,
     within,
 )
-from streamflow.online import layout
+from streamflow.online import layout, redis_target
 from streamflow.online.redis_target import RedisTarget
+
+if TYPE_CHECKING:
+    from serving.config import ServingSettings
 
 # What redis-py's asyncio cluster client raises when a node fails under concurrent requests: one
 # task tears a node's connections down while another is writing on one (seen in the fault tests:
@@ -231,3 +235,8 @@ class RedisReader:
     async def generation(self) -> int:
         value = await self._call(lambda: self.client.get(self.generation_key))
         return int(value) if value is not None else 0
+
+
+def open_reader(settings: ServingSettings, project: str) -> RedisReader:
+    target = redis_target.from_env(reader=True)  # Redis' read-only user
+    return RedisReader(target, project, settings.pool_size, settings.db_timeout_ms)

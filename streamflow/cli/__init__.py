@@ -12,6 +12,7 @@ import sys
 
 from streamflow import config
 from streamflow.cli.exits import Exit
+from streamflow.plugins import PrerequisiteMissing
 
 __all__ = ["Exit", "main", "parser"]
 
@@ -20,17 +21,14 @@ def _refusals() -> dict[type[BaseException], Exit]:
     """What the library raises, and the exit code it means (imported late: `--help` stays fast)."""
     from streamflow import faults
     from streamflow.engines import StepRefused
-    from streamflow.engines.spark.session import SparkMissing
     from streamflow.ingest import IngestError
-    from streamflow.online.redis_server import RedisServerMissing
     from streamflow.orchestration.server import PortInUse
     from streamflow.quality.monitor import MonitorError
     from streamflow.quality.report import ReportError
 
     return {
         config.ConfigError: Exit.USAGE,
-        RedisServerMissing: Exit.USAGE,
-        SparkMissing: Exit.USAGE,
+        PrerequisiteMissing: Exit.USAGE,
         PortInUse: Exit.USAGE,
         **dict.fromkeys(faults.unreachable_errors(), Exit.UNREACHABLE),
         StepRefused: Exit.REFUSED,

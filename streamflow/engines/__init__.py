@@ -1,36 +1,35 @@
 """The offline engines (contract.py): PostgreSQL (postgres.py), the embedded default, and Spark
-(spark/, imported only when chosen: it needs pyspark and Java); `OFFLINE_ENGINE`
-(streamflow/config.py) chooses, here and nowhere else.
-A new engine: a module implementing `contract.OfflineEngine`, its name in `ENGINES` and in
-`config.OFFLINE_ENGINES`, a dbt target in dbt_project/profiles.yml, its Feast offline store."""
+(spark/, imported only when chosen: it needs pyspark and Java), registered by name in
+streamflow/plugins.py; `OFFLINE_ENGINE` (streamflow/config.py) chooses, here and nowhere else.
+An engine module brings `ENGINE` (its `contract.OfflineEngine` subclass) and `UNREACHABLE`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 
-from streamflow import config
+from streamflow import config, plugins
 from streamflow.engines.contract import OfflineEngine
-from streamflow.engines.postgres import PostgresEngine
 from streamflow.refusals import StepRefused
 
-
-def _spark() -> OfflineEngine:
-    from streamflow.engines.spark import SparkEngine
-
-    return SparkEngine()
-
-
-ENGINES: dict[str, Callable[[], OfflineEngine]] = {"postgres": PostgresEngine, "spark": _spark}
-
-__all__ = ["ENGINES", "OfflineEngine", "StepRefused", "current"]
+__all__ = ["OfflineEngine", "StepRefused", "current", "feast_sources", "unreachable_errors"]
 
 
 @cache
 def _engine(name: str) -> OfflineEngine:
-    return ENGINES[name]()
+    return plugins.engine_module(name).ENGINE()
 
 
 def current() -> OfflineEngine:
     """The engine `OFFLINE_ENGINE` names (one instance per process)."""
     return _engine(config.get(config.OFFLINE_ENGINE))
+
+
+def feast_sources(marts: dict[str, dict]) -> dict:
+    """feature_repo/data_sources.py's sources: each mart's, of the kind the engine in use reads."""
+    engine = current()
+    return {mart: engine.feast_source(arguments) for mart, arguments in marts.items()}
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What the chosen engine raises when its servers do not answer (besides PostgreSQL's)."""
+    return plugins.engine_module(config.get(config.OFFLINE_ENGINE)).UNREACHABLE

@@ -1,87 +1,128 @@
 """The offline engine: where the validated months, the dbt marts and Feast's offline store live,
-and what the rest of the code asks of it. PostgreSQL (postgres.py) is the one implementation
-today; a distributed engine (Spark) is a second module implementing this contract, chosen in
-streamflow/engines/__init__.py, never a branch inside the first.
+and what the steps ask of it. PostgreSQL (postgres.py) and Spark (spark/) implement it; a new
+engine is a new subclass, registered in streamflow/engines/__init__.py, never a branch inside
+another. What is not about the engine (the build log, the ingest log, the locks) is the
+control plane's (streamflow/control/), which the steps open themselves.
 
 What each step asks:
 - ingest: `load_month` (validated with streamflow/ingest/validate.py, whole or not at all);
 - dbt: `dbt_target` (the profile's target and its connection variables);
-- Feast: `feast_offline_store` (feature_store.yaml's offline store: Feast reads the marts);
-- materialize: `connect`, `assert_built` (the quality gate), `event_timestamps`, `loaded_at`,
-  `materialize_month` (a month into the online store, the way this engine reaches it);
-- monitoring: `mart_months`, `loaded_at`;
+- Feast: `feast_offline_store` (feature_store.yaml's offline store), `feast_source` (a mart's
+  data source, for the generated feature_repo/data_sources.py), `feast_ready`;
+- marts: `marts_missing`, `mart_months`, `event_timestamps`;
+- materialize: `month_batches` (each user's newest row of a month: the one copy of that query),
+  fed by `materialize_month` to the online store's month writer (an engine may do better);
 - training sets: `labelled_entities` / `uploaded_entities` (the entity query), `training_sql`
   (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
+    import psycopg
+    from feast import FeatureService, FeatureStore
+    from feast.data_source import DataSource
     from feast.repo_config import RepoConfig
 
     from streamflow.online.contract import OnlineStoreBackend, Views
     from streamflow.settings import PgTarget
 
 
-class OfflineEngine(Protocol):
-    name: str
+class OfflineEngine(ABC):
+    name: ClassVar[str]
 
+    # -- landing ----------------------------------------------------------------------------------
+    @abstractmethod
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         """Validate and land one month; rows per table (none when unchanged, unless `force`)."""
 
-    def feast_ready(self) -> None:
-        """Raise StepRefused unless Feast's offline store reads this engine's marts (before apply)."""
-
-    def feast_offline_store(self, target: PgTarget) -> dict[str, Any]:
-        """feature_store.yaml's `offline_store` section (`target`: the PostgreSQL role in use)."""
-
+    @abstractmethod
     def dbt_target(self) -> dict[str, str]:
         """The variables dbt's profiles.yml reads for this engine (target name included)."""
 
-    def connect(self, autocommit: bool = False) -> AbstractContextManager[Any]:
-        """A connection on which the marts are read (materialize, monitoring)."""
+    # -- Feast ------------------------------------------------------------------------------------
+    @abstractmethod
+    def feast_offline_store(self, target: PgTarget) -> dict[str, Any]:
+        """feature_store.yaml's `offline_store` section (`target`: the PostgreSQL role in use)."""
 
-    def assert_built(self, conn: Any) -> None:
-        """Raise StepRefused unless the last dbt build passed on the data loaded now."""
+    @abstractmethod
+    def feast_source(self, arguments: dict[str, Any]) -> DataSource:
+        """A mart's Feast data source of the kind this engine's offline store reads, from its
+        arguments as feature_repo/data_sources.py renders them (name, table, timestamp_field...)."""
 
-    def event_timestamps(self, conn: Any, views: Sequence[Any]) -> list[datetime]:
-        """Every event time (month) present in the views' marts, oldest first."""
+    def feast_ready(self) -> None:  # noqa: B027 (most engines have nothing to prepare)
+        """Raise StepRefused unless Feast's offline store reads this engine's marts (before apply)."""
 
-    def materialize_month(
-        self, online: OnlineStoreBackend, conn: Any, config: RepoConfig, views: Views, month: datetime
-    ) -> int:
-        """Each user's row of `month` in every view into `online`, inside the transaction open on
-        `conn` (the months log's); the users written."""
+    # -- marts ------------------------------------------------------------------------------------
+    @abstractmethod
+    def marts_missing(self, tables: Sequence[str]) -> list[str]:
+        """The tables of `tables` the engine does not hold (dbt has not built them)."""
 
-    def loaded_at(self, conn: Any) -> dict[date, datetime]:
-        """When each month's export was last loaded."""
-
-    def mart_months(self, conn: Any, table: str) -> list[date]:
+    @abstractmethod
+    def mart_months(self, table: str) -> list[date]:
         """The months a mart holds."""
 
+    @abstractmethod
+    def event_timestamps(self, views: Views) -> list[datetime]:
+        """Every event time (month) present in the views' marts, oldest first."""
+
+    # -- materialize ------------------------------------------------------------------------------
+    @abstractmethod
+    def month_batches(self, views: Views, month: datetime) -> Iterator[pa.RecordBatch]:
+        """Each user's newest row of `month` in every view, one row per user, in the online
+        layout (`user_id`, then each view's layout.view_columns; NULLs where a view has none)."""
+
+    def materialize_month(
+        self,
+        online: OnlineStoreBackend,
+        conn: psycopg.Connection,
+        config: RepoConfig,
+        views: Views,
+        month: datetime,
+    ) -> int:
+        """The month into `online`, published in the transaction open on `conn` (the control
+        plane's: the months log's); the users written. The generic path: `month_batches` through
+        the store's month writer. An engine overrides it where it has a faster one."""
+        writer = online.month_writer(config, views)
+        writer.open()
+        try:
+            batches = writer(self.month_batches(views, month))
+            written = sum(pc.sum(batch.column("written")).as_py() or 0 for batch in batches)
+            return writer.publish(conn, written)
+        finally:
+            writer.close()
+
+    # -- training sets ----------------------------------------------------------------------------
+    @abstractmethod
     def labelled_entities(self, as_ofs: Sequence[date] | None) -> str:
         """The entity query of every user labelled at each of `as_ofs` (None: every labelled
         month), at that as_of, with its label: user_id, event_timestamp, churn_label."""
 
+    @abstractmethod
     def uploaded_entities(self, csv_path: Path) -> AbstractContextManager[str]:
         """The entity query of a user_id,event_timestamp file (no offset: UTC), each row labelled
         point in time; a bad row stops with its line and column; nothing is left afterwards."""
 
-    def training_sql(self, store: Any, service: Any, entity_query: str) -> str:
+    @abstractmethod
+    def training_sql(self, store: FeatureStore, service: FeatureService, entity_query: str) -> str:
         """The point-in-time query of `service`'s features for the rows of `entity_query`, as
         this engine runs it: every entity column, then the features (the same rows as Feast's
         `get_historical_features`)."""
 
+    @abstractmethod
     def read_query(self, query: str) -> pa.Table:
         """The whole result of an offline query as one Arrow table."""
 
+    @abstractmethod
     def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
         """The result of an offline query in bounded batches."""

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psycopg
 import pyarrow as pa
@@ -18,8 +18,14 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from streamflow import database, settings
-from streamflow.engines import build_log, postgres_pit
-from streamflow.ingest.tables import months_loaded_at
+from streamflow.engines import postgres_pit
+from streamflow.engines.contract import OfflineEngine
+
+if TYPE_CHECKING:  # Feast's import costs 3 s: only the steps that read rows pay it
+    from feast.data_source import DataSource
+    from feast.repo_config import RepoConfig
+
+    from streamflow.online.contract import OnlineStoreBackend, Views
 from streamflow.ingest.validate import copy_error
 
 TIMESTAMPTZ_OID = 1184
@@ -59,7 +65,7 @@ def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
         )  # fmt: skip
 
 
-class PostgresEngine:
+class PostgresEngine(OfflineEngine):
     name = "postgres"
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
@@ -67,21 +73,16 @@ class PostgresEngine:
 
         return load_month(month_dir, as_of, force=force)
 
-    def feast_ready(self) -> None:
-        """Feast's PostgreSQL offline store reads the marts where dbt wrote them."""
+    def feast_source(self, arguments: dict[str, Any]) -> DataSource:
+        from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+
+        return PostgreSQLSource(**arguments)
 
     def feast_offline_store(self, target: settings.PgTarget) -> dict[str, object]:
         return {
             "type": "postgres",
-            "host": target.host,
-            "port": target.port,
-            "database": target.database,
+            **target.feast_fields(),
             "db_schema": "features",
-            "user": target.user,
-            "password": target.password or "",
-            "sslmode": target.sslmode,
-            # the TLS files as dbt and the online store get them (PgTarget.as_env); None: not given
-            **{f"{name}_path": target.tls_file(name) or None for name in settings.TLS_FILES},
             # the entity query runs inside the point-in-time SQL, on analyzed tables (training.py)
             "entity_select_mode": "embed_query",
         }
@@ -89,16 +90,11 @@ class PostgresEngine:
     def dbt_target(self) -> dict[str, str]:
         return {"STREAMFLOW_DBT_TARGET": "postgres", **settings.admin_target().as_env()}
 
-    def connect(self, autocommit: bool = False) -> contextlib.AbstractContextManager[psycopg.Connection]:
-        return database.connect(autocommit=autocommit)
+    def marts_missing(self, tables: Sequence[str]) -> list[str]:
+        with database.connect() as conn:
+            return [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0] is None]
 
-    def assert_built(self, conn: psycopg.Connection) -> None:
-        build_log.assert_built(conn)
-
-    def marts_missing(self, conn: psycopg.Connection, tables: Sequence[str]) -> list[str]:
-        return [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0] is None]
-
-    def event_timestamps(self, conn: psycopg.Connection, views) -> list[datetime]:
+    def event_timestamps(self, views) -> list[datetime]:
         union = sql.SQL(" union ").join(
             sql.SQL("select distinct {} as ts from {}").format(
                 sql.Identifier(v.batch_source.timestamp_field),
@@ -106,30 +102,56 @@ class PostgresEngine:
             )
             for v in views
         )
-        return [row[0] for row in conn.execute(sql.SQL("select ts from ({}) t order by ts").format(union))]
+        with database.connect() as conn:
+            return [
+                row[0] for row in conn.execute(sql.SQL("select ts from ({}) t order by ts").format(union))
+            ]
 
-    def materialize_month(self, online, conn: psycopg.Connection, config, views, month: datetime) -> int:
-        """One set-based statement in this database: the marts sit beside the online tables."""
+    def month_batches(self, views: Views, month: datetime) -> Iterator[pa.RecordBatch]:
+        from streamflow.engines.postgres_months import newest_per_user
+        from streamflow.online.layout import MONTH_WINDOW
+
+        bounds = (sql.Literal(month), sql.Literal(month + MONTH_WINDOW))
+        with database.connect() as conn:
+            query = newest_per_user(views, bounds).as_string(conn)
+        yield from self.stream_query(query)
+
+    def materialize_month(
+        self,
+        online: OnlineStoreBackend,
+        conn: psycopg.Connection,
+        config: RepoConfig,
+        views: Views,
+        month: datetime,
+    ) -> int:
+        """A store that takes a month from a query gets this engine's, run where the marts are
+        (one set-based statement into PostgreSQL's online table; blobs PostgreSQL builds for
+        Redis); any other, the generic path."""
+        from streamflow.engines.postgres_months import newest_per_user
+        from streamflow.online.contract import MonthFromQuery
+        from streamflow.online.layout import MONTH_WINDOW
+
+        if not isinstance(online, MonthFromQuery):
+            return super().materialize_month(online, conn, config, views, month)
         conn.execute("set local work_mem = '256MB'")  # its sorts and joins stay in memory
-        return online.materialize_month(conn, config, views, month)
+        params = {"start": month, "end": month + MONTH_WINDOW}
+        return online.write_month_from(conn, config, views, newest_per_user(views), params)
 
-    def loaded_at(self, conn: psycopg.Connection) -> dict[date, datetime]:
-        return months_loaded_at(conn)
-
-    def mart_months(self, conn: psycopg.Connection, table: str) -> list[date]:
+    def mart_months(self, table: str) -> list[date]:
         """One index probe per month (a loose index scan on the mart's feature_timestamp index):
         `select distinct` would read every row of every month."""
         schema, name = table.split(".")
-        rows = conn.execute(
-            sql.SQL(
-                "with recursive months(ts) as ("
-                " select min(feature_timestamp) from {t}"
-                " union all"
-                " select (select min(feature_timestamp) from {t} where feature_timestamp > ts)"
-                " from months where ts is not null"
-                ") select ts from months where ts is not null"
-            ).format(t=sql.Identifier(schema, name))
-        ).fetchall()
+        with database.connect() as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "with recursive months(ts) as ("
+                    " select min(feature_timestamp) from {t}"
+                    " union all"
+                    " select (select min(feature_timestamp) from {t} where feature_timestamp > ts)"
+                    " from months where ts is not null"
+                    ") select ts from months where ts is not null"
+                ).format(t=sql.Identifier(schema, name))
+            ).fetchall()
         return [ts.astimezone(UTC).date() for (ts,) in rows]
 
     def labelled_entities(self, as_ofs: Sequence[date] | None) -> str:
@@ -219,3 +241,8 @@ class PostgresEngine:
             yield from pacsv.open_csv(
                 spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
             )
+
+
+# -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
+ENGINE = PostgresEngine
+UNREACHABLE: tuple[type[BaseException], ...] = ()  # psycopg's own: every step's already

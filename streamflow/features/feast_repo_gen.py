@@ -4,10 +4,9 @@ A feature's name, type and description are declared once, in the dbt marts' YAML
 `config.meta.feast.feature_view` becomes a data source + `FeatureView`, each column with
 `meta.feast_feature: true` a Field. (`feast dbt import` cannot emit Postgres sources.)
 
-Each mart gets one source per offline engine, from the same manifest: a `PostgreSQLSource` and a
-`SparkSource` (pruned by its `as_of` partitions). Feast requires the kind its offline store
-reads, so `data_sources.py` builds the one `STREAMFLOW_FEAST_ENGINE` names (set with the
-offline store by streamflow/features/store.py); the feature views are the same for both.
+Each mart's source arguments are rendered once; the offline engine in use builds its kind of
+source from them (`OfflineEngine.feast_source`: Feast requires the kind its offline store reads),
+so a new engine needs nothing here. The feature views are the same for every engine.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ FEAST_TYPES = {
     "string": "String",
     "timestamp": "UnixTimestamp",
 }
-PARTITION_COLUMN = "as_of"  # every mart is partitioned by it on Spark (dbt_project.yml)
 HEADER = '''"""GENERATED from the dbt manifest by streamflow/features/feast_repo_gen.py: do not edit.
 
 {what}
@@ -74,31 +72,13 @@ def _source_arguments(node: dict) -> str:
 def render_sources(models: list[dict]) -> str:
     """Each mart's source arguments once (MARTS), and a source of each engine's kind built from them."""
     out = [HEADER.format(what="One data source per dbt feature mart, of the kind the offline engine reads.")]
-    out.append("import os\n")
-    out.append("# Each mart's source, whichever kind reads it.")
+    out.append("from streamflow.engines import feast_sources\n")
+    out.append("# Each mart's source arguments; the offline engine in use builds its kind of source.")
     out.append("MARTS = {")
     for node in models:
         out.append(f"    {_literal(node['name'])}: dict(\n{_source_arguments(node)}    ),")
     out.append("}\n")
-    out.append("\ndef postgres_sources():")
-    out.append(
-        "    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import "
-        "PostgreSQLSource\n"
-    )
-    out.append("    return {mart: PostgreSQLSource(**arguments) for mart, arguments in MARTS.items()}\n")
-    out.append("\ndef spark_sources():")
-    out.append(
-        "    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource\n"
-    )
-    out.append("    return {")
-    out.append(f"        mart: SparkSource(**arguments, date_partition_column={_literal(PARTITION_COLUMN)})")
-    out.append("        for mart, arguments in MARTS.items()")
-    out.append("    }\n")
-    out.append(
-        "\n# The engine's kind only: the other's module may not even be installed (pyspark)."
-        '\nSOURCES = {"postgres": postgres_sources, "spark": spark_sources}['
-        'os.environ.get("STREAMFLOW_FEAST_ENGINE", "postgres")]()\n'
-    )
+    out.append("SOURCES = feast_sources(MARTS)\n")
     for node in models:
         out.append(f"{node['name']}_source = SOURCES[{_literal(node['name'])}]")
     return "\n".join(out) + "\n"

@@ -9,7 +9,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import engines, job_lock, logs, progress
+from streamflow import control, engines, logs, progress
+from streamflow.control import build_log, job_lock, locks
+from streamflow.control.ingest_log import months_loaded_at
 from streamflow.engines import StepRefused
 from streamflow.exports import last_loaded
 from streamflow.features.store import feature_store, online_backend
@@ -17,8 +19,6 @@ from streamflow.online.layout import MONTH_WINDOW, field_of
 
 if TYPE_CHECKING:
     from feast import FeatureStore
-
-MATERIALIZE_LOCK = "streamflow.materialize"
 
 
 # -- materialize -------------------------------------------------------------------------------
@@ -36,52 +36,46 @@ def materialize(store: FeatureStore | None = None, full: bool = False) -> dict[s
     online = online_backend(store)
     loaded: dict[str, int] = {}
     # autocommit: each month below is its own explicit transaction, committed before the next
-    with engine.connect(autocommit=True) as conn:
-        locked = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,)).fetchone()[0]
-        if not locked:
-            raise StepRefused("another materialize is running on this database; try again when it ends")
-        try:
-            missing = engine.marts_missing(conn, sources)
-            if missing:
-                raise StepRefused(f"feature marts missing ({', '.join(missing)}): run `make dbt-build` first")
-            engine.assert_built(conn)
-            timestamps = engine.event_timestamps(conn, views)
-            if not timestamps:
-                raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
-            done = online.materialized_months(conn, store.config)
-            todo = timestamps if full else _months_to_do(done, engine.loaded_at(conn), fields, timestamps)
-            if not todo:
-                print("the online store holds every month of the marts: nothing to materialize")
-                return loaded
-            with progress.task("materialize", total=len(todo), unit="months") as shown:
-                for start in todo:  # oldest first; the store's guard keeps newer rows anyway
-                    started = time.perf_counter()
-                    # one month of every view in one transaction: on PostgreSQL it becomes visible at
-                    # once; Redis shows each batch as it lands, and logs the month after the last one
-                    with conn.transaction():
-                        job_lock.fence(conn)  # a run that lost its lock writes no month
-                        users = engine.materialize_month(online, conn, store.config, views, start)
-                        # the API's caches drop the old, then the month counts as done: on Redis
-                        # (no transaction) a failed bump leaves the month to do, and its retry bumps
-                        online.bump_generation(conn, store.config)
-                        online.record_months(conn, store.config, fields, start)
-                    loaded[start.date().isoformat()] = users
-                    shown.advance(users=users)
-                    seconds = time.perf_counter() - started
-                    logs.say(
-                        f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
-                        f"in {seconds:.2f}s",
-                        event="month_materialized",
-                        as_of=start.date().isoformat(),
-                        users=users,
-                        views=len(views),
-                        seconds=round(seconds, 3),
-                    )
-            for view in views:
-                store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)
-            online.after_materialize(conn, store.config)
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
+    with control.connect(autocommit=True) as conn, locks.materializing(conn):
+        missing = engine.marts_missing(sources)
+        if missing:
+            raise StepRefused(f"feature marts missing ({', '.join(missing)}): run `make dbt-build` first")
+        build_log.assert_built(conn)
+        timestamps = engine.event_timestamps(views)
+        if not timestamps:
+            raise StepRefused("the feature marts are empty: ingest a month and run `make dbt-build`")
+        done = online.materialized_months(conn, store.config)
+        todo = timestamps if full else _months_to_do(done, months_loaded_at(conn), fields, timestamps)
+        if not todo:
+            print("the online store holds every month of the marts: nothing to materialize")
+            return loaded
+        with progress.task("materialize", total=len(todo), unit="months") as shown:
+            for start in todo:  # oldest first; the store's guard keeps newer rows anyway
+                started = time.perf_counter()
+                # one month of every view in one transaction: on PostgreSQL it becomes visible at
+                # once; Redis shows each batch as it lands, and logs the month after the last one
+                with conn.transaction():
+                    job_lock.fence(conn)  # a run that lost its lock writes no month
+                    users = engine.materialize_month(online, conn, store.config, views, start)
+                    # the API's caches drop the old, then the month counts as done: on Redis
+                    # (no transaction) a failed bump leaves the month to do, and its retry bumps
+                    online.bump_generation(conn, store.config)
+                    online.record_months(conn, store.config, fields, start)
+                loaded[start.date().isoformat()] = users
+                shown.advance(users=users)
+                seconds = time.perf_counter() - started
+                logs.say(
+                    f"materialized as_of {start.date()}: {users:,} users written x {len(views)} views "
+                    f"in {seconds:.2f}s",
+                    event="month_materialized",
+                    as_of=start.date().isoformat(),
+                    users=users,
+                    views=len(views),
+                    seconds=round(seconds, 3),
+                )
+        for view in views:
+            store.registry.apply_materialization(view, store.project, todo[0], todo[-1] + MONTH_WINDOW)
+        online.after_materialize(conn, store.config)
     return loaded
 
 

@@ -1,6 +1,6 @@
 """The Feast repository (`feature_repo/`) and a FeatureStore on it, configured from the one
 settings source: `feature_store.yaml` reads the `STREAMFLOW_FEAST_*` variables set here (the
-offline store's section is the offline engine's, `data_sources.py` builds its kind of source)."""
+offline store's section is the offline engine's, as is the kind of source `data_sources.py` builds)."""
 
 from __future__ import annotations
 
@@ -30,15 +30,19 @@ def feast_env(target: settings.PgTarget | None = None, reader: bool = False) -> 
     engine = engines.current()
     registry_url = "postgresql+psycopg" + target.url.removeprefix("postgresql")
     values = {
-        **target.as_env(FEAST_PREFIX),
         f"{FEAST_PREFIX}REGISTRY_URL": registry_url,
-        **{f"{FEAST_PREFIX}{name}": value for name, value in online.feast_settings(reader).items()},
-        f"{FEAST_PREFIX}OFFLINE_STORE": engine.feast_offline_store(target),  # a mapping, in JSON
+        # each store's and engine's own section, a mapping in JSON
+        f"{FEAST_PREFIX}ONLINE_STORE": online.feast_online_store(target, reader),
+        f"{FEAST_PREFIX}OFFLINE_STORE": engine.feast_offline_store(target),
     }
-    return {name: json.dumps(value) for name, value in values.items()} | {
-        "FEAST_USAGE": "false",
-        f"{FEAST_PREFIX}ENGINE": engine.name,  # which kind of data source data_sources.py builds
-    }
+    return {name: json.dumps(value) for name, value in values.items()} | {"FEAST_USAGE": "false"}
+
+
+def project_name() -> str:
+    """The Feast project's name, from feature_store.yaml (no configuration built)."""
+    import yaml
+
+    return yaml.safe_load((REPO_DIR / "feature_store.yaml").read_text())["project"]
 
 
 def use_repo(target: settings.PgTarget | None = None, reader: bool = False) -> None:

@@ -42,9 +42,7 @@ PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String"
 
 
 def labelled_months() -> list[date]:
-    engine = engines.current()
-    with engine.connect() as conn:
-        return engine.mart_months(conn, "features.churn_labels")
+    return engines.current().mart_months("features.churn_labels")
 
 
 def restore_dtypes(frame: pd.DataFrame, service) -> pd.DataFrame:

@@ -21,14 +21,15 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streamflow import database, job_lock, logs, progress, settings
+from streamflow import database, logs, progress, settings
+from streamflow.control import job_lock, locks
+from streamflow.control.ingest_log import record_load
 from streamflow.exports import TABLES, month_end
 from streamflow.ingest.tables import (
     WRITE_ONCE,
     columns_ddl,
     ensure_raw_tables,
     partition_name,
-    record_load,
     rename,
 )
 from streamflow.ingest.validate import CheckedFile, IngestError, copy_error, file_sha256, submit_checks
@@ -167,7 +168,7 @@ def load_month(
         try:
             database.ensure_database(target)
             with database.connect(target) as conn:
-                conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+                locks.hold_ingest(conn)
                 job_lock.fence(conn)
                 # hash joins and primary-key builds over a million rows stay in memory
                 conn.execute("set local work_mem = '256MB'")

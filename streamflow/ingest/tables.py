@@ -3,11 +3,12 @@ list-partitioned by as_of, the ingest log; and the move of an older database ont
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import psycopg
 from psycopg import sql
 
+from streamflow.control.ingest_log import ensure_ingest_log
 from streamflow.exports import TABLES, RawTable
 
 # Written once by the loader, which also analyzes them: autovacuum has nothing to do there, and a
@@ -52,17 +53,6 @@ def ensure_raw_tables(conn: psycopg.Connection) -> None:
         if legacy:
             _move_into_partitions(conn, table, legacy)
     ensure_ingest_log(conn)
-
-
-def ensure_ingest_log(conn: psycopg.Connection) -> None:
-    """What was loaded when, per month and table, with each file's checksum (every engine's)."""
-    conn.execute("create schema if not exists raw")
-    conn.execute(
-        "create table if not exists raw.ingest_log ("
-        " as_of date not null, table_name text not null, source_file text not null,"
-        " sha256 text not null, row_count bigint not null, loaded_at timestamptz not null,"
-        " primary key (as_of, table_name))"
-    )
 
 
 def _set_aside_unpartitioned_snapshots(conn: psycopg.Connection, table: RawTable) -> str | None:
@@ -112,20 +102,3 @@ def rename(conn: psycopg.Connection, old: str, new: str) -> None:
             sql.Identifier(f"{old}_pkey"), sql.Identifier(f"{new}_pkey")
         )
     )
-
-
-def record_load(
-    conn: psycopg.Connection, as_of: date, table: RawTable, source: str, sha256: str, rows: int
-) -> None:
-    """One file of a month loaded now (the line the checksum skip and the build plan read)."""
-    conn.execute(
-        "insert into raw.ingest_log values (%s, %s, %s, %s, %s, now()) "
-        "on conflict (as_of, table_name) do update set source_file = excluded.source_file, "
-        "sha256 = excluded.sha256, row_count = excluded.row_count, loaded_at = excluded.loaded_at",
-        (as_of, table.name, source, sha256, rows),
-    )
-
-
-def months_loaded_at(conn: psycopg.Connection) -> dict[date, datetime]:
-    """When each month's export was last loaded: a month reloaded since it was materialized is redone."""
-    return dict(conn.execute("select as_of, max(loaded_at) from raw.ingest_log group by as_of").fetchall())

@@ -1,52 +1,56 @@
-"""The online stores: one contract (contract.py), two implementations (postgres.py, redis.py)
-sharing one layout (layout.py). This module is the one place that chooses between them, from
-`ONLINE_STORE` (streamflow/config.py); nothing else names a store.
+"""The online stores: one contract (contract.py), an implementation per store module, each
+registered by name in streamflow/plugins.py, sharing the layout of layout.py. This module asks
+the chosen one (`ONLINE_STORE`, streamflow/config.py) for what the rest of the code needs.
 
-A new store: a module implementing `contract.OnlineStoreBackend`, a branch in `backend_for`, a
-reader in serving/stores/, and its name in `config.ONLINE_STORES`; the contract suite
-(tests/integration/online/) then runs every promise against it.
+A store module (its promises: contract.py's `OnlineStoreBackend`, its module-level plugin
+attributes: contract.py's `StorePlugin`) plus its reader in serving/stores/<name>.py; the
+contract suite (tests/integration/online/test_contract.py) then runs every promise against it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from streamflow import config
-from streamflow.online import redis_target
+from streamflow import config, plugins
 
 if TYPE_CHECKING:
     from streamflow.online.contract import OnlineStoreBackend
+    from streamflow.settings import PgTarget
+
+
+class StoreConfig(NamedTuple):
+    """What a store's backend reads of Feast's RepoConfig: the project and the store's section."""
+
+    project: str
+    online_store: Any
 
 
 def chosen() -> str:
     return config.get(config.ONLINE_STORE)
 
 
-def feast_settings(reader: bool = False) -> dict[str, str]:
-    """What `feature_store.yaml`'s online store section needs besides PostgreSQL's settings; with
-    `reader`, the API's (Redis as its read-only user: the writer's password stays out of it)."""
-    target = redis_target.from_env(reader) if chosen() == "redis" else None
-    return {
-        "ONLINE_STORE": chosen(),
-        "REDIS_URL": target.url if target else "",
-        "REDIS_CLUSTER": "true" if target and target.cluster else "false",
-    }
+def plugin(name: str | None = None) -> ModuleType:
+    """The store module of `name` (default: the chosen store)."""
+    return plugins.store_module(name or chosen())
 
 
-def backend_for(store_config) -> OnlineStoreBackend:
-    """The implementation a Feast online store configuration (`backend: ...`) asks for."""
-    if store_config.backend == "redis":
-        from streamflow.online.redis import RedisOnlineStore
-
-        target = redis_target.parse(store_config.redis_url, store_config.redis_cluster)
-        return RedisOnlineStore(target, store_config.redis_key_ttl_seconds)
-    from streamflow.online.postgres import PostgresOnlineStore
-
-    return PostgresOnlineStore()
+def feast_online_store(target: PgTarget, reader: bool = False) -> dict[str, object]:
+    """feature_store.yaml's `online_store` section for the chosen store; with `reader`, as the API
+    reads it (least privilege: a read-only user where the store has one)."""
+    return plugin().feast_online_store(target, reader)
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
-    """What a store's client raises when its server does not answer (a command's exit 3)."""
-    from streamflow.online.redis import UNREACHABLE
+    """What the chosen store's client raises when its server does not answer (a command's exit 3)."""
+    return plugin().UNREACHABLE
 
-    return UNREACHABLE
+
+def open_backend(
+    target: PgTarget, project: str, reader: bool = False
+) -> tuple[OnlineStoreBackend, StoreConfig]:
+    """The chosen store's backend and its configuration, without Feast's whole configuration (no
+    registry, no offline engine): what the API's start-up check reads through."""
+    module = plugin()
+    section = module.FeastOnlineStoreConfig(**feast_online_store(target, reader))
+    return module.FeastOnlineStore().make_backend(section), StoreConfig(project, section)

@@ -10,23 +10,23 @@ Every implementation keeps the same promises, held by one contract suite run aga
 - the months log says which (view, month) the store holds and since when;
 - every change of served values moves the store's generation (the API's caches watch it).
 
-A month reaches a store in one of two ways, chosen by the offline engine: `materialize_month`
-reads it from PostgreSQL's marts on the caller's connection (one set-based statement), or a
-`MonthWriter` takes it in Arrow batches from many processes at once (Spark's executors), then
-publishes it in the month's transaction.
+A month reaches every store through its `MonthWriter`, in Arrow batches (from the driver, or
+from many processes at once: Spark's executors), published in the month's transaction. A store
+may also offer `MonthFromQuery`: the PostgreSQL engine then hands it the month as a query on the
+database the marts are in, and the store writes it there in one set-based statement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import pyarrow as pa
 from feast import FeatureView
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
-from psycopg import Connection
+from psycopg import Connection, sql
 
 # (user_id, event time, created time, values in the view's feature order)
 Row = tuple[str, datetime, datetime | None, list[Any]]
@@ -61,6 +61,18 @@ class MonthWriter(Protocol):
         """After the month, whatever happened (drop what `open` made)."""
 
 
+@runtime_checkable
+class MonthFromQuery(Protocol):
+    """An optional capability: a month taken straight from a query on PostgreSQL."""
+
+    def write_month_from(
+        self, conn: Connection, config: RepoConfig, views: Views, month_rows: sql.Composable, params: dict
+    ) -> int:
+        """`month_rows` (run on `conn` with `params`, inside the caller's transaction) gives the
+        month in the online layout, one row per user: write it through the guard; the users
+        written."""
+
+
 class OnlineStoreBackend(Protocol):
     def update(self, config: RepoConfig, to_delete: Sequence[FeatureView], to_keep: Sequence[FeatureView]):
         """Make room for the views to keep (refusing types the store cannot carry), drop the others."""
@@ -75,10 +87,6 @@ class OnlineStoreBackend(Protocol):
         self, config: RepoConfig, view: FeatureView, user_ids: list[str], requested: list[str] | None
     ) -> list[ReadResult]:
         """Feast's read path (the SDK, `feast serve`): per user, the view's event time and values."""
-
-    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
-        """Each user's row of `month` in every view's offline table, read on `conn` (inside the
-        caller's transaction), through the guard. Returns the users written."""
 
     def month_writer(self, config: RepoConfig, views: Views) -> MonthWriter:
         """A writer of one month of `views` fed by many processes (contract's second way)."""

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 from feast import FeatureView, ValueType
-from psycopg import sql
 
 ENTITY_COLUMN = "user_id"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
@@ -142,13 +141,3 @@ def newest_per_field(months: object) -> dict[str, datetime]:
         if field not in newest or newest[field] < month:
             newest[field] = month
     return newest
-
-
-def merged_per_user(aliases: Sequence[sql.Identifier]) -> sql.Composed:
-    """`v0 FULL JOIN v1 USING (user_id) ...`: each view's month read once, every user of any view
-    once (the key merged by USING). Each view's rows come sorted by user (`distinct on`), so
-    PostgreSQL can merge them; a union of the keys and a join per view took 10.8 s for 1M users
-    in the online store's materialize, this 6.5 s."""
-    key = sql.Identifier(ENTITY_COLUMN)
-    joins = [sql.SQL("full join {} using ({})").format(alias, key) for alias in aliases[1:]]
-    return sql.SQL(" ").join([aliases[0], *joins])

@@ -6,8 +6,9 @@ one table per view, and upserts without looking at timestamps. This one keeps on
 - a read of any set of features is one primary-key lookup returning native PostgreSQL types, with
   no protobuf decoding and no join (the API serves a whole feature service from one row);
 - every write is guarded per view (contract.py);
-- `materialize_month` loads a month of every view straight from the offline tables with one
-  set-based `INSERT ... SELECT`, so the offline marts must sit in the same database.
+- on the PostgreSQL engine a month of every view goes straight from the marts with one
+  set-based `INSERT ... SELECT` (`write_month_from`); from any other engine, through the
+  staged month writer (postgres_staging.py).
 """
 
 from __future__ import annotations
@@ -17,31 +18,33 @@ import io
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import psycopg
 from feast import FeatureView
 from feast.infra.utils.postgres.connection_utils import _get_conn, _get_connection_pool
-from feast.infra.utils.postgres.postgres_config import ConnectionType
+from feast.infra.utils.postgres.postgres_config import ConnectionType, PostgreSQLConfig
 from feast.repo_config import RepoConfig
 from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
-from streamflow import settings
+from streamflow import config, settings
 from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
+from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.layout import (
     ENTITY_COLUMN,
-    MONTH_WINDOW,
     column,
-    merged_per_user,
     online_table,
     typed_features,
     view_columns,
 )
 from streamflow.online.postgres_guard import guarded_upsert, idents
 from streamflow.online.postgres_staging import StagedMonth
+from streamflow.settings import PgTarget
 
+ONLINE_SCHEMA = "feast_online"
 MONTHS_LOG_DDL = (
     "create table if not exists feast_online.materialized_months ("
     " feature_view text not null, event_timestamp timestamptz not null,"
@@ -69,8 +72,13 @@ BUMP_GENERATION = (
 READ_GENERATION = "select generation from feast_online.serving_generation where project = %s"
 
 
+def table_of(project: str) -> sql.Identifier:
+    """The project's served table (the months log and the generation sit beside it)."""
+    return sql.Identifier(ONLINE_SCHEMA, online_table(project))
+
+
 def table_identifier(config: RepoConfig) -> sql.Identifier:
-    return sql.Identifier(config.online_store.db_schema, online_table(config.project))
+    return table_of(config.project)
 
 
 def copy_text(value: Any) -> str:
@@ -83,38 +91,6 @@ def copy_text(value: Any) -> str:
         return value.isoformat()
     text = str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def latest_per_user(views: Sequence[FeatureView]) -> sql.Composed:
-    """Each user's latest row in [%(start)s, %(end)s) of every view, one row per user: the user,
-    then each view's group (event_ts, created_ts, features; NULL where the view has none)."""
-    latest, groups = [], []
-    key = sql.Identifier(ENTITY_COLUMN)
-    for i, view in enumerate(views):
-        source = view.batch_source
-        features = [source.field_mapping.get(f, f) for f, _, _ in typed_features(view)]
-        names = [name for name, _ in view_columns(view)]
-        latest.append(
-            sql.SQL(
-                "{alias} ({key}, {names}) as (select distinct on ({key}) {key}, {ts}, now(), {features} "
-                "from {source} where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc)"
-            ).format(
-                alias=sql.Identifier(f"v{i}"),
-                key=key,
-                names=idents(names),
-                ts=sql.Identifier(source.timestamp_field),
-                features=idents(features),
-                source=sql.SQL(source.get_table_query_string()),
-            )
-        )
-        groups.append(names)
-    aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-    return sql.SQL("with {latest} select {key}, {cols} from {merged}").format(
-        latest=sql.SQL(", ").join(latest),
-        key=key,
-        cols=idents([name for group in groups for name in group]),
-        merged=merged_per_user(aliases),
-    )
 
 
 class PostgresOnlineStore:
@@ -211,12 +187,13 @@ class PostgresOnlineStore:
             conn.execute(guarded_upsert(table_identifier(config), [group], latest))
             self.bump_generation(conn, config)
 
-    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
+    def write_month_from(
+        self, conn: Connection, config: RepoConfig, views: Views, month_rows: sql.Composable, params: dict
+    ) -> int:
         """One upsert for the month: a user's row is written once, not once per view (5x fewer
         row versions); each view's column group keeps its own guard."""
         groups = [[name for name, _ in view_columns(view)] for view in views]
-        statement = guarded_upsert(table_identifier(config), groups, latest_per_user(views))
-        return conn.execute(statement, {"start": month, "end": month + MONTH_WINDOW}).rowcount
+        return conn.execute(guarded_upsert(table_identifier(config), groups, month_rows), params).rowcount
 
     def month_writer(self, config: RepoConfig, views: Views) -> StagedMonth:
         groups = [view_columns(view) for view in views]
@@ -303,3 +280,33 @@ class PostgresOnlineStore:
         ).format(key=sql.Identifier(ENTITY_COLUMN), t=table_identifier(config))
         with self._connection(config) as conn:
             return conn.execute(statement, (preferred,)).fetchone()[0]
+
+
+# -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
+UNREACHABLE: tuple[type[BaseException], ...] = ()  # psycopg's own: every step's already
+FEAST_TYPE = "streamflow.online.postgres.FeastOnlineStore"
+
+
+class FeastOnlineStoreConfig(PostgreSQLConfig):
+    type: Literal["streamflow.online.postgres.FeastOnlineStore"] = FEAST_TYPE
+
+
+class FeastOnlineStore(StreamflowOnlineStore):
+    def make_backend(self, store_config: FeastOnlineStoreConfig) -> PostgresOnlineStore:
+        return PostgresOnlineStore()
+
+
+def feast_online_store(target: PgTarget, reader: bool = False) -> dict[str, object]:
+    """feature_store.yaml's `online_store`: the table in schema feast_online of `target`'s
+    database. One connection per process: the steps are sequential, and the API reads through a
+    pool of its own (serving/stores/postgres.py), so a pool here would only leave idle threads."""
+    return {"type": FEAST_TYPE, **target.feast_fields(), "db_schema": ONLINE_SCHEMA, "conn_type": "singleton"}
+
+
+LOCAL_PORTS = 0
+
+
+@contextlib.contextmanager
+def local_service(folder: Path, ports: tuple[int, ...]) -> Iterator[dict[str, str]]:
+    """The store is the database itself: nothing to start."""
+    yield {config.ONLINE_STORE: "postgres"}

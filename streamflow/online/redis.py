@@ -4,21 +4,27 @@ Python per value) and streams it in batches to the shards."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Literal
 
 import msgspec
 import pyarrow as pa
 from feast import FeatureView
-from feast.repo_config import RepoConfig
+from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
+from pydantic import StrictStr
 from redis.exceptions import RedisError
 
-from streamflow.online import layout, redis_wire
+from streamflow.online import layout, redis_target, redis_wire
 from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
+from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.redis_target import RedisTarget
+from streamflow.settings import PgTarget
 
 UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
 FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize
@@ -31,36 +37,21 @@ def field_of(view: FeatureView) -> str:
     return layout.field_of(view)
 
 
-def blobs_per_user(views: Sequence[FeatureView]) -> sql.Composed:
-    """Each user's latest row in [%(start)s, %(end)s) of every view as one JSON blob per view
-    (NULL where the view has none), built by PostgreSQL."""
-    key = sql.Identifier(layout.ENTITY_COLUMN)
-    latest, outputs = [], []
-    for i, view in enumerate(views):
-        source = view.batch_source
-        ts = sql.Identifier(source.timestamp_field)
-        columns = [sql.Identifier(source.field_mapping.get(f, f)) for f, _, _ in layout.typed_features(view)]
-        alias = sql.Identifier(f"v{i}")
-        latest.append(
+def blobs_of(views: Sequence[FeatureView], month_rows: sql.Composable) -> sql.Composed:
+    """The month's rows (the online layout) as one JSON blob per view and user, built by
+    PostgreSQL: [event time in us, values...], NULL where the view has none."""
+    blobs = []
+    for view in views:
+        event_ts = sql.Identifier(layout.column(view.name, "event_ts"))
+        columns = [sql.Identifier(layout.column(view.name, f)) for f, _, _ in layout.typed_features(view)]
+        blobs.append(
             sql.SQL(
-                "{alias} as (select distinct on ({key}) {key}, "
-                "json_build_array((extract(epoch from {ts}) * 1000000)::bigint, {cols})::text as blob "
-                "from {source} where {ts} >= %(start)s and {ts} < %(end)s order by {key}, {ts} desc)"
-            ).format(
-                alias=alias,
-                key=key,
-                ts=ts,
-                cols=sql.SQL(", ").join(columns),
-                source=sql.SQL(source.get_table_query_string()),
-            )
+                "case when {ts} is null then null else "
+                "json_build_array((extract(epoch from {ts}) * 1000000)::bigint, {cols})::text end"
+            ).format(ts=event_ts, cols=sql.SQL(", ").join(columns))
         )
-        outputs.append(sql.SQL("{a}.blob").format(a=alias))
-    aliases = [sql.Identifier(f"v{i}") for i in range(len(views))]
-    return sql.SQL("with {latest} select {key}, {outputs} from {merged}").format(
-        latest=sql.SQL(", ").join(latest),
-        key=key,
-        outputs=sql.SQL(", ").join(outputs),
-        merged=layout.merged_per_user(aliases),
+    return sql.SQL("select {key}, {blobs} from ({rows}) as month").format(
+        key=sql.Identifier(layout.ENTITY_COLUMN), blobs=sql.SQL(", ").join(blobs), rows=month_rows
     )
 
 
@@ -167,9 +158,11 @@ class RedisOnlineStore:
             results.append((layout.from_micros(stamp), protos))
         return results
 
-    def materialize_month(self, conn: Connection, config: RepoConfig, views: Views, month: datetime) -> int:
-        """The month's blobs streamed from PostgreSQL in batches into guarded writes. Returns the
-        users whose hash changed."""
+    def write_month_from(
+        self, conn: Connection, config: RepoConfig, views: Views, month_rows: sql.Composable, params: dict
+    ) -> int:
+        """The month's blobs, built by PostgreSQL, streamed in batches into guarded writes. Returns
+        the users whose hash changed."""
         fields = [field_of(view) for view in views]
         prefix = layout.key_prefix(config.project)
         changed = 0
@@ -177,7 +170,7 @@ class RedisOnlineStore:
         conn.execute("set local cursor_tuple_fraction = 1")
         with conn.cursor(name="streamflow_materialize_redis") as cursor:
             cursor.itersize = FETCH_ROWS
-            cursor.execute(blobs_per_user(views), {"start": month, "end": month + layout.MONTH_WINDOW})
+            cursor.execute(blobs_of(views, month_rows), params)
             while rows := cursor.fetchmany(FETCH_ROWS):
                 entries = [
                     (
@@ -242,3 +235,42 @@ class RedisOnlineStore:
             for key in node.scan_iter(match=layout.key_prefix(config.project) + b"*", count=100):
                 return key.removeprefix(layout.key_prefix(config.project)).decode()
         return None
+
+
+# -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
+FEAST_TYPE = "streamflow.online.redis.FeastOnlineStore"
+LOCAL_PORTS = 3  # a local service is a 3-master cluster
+
+
+class FeastOnlineStoreConfig(FeastConfigBaseModel):
+    type: Literal["streamflow.online.redis.FeastOnlineStore"] = FEAST_TYPE
+    redis_url: StrictStr = ""  # online/redis_target.py: one URL, or a cluster's seeds
+    redis_cluster: bool = False
+    redis_key_ttl_seconds: int = 0  # 0: keys never expire (the API reports old values as stale)
+
+
+class FeastOnlineStore(StreamflowOnlineStore):
+    def make_backend(self, store_config: FeastOnlineStoreConfig) -> RedisOnlineStore:
+        target = redis_target.parse(store_config.redis_url, store_config.redis_cluster)
+        return RedisOnlineStore(target, store_config.redis_key_ttl_seconds)
+
+
+def feast_online_store(target: PgTarget, reader: bool = False) -> dict[str, object]:
+    """feature_store.yaml's `online_store`: `REDIS_URL`'s server (with `reader`, as the API reads
+    it: Redis' read-only user, the writer's password stays out of it)."""
+    redis = redis_target.from_env(reader)
+    return {"type": FEAST_TYPE, "redis_url": redis.url, "redis_cluster": redis.cluster}
+
+
+@contextlib.contextmanager
+def local_service(folder: Path, ports: tuple[int, ...]) -> Iterator[dict[str, str]]:
+    """A cluster of the OS's redis-server on `ports`, its data under `folder`, wiped afterwards;
+    the variables that point every project tool at it."""
+    from streamflow.online.redis_server import LocalRedis
+
+    server = LocalRedis(folder, ports, cluster=True)
+    server.up()
+    try:
+        yield server.variables()
+    finally:
+        server.wipe()

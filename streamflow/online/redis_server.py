@@ -18,6 +18,7 @@ from pathlib import Path
 
 from streamflow import config, settings
 from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, READER, WRITER, RedisTarget
+from streamflow.plugins import PrerequisiteMissing
 from streamflow.processes import alive
 
 MAX_CLUSTER_PORT = 55535  # the cluster bus listens 10,000 ports above each node
@@ -30,7 +31,7 @@ READER_RULES = (
 )
 
 
-class RedisServerMissing(RuntimeError):
+class RedisServerMissing(PrerequisiteMissing):
     pass
 
 

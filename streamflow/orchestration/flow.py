@@ -16,7 +16,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from streamflow import ingest, job_lock, pipeline
+from streamflow import ingest, pipeline
+from streamflow.control import job_lock
 from streamflow.features.store import feature_store
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME, artifacts, retries
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from streamflow import config, database, engines, logs, progress
+from streamflow import config, control, database, engines, logs, progress
+from streamflow.control.ingest_log import months_loaded_at
 from streamflow.exports import last_loaded
 from streamflow.quality import drift
 
@@ -140,9 +141,9 @@ def run(store: FeatureStore | None = None, full: bool = False) -> MonitorResult:
     if not views:
         raise MonitorError("no feature views in the registry: run `make apply` first")
     engine = engines.current()
-    with engine.connect() as conn:
-        months = {v.name: engine.mart_months(conn, v.batch_source.get_table_query_string()) for v in views}
-        loaded = engine.loaded_at(conn)
+    months = {v.name: engine.mart_months(v.batch_source.get_table_query_string()) for v in views}
+    with control.connect() as conn:
+        loaded = months_loaded_at(conn)
     every_month = sorted({m for ms in months.values() for m in ms})
     if not every_month:
         raise MonitorError("the feature marts are empty: run the pipeline first")

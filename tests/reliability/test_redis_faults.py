@@ -16,7 +16,7 @@ import pytest
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from streamflow import database, faults
+from streamflow import database, engines, faults
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store, online_backend
 from streamflow.online import layout, redis_wire
@@ -68,7 +68,7 @@ def cluster(store, fresh_db, tmp_path_factory):
         online = online_backend(redis_store)
         with database.connect() as conn:
             for (month,) in months[:-1]:
-                online.materialize_month(conn, redis_store.config, views, month)
+                engines.current().materialize_month(online, conn, redis_store.config, views, month)
                 online.record_months(conn, redis_store.config, [v.name for v in views], month)
         yield server, redis_store
 

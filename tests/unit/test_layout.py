@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow import settings
+from streamflow import plugins, settings
 
 ROOT = settings.PROJECT_ROOT
 PACKAGES = ("streamflow", "serving", "scripts", "bench", "tests")
@@ -167,9 +167,9 @@ REDIS_MODULES = {
     "streamflow.online.redis_server",
     "serving.stores.redis",
 }
-# The places that choose an implementation by its name.
-CHOOSERS = {"streamflow.online", "serving.stores", CONFIG_MODULE}
-BACKEND_NAMES = {"postgres", "redis"}
+# The registry of backends by name (streamflow/plugins.py): no other module branches on one.
+CHOOSERS = {"streamflow.plugins"}
+BACKEND_NAMES = set(plugins.ONLINE_STORES) | set(plugins.OFFLINE_ENGINES)
 PRODUCT = ("streamflow", "serving", "scripts", "bench")
 MAX_LINES = 400
 
@@ -205,21 +205,43 @@ def redis_imports(tree: ast.AST) -> list[int]:
     ]
 
 
-def backend_comparisons(tree: ast.AST) -> list[int]:
-    """`x == "redis"`, `backend != "postgres"`: a branch on a store's name."""
+def backend_comparisons(tree: ast.AST, own: frozenset[str] = frozenset()) -> list[int]:
+    """`x == "redis"`, `engine != "spark"`, `name in ("postgres", ...)`, `{"redis": ...}`: a
+    branch, or a table, keyed on a backend's name (other than the module's `own` backends)."""
+    names = BACKEND_NAMES - own
+
+    def names_one(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        return isinstance(node, ast.Tuple | ast.List | ast.Set) and any(map(names_one, node.elts))
+
     return [
         node.lineno
         for node in ast.walk(tree)
-        if isinstance(node, ast.Compare)
-        and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops)
-        and any(
-            isinstance(c, ast.Constant) and c.value in BACKEND_NAMES for c in [node.left, *node.comparators]
+        if (
+            isinstance(node, ast.Compare)
+            and any(isinstance(op, ast.Eq | ast.NotEq | ast.In | ast.NotIn) for op in node.ops)
+            and any(map(names_one, [node.left, *node.comparators]))
         )
+        or (isinstance(node, ast.Dict) and any(k is not None and names_one(k) for k in node.keys))
     ]
+
+
+def own_backends(module: str) -> frozenset[str]:
+    """The backends a module belongs to (streamflow.engines.spark.session: spark; redis_target:
+    redis): their own URL schemes and names are theirs to compare."""
+    parts = module.split(".")
+    return frozenset(name for name in BACKEND_NAMES if any(part.startswith(name) for part in parts))
 
 
 def test_only_the_configuration_module_reads_the_environment():
     found = {m: lines for m, _, tree in _trees() if m != CONFIG_MODULE and (lines := environment_reads(tree))}
+    # the Feast repository too (its modules are loaded by Feast, not imported as a package)
+    found |= {
+        f"feature_repo/{path.name}": lines
+        for path in sorted((ROOT / "feature_repo").glob("*.py"))
+        if (lines := environment_reads(ast.parse(path.read_text())))
+    }
     assert found == {}, "read variables through streamflow/config.py"
 
 
@@ -228,9 +250,12 @@ def test_only_the_store_implementations_import_redis():
     assert found == {}
 
 
-def test_no_branch_on_a_store_name_outside_the_choosers():
+def test_no_branch_on_a_backend_name_outside_the_registry():
+    """The product (bench/ compares the backends it measures by name, as tooling may)."""
     found = {
-        m: lines for m, _, tree in _trees() if m not in CHOOSERS and (lines := backend_comparisons(tree))
+        m: lines
+        for m, _, tree in _trees(("streamflow", "serving", "scripts"))
+        if m not in CHOOSERS and (lines := backend_comparisons(tree, own_backends(m)))
     }
     assert found == {}
 
@@ -248,7 +273,9 @@ def test_the_new_rules_catch_what_they_forbid():
     code = ast.parse(
         "import os\nimport redis.asyncio\nfrom redis import Redis\n"
         "x = os.environ.get('A')\ny = os.getenv('B')\nif store == 'redis': pass\n"
+        "if engine in ('spark',): pass\nkinds = {'postgres': 1}\n"
     )
     assert sorted(environment_reads(code)) == [4, 5]
     assert redis_imports(code) == [2, 3]
-    assert backend_comparisons(code) == [6]
+    assert backend_comparisons(code) == [6, 7, 8]
+    assert backend_comparisons(code, own_backends("streamflow.engines.spark.session")) == [6, 8]

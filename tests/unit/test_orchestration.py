@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from streamflow import cli, config, dbt
+from streamflow.control.job_lock import PipelineBusy
 from streamflow.database import DatabaseUnreachable
 from streamflow.engines.spark.session import SparkUnreachable
 from streamflow.ingest import IngestError
-from streamflow.job_lock import PipelineBusy
 from streamflow.orchestration import artifacts, retries
 from streamflow.pipeline import JobStopped
 from streamflow.quality.monitor import Drift, MonitorResult
@@ -31,16 +31,24 @@ def _failed(exc: BaseException):
 
 
 @pytest.mark.parametrize(
-    "exc",
+    ("exc", "chosen"),
     [
-        DatabaseUnreachable("cannot connect to PostgreSQL at 127.0.0.1:5432: Connection refused"),
-        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
-        redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:17001"),
-        SparkUnreachable("SPARK_MASTER=spark://127.0.0.1:7077 does not answer"),
+        (DatabaseUnreachable("cannot connect to PostgreSQL at 127.0.0.1:5432: Connection refused"), {}),
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), {}),
+        (
+            redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:17001"),
+            {config.ONLINE_STORE: "redis"},
+        ),
+        (
+            SparkUnreachable("SPARK_MASTER=spark://127.0.0.1:7077 does not answer"),
+            {config.OFFLINE_ENGINE: "spark"},
+        ),
     ],
 )
-def test_a_server_that_did_not_answer_is_retried(exc):
-    assert retries.worth_retrying(None, None, _failed(exc))
+def test_a_server_that_did_not_answer_is_retried(exc, chosen):
+    """A server the job uses (PostgreSQL always; the chosen store's and engine's) did not answer."""
+    with config.overridden(chosen):
+        assert retries.worth_retrying(None, None, _failed(exc))
 
 
 def test_an_outage_under_another_error_is_still_an_outage():

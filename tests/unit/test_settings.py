@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from streamflow import config, dbt, settings
+from streamflow import config, dbt, engines, settings
 from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
 
 PASSWORD = "p@ss:w#rd"
@@ -135,12 +135,11 @@ def test_feast_reads_the_same_parameters_whatever_the_password(clean_env, passwo
 
 def test_feast_variables_are_json_strings(clean_env):
     values = feast_env(settings.parse(TLS_URL))
-    assert json.loads(values[f"{FEAST_PREFIX}PASSWORD"]) == PASSWORD
+    assert json.loads(values[f"{FEAST_PREFIX}ONLINE_STORE"])["password"] == PASSWORD
     yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
     used = {name for name in values if f"${{{name}}}" in yaml_text}
-    engine = f"{FEAST_PREFIX}ENGINE"  # read by the generated data_sources.py, not by the YAML
-    assert used == {name for name in values if name.startswith(FEAST_PREFIX)} - {engine}
-    assert engine in (REPO_DIR / "data_sources.py").read_text()
+    assert used == {name for name in values if name.startswith(FEAST_PREFIX)}
+    assert "os.environ" not in (REPO_DIR / "data_sources.py").read_text()  # the engine builds its sources
     assert yaml.safe_load(yaml_text)["project"] == "streamflow"
 
 
@@ -159,6 +158,15 @@ def test_the_offline_store_section_is_the_engines(engine, clean_env, monkeypatch
         assert offline["password"] == PASSWORD and offline["db_schema"] == "features"
     else:
         assert offline["spark_conf"]["spark.sql.session.timeZone"] == "UTC"
+
+
+@pytest.mark.parametrize(("engine", "kind"), [("postgres", "PostgreSQLSource"), ("spark", "SparkSource")])
+def test_the_generated_repo_gets_the_engines_kind_of_source(engine, kind, clean_env):
+    mart = {"name": "m_source", "table": "features.m", "timestamp_field": "feature_timestamp"}
+    with config.overridden({config.OFFLINE_ENGINE: engine}):
+        source = engines.feast_sources({"m": mart})["m"]
+    assert type(source).__name__ == kind and source.name == "m_source"
+    assert source.get_table_query_string().replace("`", "") == "features.m"
 
 
 def test_two_processes_creating_the_same_secret_agree(tmp_path, monkeypatch):
@@ -192,7 +200,9 @@ def test_the_apis_feast_configuration_names_the_local_redis_as_its_reader(clean_
     with config.overridden({config.ONLINE_STORE: "redis"}):
         api = feast_env(settings.parse(TLS_URL), reader=True)
         commands = feast_env(settings.parse(TLS_URL))
-    api_redis, commands_redis = (json.loads(v[f"{FEAST_PREFIX}REDIS_URL"]) for v in (api, commands))
+    api_section, commands_section = (json.loads(v[f"{FEAST_PREFIX}ONLINE_STORE"]) for v in (api, commands))
+    assert not {"host", "password", "db_schema"} & set(api_section)  # Redis' section: no PostgreSQL in it
+    api_redis, commands_redis = api_section["redis_url"], commands_section["redis_url"]
     assert api_redis.startswith(f"redis://streamflow_reader:{passwords['streamflow_reader']}@127.0.0.1:")
     assert passwords["streamflow"] not in "\n".join(api.values())
     assert commands_redis.startswith(f"redis://streamflow:{passwords['streamflow']}@127.0.0.1:")

@@ -1,3 +1,4 @@
+{{ config(**mart_config()) }}
 {{ quality_gate() }}
 
 with payments as (

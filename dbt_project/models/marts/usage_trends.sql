@@ -1,3 +1,4 @@
+{{ config(**mart_config()) }}
 {{ quality_gate() }}
 
 -- Reads the usage snapshots behind the quality gate, as usage_agg_30d does (its columns as they

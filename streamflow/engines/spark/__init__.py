@@ -15,18 +15,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pyarrow as pa
 
-from streamflow import database
-from streamflow.engines import build_log
+from streamflow.engines.contract import OfflineEngine
 from streamflow.engines.spark import lake, months, queries
-from streamflow.engines.spark.session import lake_dir, metastore_conf, session, spark_conf
+from streamflow.engines.spark.session import SparkUnreachable, lake_dir, metastore_conf, session, spark_conf
 from streamflow.exports import TABLES
-from streamflow.ingest.tables import months_loaded_at
 
 # Feast's Spark offline store with one fix (feast_store.py), named by path: importing it needs pyspark
 FEAST_OFFLINE_STORE = "streamflow.engines.spark.feast_store.StreamflowSparkOfflineStore"
+PARTITION_COLUMN = "as_of"
 FEAST_STATEMENT_END = "---EOS---"  # between the statements of Feast's point-in-time query
 
 
@@ -47,11 +45,17 @@ def register_raw_tables() -> None:
         spark.catalog.refreshTable(name)
 
 
-class SparkEngine:
+class SparkEngine(OfflineEngine):
     name = "spark"
 
     def load_month(self, month_dir: Path, as_of: date, force: bool = False) -> dict[str, int]:
         return lake.load_month(month_dir, as_of, force=force)
+
+    def feast_source(self, arguments: dict[str, Any]):
+        """Pruned by the marts' `as_of` partitions (dbt_project.yml partitions every mart by it)."""
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        return SparkSource(**arguments, date_partition_column=PARTITION_COLUMN)
 
     def feast_ready(self) -> None:
         """Feast's Spark store joins this process's session (started here, catalog and all)."""
@@ -68,19 +72,18 @@ class SparkEngine:
         register_raw_tables()
         return {"STREAMFLOW_DBT_TARGET": "spark", "STREAMFLOW_LAKE_DIR": str(lake_dir())}
 
-    def connect(self, autocommit: bool = False) -> contextlib.AbstractContextManager[psycopg.Connection]:
-        return database.connect(autocommit=autocommit)  # the logs
-
-    def assert_built(self, conn: psycopg.Connection) -> None:
-        build_log.assert_built(conn)
-
-    def marts_missing(self, conn, tables: Sequence[str]) -> list[str]:
+    def marts_missing(self, tables: Sequence[str]) -> list[str]:
         return [t for t in tables if not session().catalog.tableExists(t)]
 
-    def event_timestamps(self, conn, views) -> list[datetime]:
+    def event_timestamps(self, views) -> list[datetime]:
         return months.event_timestamps(views)
 
+    def month_batches(self, views, month: datetime) -> Iterator[pa.RecordBatch]:
+        return queries.stream_query(months.month_query(views, month))
+
     def materialize_month(self, online, conn, config, views, month: datetime) -> int:
+        """The executors feed the store's month writer, partition by partition: no row of the
+        month passes through the driver (the generic path would bring them all here)."""
         writer = online.month_writer(config, views)
         writer.open()
         try:
@@ -88,10 +91,7 @@ class SparkEngine:
         finally:
             writer.close()
 
-    def loaded_at(self, conn: psycopg.Connection) -> dict[date, datetime]:
-        return months_loaded_at(conn)
-
-    def mart_months(self, conn, table: str) -> list[date]:
+    def mart_months(self, table: str) -> list[date]:
         rows = session().sql(f"select distinct as_of from {table} order by 1").collect()
         return [row[0] for row in rows]
 
@@ -114,3 +114,8 @@ class SparkEngine:
 
     def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
         return queries.stream_query(query)
+
+
+# -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
+ENGINE = SparkEngine
+UNREACHABLE: tuple[type[BaseException], ...] = (SparkUnreachable,)

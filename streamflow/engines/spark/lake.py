@@ -20,11 +20,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database, job_lock, logs, progress
+from streamflow import database, logs, progress
+from streamflow.control import job_lock, locks
+from streamflow.control.ingest_log import ensure_ingest_log, record_load
 from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
 from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
-from streamflow.ingest.tables import ensure_ingest_log, record_load
 from streamflow.ingest.validate import CheckedFile, check_month, read_typed
 
 # Folders hidden from Spark by their leading dot: a partition being written, one being replaced.
@@ -103,7 +104,7 @@ def recover() -> list[Path]:
         return []
     restored = []
     with database.connect() as conn:
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+        locks.hold_ingest(conn)
         for retired in sorted(raw_dir().glob(f"*/{RETIRED}*")):
             final = retired.with_name(retired.name.removeprefix(RETIRED).rsplit("-", 1)[0])
             if final.exists():
@@ -135,7 +136,7 @@ def load_month(month_dir: Path, as_of: date, force: bool = False) -> dict[str, i
                 shown.advance(rows=item.rows)
         database.ensure_database()
         with database.connect() as conn:
-            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (database.INGEST_LOCK,))
+            locks.hold_ingest(conn)
             job_lock.fence(conn)  # before the swap: a run that lost its lock changes nothing
             ensure_ingest_log(conn)
             for item in checked:

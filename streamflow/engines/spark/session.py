@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamflow import config, database, settings
+from streamflow.plugins import PrerequisiteMissing
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -48,7 +49,7 @@ METASTORE_CLASSES = ",".join(
 )  # fmt: skip
 
 
-class SparkMissing(RuntimeError):
+class SparkMissing(PrerequisiteMissing):
     """Something the Spark engine needs is not installed; the message names the package."""
 
 

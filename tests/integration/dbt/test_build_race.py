@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 
-from streamflow import dbt, ingest
-from streamflow.engines import current as offline_engine
+from streamflow import control, dbt, ingest
+from streamflow.control import build_log
 from streamflow.generate import generate
 from streamflow.refusals import StepRefused
 from tests.support import query
@@ -53,13 +53,13 @@ def test_a_month_loaded_during_a_build_is_built_by_the_next_one(fresh_db, tmp_pa
     assert [bool(built) for built in results] == [True]
 
     assert dbt.months_to_build() == [second]  # not counted as built by the build it overlapped
-    with offline_engine().connect() as conn, pytest.raises(StepRefused, match="ingested after"):
-        offline_engine().assert_built(conn)
+    with control.connect() as conn, pytest.raises(StepRefused, match="ingested after"):
+        build_log.assert_built(conn)
     assert dbt.build_incrementally()
     built = query(fresh_db, f"select distinct as_of from {HELD_MART} order by 1")
     assert [as_of for (as_of,) in built] == [first, second]
-    with offline_engine().connect() as conn:
-        offline_engine().assert_built(conn)
+    with control.connect() as conn:
+        build_log.assert_built(conn)
 
 
 def test_a_running_build_closes_the_materialize_gate(fresh_db):
@@ -70,5 +70,5 @@ def test_a_running_build_closes_the_materialize_gate(fresh_db):
         "insert into features.dbt_build_log (invocation_id, command, succeeded, failures, raw_loaded_at,"
         " started_at) values ('running', 'build', false, 'did not finish', now(), now()) returning 1",
     )
-    with offline_engine().connect() as conn, pytest.raises(StepRefused, match="running, or the last one"):
-        offline_engine().assert_built(conn)
+    with control.connect() as conn, pytest.raises(StepRefused, match="running, or the last one"):
+        build_log.assert_built(conn)

@@ -142,7 +142,7 @@ def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
             "subs_profile_fv__months_active = null where user_id = %s",
             (user,),
         )
-        online.materialize_month(conn, store.config, views, first)
+        engines.current().materialize_month(online, conn, store.config, views, first)
     try:
         [(subs_ts, months_active, usage_ts)] = query(
             fresh_db,

@@ -19,15 +19,15 @@ from serving.catalog import Catalog
 from serving.config import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import StoreUnavailable
-from streamflow import config, database, settings
+from streamflow import config, database, engines, plugins, settings
 from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
 from streamflow.online.layout import MONTH_WINDOW, field_of
 from streamflow.processes import free_port
-from tests.support import local_redis, query
+from tests.support import local_store, query
 
 pytestmark = pytest.mark.slow
-STORES = ["postgres", "redis"]
+STORES = list(plugins.ONLINE_STORES)  # every registered store, each set up by its own module
 
 
 @dataclass
@@ -43,22 +43,21 @@ class Case:
         """One month of every view through the store's window load; the users it wrote."""
         views = sorted(self.store.list_feature_views(), key=lambda v: v.name)
         with database.connect() as conn:
-            return online_backend(self.store).materialize_month(conn, self.store.config, views, month)
+            online = online_backend(self.store)
+            return engines.current().materialize_month(online, conn, self.store.config, views, month)
 
 
 @pytest.fixture(scope="module", params=STORES)
 def online(request, store, tmp_path_factory):
-    """The module's stack in each store: PostgreSQL's is the one `store` built."""
-    if request.param == "postgres":
-        yield Case("postgres", store)
-        return
-    with local_redis(tmp_path_factory.mktemp("redis"), cluster=True):
-        from streamflow.features.store import feature_store
+    """The module's stack in each store, set up by the store's own module (tests/support.py's
+    `local_store`), then materialized into it (PostgreSQL's: the months `store` already wrote)."""
+    from streamflow.features.store import feature_store
 
-        redis_store = feature_store()
-        assert redis_store.config.online_store.backend == "redis"
-        materialize(redis_store)
-        yield Case("redis", redis_store)
+    with local_store(request.param, tmp_path_factory.mktemp(request.param)):
+        case_store = feature_store()
+        assert case_store.config.online_store.type == plugins.store_module(request.param).FEAST_TYPE
+        materialize(case_store)
+        yield Case(request.param, case_store)
 
 
 @pytest.fixture(scope="module")

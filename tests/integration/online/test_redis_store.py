@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster
 
 from serving.app import create_app
 from serving.config import ServingSettings
-from streamflow import database, settings
+from streamflow import database, engines, settings
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
@@ -31,7 +31,7 @@ def cluster(store, tmp_path_factory):
     """The module's stack (already in PostgreSQL's online store) materialized into a cluster."""
     with local_redis(tmp_path_factory.mktemp("redis"), cluster=True) as server:
         redis_store = feature_store()
-        assert redis_store.config.online_store.backend == "redis"
+        assert redis_store.config.online_store.type.endswith("online.redis.FeastOnlineStore")
         written = materialize(redis_store)
         assert written and all(users > 0 for users in written.values())
         yield server, redis_store
@@ -103,7 +103,7 @@ def test_a_view_that_lost_its_field_takes_the_old_month_alone(cluster, fresh_db)
     field = layout.field_of(subs)
     client.hdel(key, field)
     with database.connect() as conn:
-        online.materialize_month(conn, redis_store.config, views, first)
+        engines.current().materialize_month(online, conn, redis_store.config, views, first)
     after = client.hgetall(key)
     assert layout.decode(after[field.encode()])[0] == layout.micros(first)
     assert {k: v for k, v in after.items() if not k.startswith(b"subs_profile")} == {

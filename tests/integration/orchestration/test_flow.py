@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from streamflow import settings
-from streamflow.job_lock import PIPELINE_LOCK
+from streamflow.control.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
 from tests.integration.orchestration import prefect_api as api

@@ -7,7 +7,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from streamflow import dbt, ingest, job_lock
+from streamflow import dbt, ingest
+from streamflow.control import job_lock
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.generate import generate

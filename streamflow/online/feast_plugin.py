@@ -1,39 +1,26 @@
-"""The Feast online store plugin (`online_store.type` in feature_repo/feature_store.yaml): Feast's
-OnlineStore interface over whichever implementation of streamflow/online/contract.py the
-configuration's `backend` names, as Feast's own `hybrid` store hands each call to a member store.
-So `get_online_features`, `feast materialize`, `feast serve` and `make materialize` work the same
-on PostgreSQL and on Redis. Entities keyed by a single `user_id` join key only.
+"""Feast's OnlineStore interface over an implementation of streamflow/online/contract.py, as
+Feast's own `hybrid` store hands each call to a member store. Each store module subclasses it
+with its own configuration (Feast finds `<type>Config` beside the class `online_store.type`
+names in feature_repo/feature_store.yaml), so `get_online_features`, `feast materialize`,
+`feast serve` and `make materialize` work the same on every store. Entities keyed by a single
+`user_id` join key only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from feast import Entity, FeatureView
 from feast.infra.online_stores.online_store import OnlineStore
-from feast.infra.utils.postgres.postgres_config import PostgreSQLConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.type_map import feast_value_type_to_python_type
-from pydantic import StrictStr
 
-from streamflow.config import ONLINE_STORES
-from streamflow.online import backend_for
 from streamflow.online.contract import OnlineStoreBackend, ReadResult, Row
 from streamflow.online.layout import ENTITY_COLUMN
-
-
-class StreamflowOnlineStoreConfig(PostgreSQLConfig):
-    type: Literal["streamflow.features.online_store.StreamflowOnlineStore"] = (
-        "streamflow.features.online_store.StreamflowOnlineStore"
-    )
-    backend: Literal[ONLINE_STORES] = "postgres"  # type: ignore[valid-type]
-    redis_url: StrictStr = ""  # online/redis_target.py: one URL, or a cluster's seeds
-    redis_cluster: bool = False
-    redis_key_ttl_seconds: int = 0  # 0: keys never expire (the API reports old values as stale)
 
 
 def entity_id(key: EntityKeyProto) -> str:
@@ -56,8 +43,12 @@ class StreamflowOnlineStore(OnlineStore):
 
     def backend(self, config: RepoConfig) -> OnlineStoreBackend:
         if self._backend is None:
-            self._backend = backend_for(config.online_store)
+            self._backend = self.make_backend(config.online_store)
         return self._backend
+
+    def make_backend(self, store_config: Any) -> OnlineStoreBackend:
+        """The store's implementation for its section of feature_store.yaml."""
+        raise NotImplementedError
 
     def update(
         self,
