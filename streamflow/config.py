@@ -2,7 +2,7 @@
 and the parse that turns a bad value into one line naming the variable and what it accepts.
 
 No other module reads `os.environ` (tests/unit/test_layout.py holds the code to that), and the
-README's configuration table lists exactly the names declared here (tests/unit/test_config.py).
+docs/configuration.md's table lists exactly the names declared here (tests/unit/test_config.py).
 Values are read when asked for, not cached: the tests and the pipeline point the tools at another
 database by changing `DATABASE_URL` between steps. `check()` parses every variable at once, so a
 command refuses a bad value before it starts any work (`streamflow` and `python -m serving` call it).

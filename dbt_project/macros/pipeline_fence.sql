@@ -1,5 +1,5 @@
 {#-
-    The pipeline lock's fence (streamflow/job_lock.py), a pre-hook of every mart: inside the
+    The pipeline lock's fence (streamflow/control/job_lock.py), a pre-hook of every mart: inside the
     mart's transaction, it holds the run's epoch share-locked, or fails the model when another
     run has taken the lock since this one lost it (a database restart). Outside a run, or on
     Spark (whose marts are not in PostgreSQL), it is nothing.

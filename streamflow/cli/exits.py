@@ -1,4 +1,4 @@
-"""The exit codes of every command (`streamflow`, `python -m serving`), one table (README)."""
+"""The exit codes of every command (`streamflow`, `python -m serving`), one table (docs/commands.md)."""
 
 from enum import IntEnum
 

@@ -1,4 +1,4 @@
-"""The write side of an online store, as the Feast plugin (streamflow/features/online_store.py),
+"""The write side of an online store, as the Feast plugin (streamflow/online/feast_plugin.py),
 materialize and `python -m serving`'s start-up check use it. PostgreSQL (postgres.py) and Redis
 (redis.py) implement it; the API's read side is serving/stores/, one reader per store.
 

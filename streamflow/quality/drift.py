@@ -33,7 +33,7 @@ from scipy.spatial.distance import jensenshannon
 from streamflow import config
 
 # Two documented levels of the Jensen-Shannon distance to the baseline month. Calibrated on
-# Feast-style histograms of two months of 7,043 normal values (tests/test_drift.py draws them):
+# Feast-style histograms of two months of 7,043 normal values (tests/unit/test_drift.py draws them):
 # the same law ~0.03 (sampling noise), a mean shifted by 1/8 standard deviation ~0.06, by 1/4 ~0.1.
 # "drift" at 0.1 is also Evidently's default for this test; "watch" at 0.05 sits above the noise.
 DRIFT_THRESHOLD = 0.1

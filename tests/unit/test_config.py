@@ -1,5 +1,5 @@
 """streamflow/config.py: every variable declared once, each bad value refused in one line naming
-it, and the README's configuration table listing exactly the variables the code reads."""
+it, and docs/configuration.md's table listing exactly the variables the code reads."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ REFUSED = {
     config.BENCH_INCREMENTAL_USERS: "0",
     config.BENCH_HISTORIES: "",
 }
-README = (config.PROJECT_ROOT / "README.md").read_text()
+CONFIGURATION = (config.PROJECT_ROOT / "docs" / "configuration.md").read_text()
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -85,7 +85,7 @@ def test_overridden_puts_every_value_back(monkeypatch):
 
 
 def _readme_variables() -> set[str]:
-    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    section = CONFIGURATION.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])}
 
