@@ -28,6 +28,7 @@ from bench import (
     feast_spark_bench,
     flow_bench,
     incremental_bench,
+    knobs,
     memory_bench,
     pipeline_bench,
     progress_bench,
@@ -39,7 +40,6 @@ from bench import (
 )
 from streamflow import config
 from streamflow.generate import generate
-from streamflow.pipeline import build_serving_stack as build_stack
 
 
 def machine() -> str:
@@ -52,14 +52,15 @@ def machine() -> str:
 def main() -> int:
     try:
         config.check()
+        knobs.check()
     except config.ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     wrk.require_wrk()
-    seconds = config.get(config.BENCH_SECONDS)
-    sizes = config.get(config.BENCH_SIZES)
+    seconds = knobs.get(knobs.SECONDS)
+    sizes = knobs.get(knobs.SIZES)
     seeds_env = config.get(config.SEEDS_DIR)
-    parts = config.get(config.BENCH_PARTS)
+    parts = knobs.get(knobs.PARTS)
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
@@ -67,7 +68,7 @@ def main() -> int:
         if "serving" in parts:
             print("== serving: same online data, same users, 16 connections, 1 worker each")
             target = stack.use_fresh_database("bench")
-            store = build_stack(seeds)
+            store = stack.build_serving_stack(seeds)
             stack.build_wide_reference_table(target)
             ids = stack.user_ids(target)
             results = serving_bench.run(target, ids, seconds)
@@ -92,22 +93,22 @@ def main() -> int:
 
         if "memory" in parts:
             target = stack.use_fresh_database("bench_memory")
-            build_stack(seeds)
+            stack.build_serving_stack(seeds)
             stack.build_wide_reference_table(target)
             memory_bench.ceiling(target, stack.user_ids(target), seconds)
-            sweep_users = config.get(config.BENCH_SWEEP_USERS)
+            sweep_users = knobs.get(knobs.SWEEP_USERS)
             target = stack.use_fresh_database("sweep")
-            build_stack(generate(workdir / "sweep_seeds", sweep_users, 2, 42))
+            stack.build_serving_stack(generate(workdir / "sweep_seeds", sweep_users, 2, 42))
             stack.build_wide_reference_table(target)
             memory_bench.sweep(target, stack.user_ids(target), seconds)
 
         if "redis" in parts:
             print("\n== the Redis online store: same data, same users, 16 connections, 1 worker each")
             target = stack.use_fresh_database("bench_redis")
-            build_stack(seeds)
+            stack.build_serving_stack(seeds)
             stack.build_wide_reference_table(target)
             ids = stack.user_ids(target)
-            scale = config.get(config.BENCH_REDIS_USERS)
+            scale = knobs.get(knobs.REDIS_USERS)
             redis_bench.run(target, ids, workdir, seconds, scale)
 
         by_size = {}
@@ -120,8 +121,8 @@ def main() -> int:
             by_size[label] = pipeline_bench.run_size(users, workdir, scale_target, real)
             print(pipeline_bench.table({label: by_size[label]}).to_string(index=False), flush=True)
         if "incremental" in parts:
-            users = config.get(config.BENCH_INCREMENTAL_USERS)
-            histories = config.get(config.BENCH_HISTORIES)
+            users = knobs.get(knobs.INCREMENTAL_USERS)
+            histories = knobs.get(knobs.HISTORIES)
             print(f"\n== the monthly job: {users:,} users, one new month after {histories} months of history")
             incremental = incremental_bench.run(
                 users, histories, workdir, lambda h: stack.use_fresh_database(f"history{h}")
@@ -130,15 +131,15 @@ def main() -> int:
             print("\n== the monthly job as a Prefect flow vs the plain runner (same steps, same exports)")
             flow_bench.run(seeds, workdir, stack.use_fresh_database)
         if "progress" in parts:
-            progress_bench.run(config.get(config.BENCH_PROGRESS_USERS), workdir, stack.use_fresh_database)
+            progress_bench.run(knobs.get(knobs.PROGRESS_USERS), workdir, stack.use_fresh_database)
         if "spark" in parts or "spark-feast" in parts:
-            months, users = config.get(config.BENCH_FEAST_SPARK)
+            months, users = knobs.get(knobs.FEAST_SPARK)
             feast_spark_bench.run(months, users, workdir, stack.use_fresh_database)
         if "spark" in parts:
             spark_bench.run(
-                config.get(config.BENCH_SPARK_SIZES),
-                config.get(config.BENCH_HISTORIES),
-                config.get(config.BENCH_INCREMENTAL_USERS),
+                knobs.get(knobs.SPARK_SIZES),
+                knobs.get(knobs.HISTORIES),
+                knobs.get(knobs.INCREMENTAL_USERS),
                 workdir,
                 stack.use_fresh_database,
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.pipeline_bench import Step, measured
-from streamflow import settings
+from streamflow import targets
 from streamflow.generate import generate
 from streamflow.ingest import month_dirs
 
@@ -26,7 +26,7 @@ def seeds_with(months: list[tuple[Path, object]], count: int, folder: Path) -> P
     return folder
 
 
-def monthly_job(history: int, months: list, workdir: Path, target: settings.PgTarget) -> list[Step]:
+def monthly_job(history: int, months: list, workdir: Path, target: targets.PgTarget) -> list[Step]:
     """Build a stack of `history` months (not timed), then land month `history` and time the job."""
     python, env = sys.executable, {"DATABASE_URL": target.url}
     seeds = seeds_with(months, history, workdir / f"history_{history}")

@@ -16,7 +16,7 @@ import psutil
 
 from bench import wrk
 from bench.serving_bench import POOL_SIZE
-from streamflow import settings
+from streamflow import targets
 from streamflow.processes import running
 
 WARMUP_S = 5  # wrk cycles through every id: 7,043 users are each read (and held) many times over
@@ -24,7 +24,7 @@ TARGET_THROUGHPUT, TARGET_P99 = 0.8, 1.5  # of the ceiling's
 SWEEP_CACHE_MB = "64"  # ~40,000 vectors: far fewer than the sweep's users
 
 
-def _ours(target: settings.PgTarget, cache_mb: str) -> tuple[list[str], str, dict]:
+def _ours(target: targets.PgTarget, cache_mb: str) -> tuple[list[str], str, dict]:
     env = {
         "WORKERS": "1",
         "DATABASE_URL": target.url,
@@ -34,7 +34,7 @@ def _ours(target: settings.PgTarget, cache_mb: str) -> tuple[list[str], str, dic
     return [sys.executable, "-m", "serving"], "/ready", env
 
 
-def _ceiling(target: settings.PgTarget, sample_user: str) -> tuple[list[str], str, dict]:
+def _ceiling(target: targets.PgTarget, sample_user: str) -> tuple[list[str], str, dict]:
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "bench.ceiling_app:create_app", "--port", "{port}",
         "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
@@ -67,7 +67,7 @@ def _alternating(specs: dict, ids: list[str], seconds: int, rounds: int, warmup:
     return [results[name] for name in names]
 
 
-def ceiling(target: settings.PgTarget, ids: list[str], seconds: int, rounds: int = 2) -> None:
+def ceiling(target: targets.PgTarget, ids: list[str], seconds: int, rounds: int = 2) -> None:
     print("\n== serving from memory: our API, memory warm, against Litestar serving a dict (16 connections)")
     specs = {
         "A+ our API, memory warm": _ours(target, "512"),
@@ -84,7 +84,7 @@ def ceiling(target: settings.PgTarget, ids: list[str], seconds: int, rounds: int
     )
 
 
-def sweep(target: settings.PgTarget, ids: list[str], seconds: int, rounds: int = 2) -> None:
+def sweep(target: targets.PgTarget, ids: list[str], seconds: int, rounds: int = 2) -> None:
     print(
         f"\n== a sweep over {len(ids):,} users, memory {SWEEP_CACHE_MB} MB (far fewer vectors) "
         "against memory off"

@@ -10,7 +10,7 @@ import warnings
 import pandas as pd
 import psycopg
 
-from streamflow import settings
+from streamflow import targets
 from streamflow.features.store import feature_store
 
 FIRST_MONTH_LABELS = (
@@ -22,7 +22,7 @@ FIRST_MONTH_LABELS = (
 def main() -> None:
     warnings.filterwarnings("ignore")
     store = feature_store()
-    with psycopg.connect(settings.admin_target().url) as conn:
+    with psycopg.connect(targets.admin_target().url) as conn:
         rows = conn.execute(FIRST_MONTH_LABELS).fetchall()
     entity_df = pd.DataFrame(rows, columns=["user_id", "event_timestamp"])
     started = time.perf_counter()

@@ -15,7 +15,7 @@ import pandas as pd
 import psutil
 import psycopg
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.exports import TABLES
 
 NAIVE_LIMIT = 10_000  # Feast's DataFrame path grows with the square of the rows: 35k users took 348 s
@@ -35,7 +35,7 @@ def measured(name: str, command: list[str], env: dict | None = None) -> tuple[St
     process = subprocess.Popen(
         command,
         env=config.child_environment({**(env or {}), config.LOG_FORMAT: "json"}),
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -75,7 +75,7 @@ def records(output: str, event: str) -> list[dict]:
     return found
 
 
-def postgres_copy_seconds(target: settings.PgTarget, seeds: Path) -> float:
+def postgres_copy_seconds(target: targets.PgTarget, seeds: Path) -> float:
     """The floor for ingest: plain COPY of the same files into untyped-checked tables, no validation."""
     started = time.perf_counter()
     with psycopg.connect(target.url) as conn:
@@ -97,7 +97,7 @@ def postgres_copy_seconds(target: settings.PgTarget, seeds: Path) -> float:
 
 
 def run_size(
-    users: int, workdir: Path, target: settings.PgTarget, real_seeds: Path | None = None
+    users: int, workdir: Path, target: targets.PgTarget, real_seeds: Path | None = None
 ) -> list[Step]:
     python = sys.executable
     env = {"DATABASE_URL": target.url}
@@ -173,7 +173,7 @@ def run_size(
     return steps
 
 
-def naive_training_seconds(target: settings.PgTarget) -> float:
+def naive_training_seconds(target: targets.PgTarget) -> float:
     """What the course does (bench/naive_training.py), in a process of its own on `target`."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.naive_training"],
@@ -181,7 +181,7 @@ def naive_training_seconds(target: settings.PgTarget) -> float:
         capture_output=True,
         text=True,
         check=True,
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
     )
     return float(out.stdout.strip().splitlines()[-1])
 

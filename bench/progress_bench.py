@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.pipeline_bench import measured, records
-from streamflow import config, progress, settings
+from streamflow import config, progress, targets
 from streamflow.generate import BLOCK, generate
 
 ROUNDS = 3
@@ -77,7 +77,7 @@ def _seconds_per_advance(mode: dict[str, str], calls: int = 20_000) -> float:
         return (time.perf_counter() - started) / calls
 
 
-def run(users: int, workdir: Path, fresh_database: Callable[[str], settings.PgTarget]) -> None:
+def run(users: int, workdir: Path, fresh_database: Callable[[str], targets.PgTarget]) -> None:
     print(f"\n== the progress display's cost: {users:,} users x 2 months, {ROUNDS} rounds, modes alternate")
     target = fresh_database("progress")
     base = {config.DATABASE_URL: target.url}

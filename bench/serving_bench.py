@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench import wrk
-from streamflow import settings
+from streamflow import targets
 from streamflow.features.store import REPO_DIR, feast_env
 from streamflow.processes import running
 
@@ -21,9 +21,9 @@ POOL_SIZE = 16  # A and C alike: one connection per wrk connection, nobody waits
 STORE_PATH = {"SERVING_CACHE_MB": "0"}  # A reads the store on every request (memory: memory_bench.py)
 
 
-def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
+def contenders(target: targets.PgTarget, sample_user: str) -> dict[str, tuple[list[str], str, dict, dict]]:
     python = sys.executable
-    feast = str(settings.PROJECT_ROOT / ".venv" / "bin" / "feast")
+    feast = str(targets.PROJECT_ROOT / ".venv" / "bin" / "feast")
     feast_cmd = [
         feast,
         "serve",
@@ -86,7 +86,7 @@ def contenders(target: settings.PgTarget, sample_user: str) -> dict[str, tuple[l
 
 
 def run(
-    target: settings.PgTarget, ids: list[str], seconds: int, warmup: int = 3, rounds: int = 2
+    target: targets.PgTarget, ids: list[str], seconds: int, warmup: int = 3, rounds: int = 2
 ) -> dict[str, list[wrk.LoadResult]]:
     """Every contender once, A and C once more: A and C run back to back in each round, so their
     ratio is measured under the same machine conditions (this machine is shared and noisy)."""
@@ -97,7 +97,7 @@ def run(
     for round_number in range(rounds):
         for name in paired + (others if round_number == 0 else []):
             command, ready, env, options = specs[name]
-            cwd = REPO_DIR if Path(command[0]).name == "feast" else settings.PROJECT_ROOT
+            cwd = REPO_DIR if Path(command[0]).name == "feast" else targets.PROJECT_ROOT
             with running(command, ready, env, cwd=cwd) as base:
                 wrk.run(base, ids, warmup, **options)
                 r = wrk.run(base, ids, seconds, **options)
@@ -129,7 +129,7 @@ def api_batch_p50_ms(env: dict, batches: list[list[str]]) -> float:
     return statistics.median(timings)
 
 
-def batch_latency(target: settings.PgTarget, store, ids: list[str], rounds: int = 200) -> dict[str, float]:
+def batch_latency(target: targets.PgTarget, store, ids: list[str], rounds: int = 200) -> dict[str, float]:
     """p50 of 100 users in one request: our POST /features vs Feast's SDK in-process."""
     batches = batches_of(ids, rounds)
     ours = api_batch_p50_ms({"WORKERS": "1", "DATABASE_URL": target.url, **STORE_PATH}, batches)

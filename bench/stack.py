@@ -3,21 +3,26 @@ benchmark never touches the user's data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 from psycopg import sql
 
-from streamflow import config, database, embedded_pg, settings
+from streamflow import config, database, dbt, embedded_pg, ingest, targets
+from streamflow.features.apply import apply
+from streamflow.features.materialize import materialize
+from streamflow.features.store import feature_store
 
 # The user's database, as configured before any benchmark points DATABASE_URL elsewhere.
-USER_TARGET = settings.admin_target()
-USES_EMBEDDED = settings.uses_embedded()
+USER_TARGET = targets.admin_target()
+USES_EMBEDDED = targets.uses_embedded()
 
 
-def bench_target(suffix: str = "bench") -> settings.PgTarget:
+def bench_target(suffix: str = "bench") -> targets.PgTarget:
     return USER_TARGET.with_database(f"{USER_TARGET.database}_{suffix}")
 
 
-def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
+def use_fresh_database(suffix: str = "bench") -> targets.PgTarget:
     """Start the server if it is ours, recreate `<db>_<suffix>`, point DATABASE_URL at it."""
     if USES_EMBEDDED:  # (embedded_pg.up() would look at DATABASE_URL, which a benchmark moved)
         embedded_pg.default_server().start()
@@ -33,7 +38,7 @@ def use_fresh_database(suffix: str = "bench") -> settings.PgTarget:
     return target
 
 
-def build_wide_reference_table(target: settings.PgTarget) -> int:
+def build_wide_reference_table(target: targets.PgTarget) -> int:
     """Contender C's table: the 14 served values at the latest as_of, one row per user."""
     with psycopg.connect(target.url) as conn:
         conn.execute("create schema if not exists bench")
@@ -54,6 +59,19 @@ def build_wide_reference_table(target: settings.PgTarget) -> int:
         return conn.execute("select count(*) from bench.wide_features").fetchone()[0]
 
 
-def user_ids(target: settings.PgTarget) -> list[str]:
+def user_ids(target: targets.PgTarget) -> list[str]:
     with psycopg.connect(target.url) as conn:
         return [r[0] for r in conn.execute("select user_id from bench.wide_features order by user_id")]
+
+
+def build_serving_stack(seeds: Path):
+    """ingest -> dbt build -> feast apply -> materialize on the current database, no checks in
+    between (the benchmarks' and the tests' stacks); the FeatureStore. Raises when dbt build fails."""
+    ingest.load_all(seeds)
+    result = dbt.build(["--quiet"], dbt.plan_build().read_upto)
+    if not result.success:
+        raise RuntimeError(f"dbt build failed: {dbt.failed_nodes(result)}")
+    apply()
+    store = feature_store()
+    materialize(store)
+    return store

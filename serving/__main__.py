@@ -14,9 +14,9 @@ import sys
 import uvicorn
 
 from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
-from serving.config import ServingSettings
 from serving.protocol import DeadlineHttpToolsProtocol
-from streamflow import config, logs, online, settings
+from serving.settings import ServingSettings
+from streamflow import config, logs, online, targets
 from streamflow.cli import PRIVATE_UMASK
 from streamflow.cli.exits import Exit
 from streamflow.features.store import project_name
@@ -29,7 +29,7 @@ def inspect_stack() -> tuple[StoreProblem | None, str]:
     """(what keeps the API from serving, or None; a user id to show in the example commands),
     read as the API's read-only role: its workers inherit this environment, where the Feast
     configuration's variables would otherwise carry the owner's password."""
-    store, repo = online.open_backend(settings.reader_target(), project_name(), reader=True)
+    store, repo = online.open_backend(targets.reader_target(), project_name(), reader=True)
     problem = store.served_problem(repo)
     return problem, (None if problem else store.example_user(repo, EXAMPLE_USER)) or EXAMPLE_USER
 
@@ -47,7 +47,7 @@ def main() -> int:
         print(f"serve: {problem.message}", file=sys.stderr)
         return Exit.UNREACHABLE if problem.unreachable else Exit.REFUSED
     if api.workers > 1:  # workers count into files of one fresh folder; /metrics adds them up
-        folder = settings.STATE_DIR / "prometheus" / f"server-{api.port}"
+        folder = targets.STATE_DIR / "prometheus" / f"server-{api.port}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         config.export({config.PROMETHEUS_DIR: str(folder), config.METRICS_MULTIPROCESS: "1"})

@@ -12,13 +12,13 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 
 from serving import metrics, openapi  # metrics first: fixes the metrics mode before Feast is imported
 from serving.auth import require_token
-from serving.config import ServingSettings
 from serving.controllers.feast_protocol import get_online_features
 from serving.controllers.features import FeatureController
 from serving.controllers.ops import health, prometheus_metrics, ready
 from serving.errors import EXCEPTION_HANDLERS
 from serving.request_log import RequestLogMiddleware
 from serving.resources import lifespan
+from serving.settings import ServingSettings
 from streamflow import logs
 
 

@@ -13,7 +13,7 @@ from serving.catalog import Catalog
 from serving.stores.pooled import PooledReads
 from serving.stores.postgres import pool_kwargs
 from streamflow.features.store import feature_store
-from streamflow.settings import PgTarget
+from streamflow.targets import PgTarget
 
 log = logging.getLogger("serving")
 # A digest of every view's and service's definition: Feast stamps updates in whole seconds, so

@@ -14,8 +14,8 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from serving import cache, metrics
 from serving.catalog import Catalog, Selection, UnknownSelection
-from serving.config import ServingSettings
 from serving.registry import Registry
+from serving.settings import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import OnlineReader, StoreUnavailable
 

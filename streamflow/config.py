@@ -1,7 +1,7 @@
 """Every environment variable the project reads, declared once: its name, default and meaning,
 and the parse that turns a bad value into one line naming the variable and what it accepts.
 
-No other module reads `os.environ` (tests/unit/test_layout.py holds the code to that), and the
+No other module reads `os.environ` (tests/unit/test_house_rules.py holds the code to that), and the
 docs/configuration.md's table lists exactly the names declared here (tests/unit/test_config.py).
 Values are read when asked for, not cached: the tests and the pipeline point the tools at another
 database by changing `DATABASE_URL` between steps. `check()` parses every variable at once, so a
@@ -60,7 +60,7 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw.strip())
         if value < low or (high is not None and value > high):
@@ -91,14 +91,14 @@ def _distance(raw: str) -> float:
     return value
 
 
-def _whole_list(raw: str) -> list[int]:
+def whole_list(raw: str) -> list[int]:
     values = [int(part) for part in raw.split(",") if part.strip()]
     if not values or min(values) < 1:
         raise ValueError
     return values
 
 
-def _words(raw: str) -> set[str]:
+def words(raw: str) -> set[str]:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
@@ -106,7 +106,7 @@ def _words(raw: str) -> set[str]:
 # PostgreSQL (libpq's own PG* variables are read through libpq_environment() below)
 DATABASE_URL = _declare("DATABASE_URL", None, "an external PostgreSQL: a libpq URL or key=value conninfo")
 PG_PORT_EMBEDDED = _declare(
-    "STREAMFLOW_PG_PORT_EMBEDDED", "54329", "port of the embedded server", _whole(1, 65535), "a port number"
+    "STREAMFLOW_PG_PORT_EMBEDDED", "54329", "port of the embedded server", whole(1, 65535), "a port number"
 )
 EMBEDDED_DATABASE = _declare("STREAMFLOW_DATABASE", "streamflow", "database name on the embedded server")
 STATE_DIR = _declare("STREAMFLOW_STATE_DIR", None, "where servers, secrets and caches live", Path, "a folder")
@@ -132,7 +132,7 @@ SPARK_MASTER = _declare("SPARK_MASTER", None, "Spark's master: local[N] or spark
 SPARK_REMOTE = _declare("SPARK_REMOTE", None, "a Spark Connect server, sc://host:15002")
 SPARK_DRIVER_MEMORY = _declare("SPARK_DRIVER_MEMORY", "2g", "the Spark driver's heap (a JVM size: 2g)")
 SPARK_SHUFFLE_PARTITIONS = _declare(
-    "SPARK_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", _whole(1, 100_000),
+    "SPARK_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", whole(1, 100_000),
     "a whole number 1..100000",
 )  # fmt: skip
 SPARK_JVM_OPTIONS = _declare(
@@ -162,7 +162,7 @@ GENERATED_USERS = _declare(
     "GENERATED_USERS",
     "7043",
     "users the generator writes without SEEDS_DIR",
-    _whole(1),
+    whole(1),
     "a whole number >= 1",
 )
 TODAY = _declare(
@@ -184,7 +184,7 @@ PROGRESS_SECONDS = _declare(
     "PROGRESS_SECONDS",
     "10",
     "seconds between progress lines or records (not the bar)",
-    _whole(0),
+    whole(0),
     "a whole number >= 0",
 )
 MONITOR_BASELINE = _declare(
@@ -196,60 +196,60 @@ DRIFT_THRESHOLD = _declare(
 DRIFT_WATCH_THRESHOLD = _declare(
     "DRIFT_WATCH_THRESHOLD", "0.05", "distance to watch", _distance, "a number between 0 and 1"
 )
-UI_PORT = _declare("UI_PORT", "8888", "port of Feast's UI (make ui)", _whole(1, 65535), "a port number")
+UI_PORT = _declare("UI_PORT", "8888", "port of Feast's UI (make ui)", whole(1, 65535), "a port number")
 PIPELINE_LOCK_WAIT = _declare(
-    "PIPELINE_LOCK_WAIT", "0", "seconds a run waits for another to finish", _whole(0, 86_400),
+    "PIPELINE_LOCK_WAIT", "0", "seconds a run waits for another to finish", whole(0, 86_400),
     "seconds, 0..86400",
 )  # fmt: skip
 # The monthly job as a Prefect flow
 PREFECT_API_URL = _declare("PREFECT_API_URL", None, "Prefect's API (unset: a temporary server per run)")
 PREFECT_PORT = _declare(
-    "PREFECT_PORT", "4200", "port of `make orchestrator-up`", _whole(1, 65535), "a port number"
+    "PREFECT_PORT", "4200", "port of `make orchestrator-up`", whole(1, 65535), "a port number"
 )
 FLOW_RETRIES = _declare(
     "FLOW_RETRIES",
     "3",
     "retries of a step whose server did not answer",
-    _whole(0, 50),
+    whole(0, 50),
     "a whole number 0..50",
 )
 FLOW_RETRY_DELAY = _declare(
-    "FLOW_RETRY_DELAY", "10", "seconds before the first retry (doubling)", _whole(1, 3600), "seconds, 1..3600"
+    "FLOW_RETRY_DELAY", "10", "seconds before the first retry (doubling)", whole(1, 3600), "seconds, 1..3600"
 )
 SCHEDULE_CRON = _declare(
     "SCHEDULE_CRON", "0 6 1 * *", "when `make schedule` runs the job (UTC)", _cron, "five cron fields"
 )
 # The API
 HOST = _declare("HOST", "127.0.0.1", "where the API listens")
-PORT = _declare("PORT", "8000", "the API's port", _whole(1, 65535), "a port number")
-WORKERS = _declare("WORKERS", "1", "uvicorn workers", _whole(1, 64), "a whole number 1..64")
+PORT = _declare("PORT", "8000", "the API's port", whole(1, 65535), "a port number")
+WORKERS = _declare("WORKERS", "1", "uvicorn workers", whole(1, 64), "a whole number 1..64")
 FEATURE_SERVICE = _declare("FEATURE_SERVICE", "churn_api_v1", "the API's default feature service")
 MAX_BATCH_USERS = _declare(
-    "MAX_BATCH_USERS", "1000", "users per batch request", _whole(1, 100_000), "a whole number 1..100000"
+    "MAX_BATCH_USERS", "1000", "users per batch request", whole(1, 100_000), "a whole number 1..100000"
 )
 DB_TIMEOUT_MS = _declare(
-    "DB_TIMEOUT_MS", "2000", "a read's deadline", _whole(1, 600_000), "milliseconds, 1..600000"
+    "DB_TIMEOUT_MS", "2000", "a read's deadline", whole(1, 600_000), "milliseconds, 1..600000"
 )
 DB_POOL_SIZE = _declare(
-    "DB_POOL_SIZE", "16", "connections per API worker", _whole(1, 1000), "a whole number 1..1000"
+    "DB_POOL_SIZE", "16", "connections per API worker", whole(1, 1000), "a whole number 1..1000"
 )
 MAX_BODY_BYTES = _declare(
-    "MAX_BODY_BYTES", None, "a request body's size limit (413 past it)", _whole(1024, 100_000_000),
+    "MAX_BODY_BYTES", None, "a request body's size limit (413 past it)", whole(1024, 100_000_000),
     "bytes, 1024..100000000",
 )  # fmt: skip
 MAX_CONNECTIONS = _declare(
-    "MAX_CONNECTIONS", "512", "open connections per API worker (503 past it)", _whole(1, 100_000),
+    "MAX_CONNECTIONS", "512", "open connections per API worker (503 past it)", whole(1, 100_000),
     "a whole number 1..100000",
 )  # fmt: skip
 CLIENT_TIMEOUT_S = _declare(
-    "CLIENT_TIMEOUT_S", "10", "seconds a client has to send a whole request", _whole(1, 3600),
+    "CLIENT_TIMEOUT_S", "10", "seconds a client has to send a whole request", whole(1, 3600),
     "seconds, 1..3600",
 )  # fmt: skip
 SERVING_CACHE_MB = _declare(
     "SERVING_CACHE_MB",
     "512",
     "memory each API worker keeps of served vectors (0: off)",
-    _whole(0, 1_000_000),
+    whole(0, 1_000_000),
     "megabytes, 0..1000000",
 )
 API_TOKEN = _declare("STREAMFLOW_API_TOKEN", None, "bearer token the API requires when set")
@@ -258,50 +258,7 @@ METRICS_MULTIPROCESS = _declare(
     "STREAMFLOW_METRICS_MP", None, "internal: workers share metrics files", _flag, "1 or 0"
 )
 PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the workers' metrics folder")
-# Benchmarks and tests
-BENCH_SECONDS = _declare("BENCH_SECONDS", "15", "seconds per load run", _whole(1), "a whole number >= 1")
-BENCH_SIZES = _declare("BENCH_SIZES", "7043,100000", "users per pipeline run", _whole_list, "numbers, a,b,c")
-BENCH_PARTS = _declare(
-    "BENCH_PARTS",
-    "serving,redis,pipeline,incremental,flow,progress",
-    "which benchmarks run",
-    _words,
-    "names, a,b,c",
-)
-BENCH_REDIS_USERS = _declare(
-    "BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", _whole(1), "a whole number >= 1"
-)
-BENCH_INCREMENTAL_USERS = _declare(
-    "BENCH_INCREMENTAL_USERS", "200000", "users of the incremental run", _whole(1), "a whole number >= 1"
-)
-BENCH_SPARK_SIZES = _declare(
-    "BENCH_SPARK_SIZES",
-    "200000,1000000",
-    "users of the engines' side-by-side run",
-    _whole_list,
-    "numbers, a,b",
-)
-BENCH_FEAST_SPARK = _declare(
-    "BENCH_FEAST_SPARK",
-    "12,1000000",
-    "months and users of Feast's steps on each engine",
-    _whole_list,
-    "numbers, months,users",
-)
-BENCH_PROGRESS_USERS = _declare(
-    "BENCH_PROGRESS_USERS",
-    "100000",
-    "users of the progress display's cost run",
-    _whole(1),
-    "a whole number >= 1",
-)
-BENCH_SWEEP_USERS = _declare(
-    "BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)", _whole(1),
-    "a whole number >= 1",
-)  # fmt: skip
-BENCH_HISTORIES = _declare(
-    "BENCH_HISTORIES", "2,24", "months of history compared", _whole_list, "numbers, a,b"
-)
+# Tests (the benchmarks declare their own knobs: bench/knobs.py)
 REAL_SEEDS = _declare("STREAMFLOW_REAL_SEEDS", None, "the real exports the tests use", Path, "a folder")
 REAL_SEEDS_REQUIRED = _declare(
     "STREAMFLOW_REAL_SEEDS_REQUIRED",
@@ -322,8 +279,16 @@ def raw(name: str) -> str | None:
 
 def get(name: str) -> Any:
     """The variable parsed, or its default parsed, or None when it has neither."""
-    text = raw(name)  # raises KeyError for a name not declared here
-    variable = VARIABLES[name]
+    raw(name)  # raises KeyError for a name not declared here
+    return value_of(VARIABLES[name])
+
+
+def value_of(variable: Variable) -> Any:
+    """A variable read and parsed as `get` does, for tooling that declares its own (the
+    benchmarks' knobs, bench/knobs.py): the library's configuration does not carry them."""
+    value = os.environ.get(variable.name, "")
+    text = value if value.strip() else None
+    name = variable.name
     if text is None:
         text = variable.default
     if text is None:

@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from streamflow import settings
+from streamflow import targets
 
 SCHEMAS = ("raw", "staging", "features", "feast", "feast_online")
 CONNECT_TIMEOUT_S = "10"
@@ -31,7 +31,7 @@ class DatabaseUnreachable(psycopg.OperationalError):
     """No connection could be made; the message is one line: where, what libpq said, what to fix."""
 
 
-def explain(target: settings.PgTarget, exc: psycopg.OperationalError) -> DatabaseUnreachable:
+def explain(target: targets.PgTarget, exc: psycopg.OperationalError) -> DatabaseUnreachable:
     said = " ".join(str(exc).split())  # libpq's message spans lines; keep it on one
     hint = next((fix for needle, fix in HINTS if needle in said), None)
     return DatabaseUnreachable(
@@ -39,8 +39,8 @@ def explain(target: settings.PgTarget, exc: psycopg.OperationalError) -> Databas
     )
 
 
-def connect(target: settings.PgTarget | None = None, **kwargs) -> psycopg.Connection:
-    target = target or settings.admin_target()
+def connect(target: targets.PgTarget | None = None, **kwargs) -> psycopg.Connection:
+    target = target or targets.admin_target()
     keywords = {"connect_timeout": CONNECT_TIMEOUT_S, **target.keywords()}
     try:
         return psycopg.connect(make_conninfo("", **keywords), **kwargs)
@@ -48,16 +48,16 @@ def connect(target: settings.PgTarget | None = None, **kwargs) -> psycopg.Connec
         raise explain(target, exc) from None
 
 
-def started_at(target: settings.PgTarget | None = None) -> datetime:
+def started_at(target: targets.PgTarget | None = None) -> datetime:
     """When the server last started: a different answer later means it restarted in between (an
     outage that was over before anyone asked). Raises DatabaseUnreachable while it is down."""
     with connect(target) as conn:
         return conn.execute("select pg_postmaster_start_time()").fetchone()[0]
 
 
-def ensure_database(target: settings.PgTarget | None = None) -> None:
+def ensure_database(target: targets.PgTarget | None = None) -> None:
     """Create the database (if we may) and the schemas; safe to call any number of times."""
-    target = target or settings.admin_target()
+    target = target or targets.admin_target()
     try:
         with connect(target):
             pass

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from streamflow import config, database, engines, logs, settings
+from streamflow import config, database, engines, logs, targets
 from streamflow.control import build_log, job_lock, locks
 
-DBT_DIR = settings.PROJECT_ROOT / "dbt_project"
+DBT_DIR = targets.PROJECT_ROOT / "dbt_project"
 QUIET_ENV = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_VERSION_CHECK": "false",
@@ -115,12 +115,6 @@ def plan_build() -> BuildPlan:
     return BuildPlan([as_of for (as_of,) in rows], read_upto)
 
 
-def months_to_build() -> list[date] | None:
-    """The as_ofs loaded or restated since the last successful build; None when no build ever
-    succeeded."""
-    return plan_build().months
-
-
 @dataclass(frozen=True)
 class NodeResult:
     """One model, test, seed or snapshot of a dbt run: what it is, how it ended, in how long."""
@@ -218,7 +212,7 @@ def freshness(reference: date | None = None) -> list[Freshness]:
     return checked
 
 
-DOCS_DIR = settings.DATA_DIR / "reports" / "dbt-docs"
+DOCS_DIR = targets.DATA_DIR / "reports" / "dbt-docs"
 DOCS_FILES = {
     "static_index.html": "index.html",
     "manifest.json": "manifest.json",

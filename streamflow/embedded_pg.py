@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from streamflow import database, settings
+from streamflow import database, targets
 
 SYSTEM_USER = "embedded_postgres"  # initdb/postgres refuse to run as root
 
@@ -127,7 +127,7 @@ class EmbeddedPostgres:
                 "-D",
                 str(self.data_dir),
                 "-U",
-                settings.EMBEDDED_SUPERUSER,
+                targets.EMBEDDED_SUPERUSER,
                 f"--pwfile={pw.name}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
@@ -188,13 +188,13 @@ class EmbeddedPostgres:
 
 def default_server() -> EmbeddedPostgres:
     return EmbeddedPostgres(
-        data_dir=settings.STATE_DIR / "pgdata",
-        port=settings.embedded_port(),
-        superuser_password=settings.embedded_superuser_password(),
+        data_dir=targets.STATE_DIR / "pgdata",
+        port=targets.embedded_port(),
+        superuser_password=targets.embedded_superuser_password(),
     )
 
 
-def wait_until_accepting(target: settings.PgTarget, timeout: float = 30.0) -> None:
+def wait_until_accepting(target: targets.PgTarget, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -207,18 +207,18 @@ def wait_until_accepting(target: settings.PgTarget, timeout: float = 30.0) -> No
 
 
 def not_in_use() -> str:
-    where = settings.admin_target().safe_url
+    where = targets.admin_target().safe_url
     return f"DATABASE_URL/PGHOST is set: using {where}, the embedded server is not used."
 
 
 def up() -> str:
     """The database the settings name, ready with its schemas; the embedded server is started
     first when it is the one in use. Returns one line saying which server that is."""
-    if not settings.uses_embedded():
+    if not targets.uses_embedded():
         database.ensure_database()
         return not_in_use()
     started = default_server().start()
-    wait_until_accepting(settings.admin_target())
+    wait_until_accepting(targets.admin_target())
     database.ensure_database()
     state = "started" if started else "already running"
-    return f"embedded PostgreSQL {state}: {settings.admin_target().safe_url}"
+    return f"embedded PostgreSQL {state}: {targets.admin_target().safe_url}"

@@ -1,4 +1,4 @@
-"""Which failures pass and which do not. A server that did not answer (PostgreSQL, Redis, Spark)
+"""Which failures are transient and which are not. A server that did not answer (PostgreSQL, Redis, Spark)
 is worth another try later: a command exits 3 and the Prefect flow retries the step with backoff.
 Everything else (a refused export, a failed data test, a closed gate, a bug) fails for good."""
 
@@ -16,7 +16,7 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     return (psycopg.OperationalError, *engines.unreachable_errors(), *online.unreachable_errors())
 
 
-def is_passing(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
     """True when `exc` (or what it was raised from) is a server that did not answer."""
     seen: BaseException | None = exc
     while seen is not None:

@@ -20,7 +20,6 @@ from pythonjsonlogger.json import JsonFormatter
 
 from streamflow import config
 
-FORMATS = ("text", "json")
 JSON_FIELDS = "{levelname}{name}{message}"
 RENAMED = {"levelname": "level", "name": "logger"}
 TIMESTAMP_FIELD = "time"  # ISO 8601, UTC

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from streamflow import config, database, dbt, embedded_pg, engines, ingest, logs, settings
+from streamflow import config, database, dbt, embedded_pg, engines, ingest, logs, targets
 from streamflow.control import job_lock
 from streamflow.engines import StepRefused
 from streamflow.features.apply import apply
@@ -24,7 +24,7 @@ from streamflow.features.training import DEFAULT_OUT, build
 from streamflow.generate import generate
 from streamflow.quality import monitor
 
-GENERATED_DIR = settings.DATA_DIR / "generated"
+GENERATED_DIR = targets.DATA_DIR / "generated"
 
 
 def seeds_dir() -> Path:
@@ -139,19 +139,6 @@ def write_report(store) -> Path:
 
 
 # -- the plain runner --------------------------------------------------------------------------
-def build_serving_stack(seeds: Path):
-    """ingest -> dbt build -> feast apply -> materialize on the current database, no checks in
-    between (tests and benchmarks); the FeatureStore. Raises when dbt build fails."""
-    ingest.load_all(seeds)
-    result = dbt.build(["--quiet"], dbt.plan_build().read_upto)
-    if not result.success:
-        raise RuntimeError(f"dbt build failed: {dbt.failed_nodes(result)}")
-    apply()
-    store = feature_store()
-    materialize(store)
-    return store
-
-
 @contextlib.contextmanager
 def step(name: str) -> Iterator[None]:
     """One step of the run, logged with its time; the pipeline lock checked first (job_lock.keep:

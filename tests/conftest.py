@@ -17,8 +17,8 @@ from litestar.testing import TestClient
 from psycopg import sql
 
 from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import config, database, embedded_pg, settings
+from serving.settings import ServingSettings
+from streamflow import config, database, embedded_pg, targets
 from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from streamflow.features.apply import grant_reader
 from streamflow.features.store import feature_store
@@ -47,18 +47,18 @@ def pytest_configure(config):
     # servers a suite runs as their own user out of their data folders mid-run (their `pg_ctl
     # stop` then fails). A suite in another clone no longer touches this one's. Numbered runs,
     # the last three kept, as pytest does under its default root.
-    temproot = settings.PROJECT_ROOT / ".streamflow" / "pytest"  # (STATE_DIR is per process here)
+    temproot = targets.PROJECT_ROOT / ".streamflow" / "pytest"  # (STATE_DIR is per process here)
     temproot.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(temproot))
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[settings.PgTarget]:
+def server() -> Iterator[targets.PgTarget]:
     """The PostgreSQL server under test, started here when it is the embedded one."""
     os.environ.setdefault("FEAST_USAGE", "false")
-    base = settings.admin_target()
+    base = targets.admin_target()
     started = None
-    if settings.uses_embedded():
+    if targets.uses_embedded():
         embedded = embedded_pg.default_server()
         started = embedded if embedded.start() else None
         embedded_pg.wait_until_accepting(base)
@@ -150,13 +150,13 @@ def store(server, fresh_db, seeds, built_stacks):
 @pytest.fixture(scope="module")
 def client(store):
     """The API in-process (Litestar's test client) on that stack, as its read-only role."""
-    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
+    with TestClient(create_app(ServingSettings(database=targets.reader_target()))) as client:
         yield client
 
 
 class Stack(NamedTuple):
     server: EmbeddedPostgres
-    target: settings.PgTarget
+    target: targets.PgTarget
 
 
 @pytest.fixture(scope="session")
@@ -193,13 +193,13 @@ def private_pg(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def _own_server(data: Path, new: bool = False) -> Iterator[tuple[EmbeddedPostgres, settings.PgTarget]]:
+def _own_server(data: Path, new: bool = False) -> Iterator[tuple[EmbeddedPostgres, targets.PgTarget]]:
     """A server on `data` (a new one, with database streamflow, when `new`) and a free port;
     DATABASE_URL points at it meanwhile."""
-    password = settings.embedded_superuser_password()
+    password = targets.embedded_superuser_password()
     server = EmbeddedPostgres(data, free_port(), password)
     server.start()
-    target = settings.PgTarget("127.0.0.1", server.port, "streamflow", "postgres", password)
+    target = targets.PgTarget("127.0.0.1", server.port, "streamflow", "postgres", password)
     wait_until_accepting(target)
     if new:
         with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:

@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow import config, database, plugins, settings
-from streamflow.pipeline import build_serving_stack as build_stack
+from bench.stack import build_serving_stack as build_stack
+from streamflow import config, database, plugins, targets
 from streamflow.processes import free_cluster_ports, free_port, running, wait_for
 
-REAL_SEEDS = config.get(config.REAL_SEEDS) or settings.PROJECT_ROOT.parent / "shared" / "streamflow_seeds"
+REAL_SEEDS = config.get(config.REAL_SEEDS) or targets.PROJECT_ROOT.parent / "shared" / "streamflow_seeds"
 HAS_REAL_SEEDS = (REAL_SEEDS / "month_000" / "users.csv").exists()
 
 
@@ -53,7 +53,7 @@ def restated(month_dir: Path, folder: Path, user_row: int = 0, watch_hours: str 
     return folder
 
 
-def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget:
+def recreate_database(server: targets.PgTarget, name: str) -> targets.PgTarget:
     """An empty database `name` on `server` (dropped first if it exists)."""
     with psycopg.connect(server.with_database("postgres").url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
@@ -61,7 +61,7 @@ def recreate_database(server: settings.PgTarget, name: str) -> settings.PgTarget
     return server.with_database(name)
 
 
-def copy_database(server: settings.PgTarget, source: str, name: str) -> settings.PgTarget:
+def copy_database(server: targets.PgTarget, source: str, name: str) -> targets.PgTarget:
     """Database `name` made again as a copy of `source`. No session may be on `source` while it is
     copied: those left by the stack's build (a FeatureStore's registry refreshes itself from a
     thread) are ended, and the copy tried again if one came back in between."""
@@ -81,19 +81,19 @@ def copy_database(server: settings.PgTarget, source: str, name: str) -> settings
     return server.with_database(name)
 
 
-def emptied(server: settings.PgTarget, target: settings.PgTarget) -> settings.PgTarget:
+def emptied(server: targets.PgTarget, target: targets.PgTarget) -> targets.PgTarget:
     """`target`'s database dropped, made again and given the project's schemas and roles."""
     recreate_database(server, target.database)
     database.ensure_database(target)
     return target
 
 
-def query(target: settings.PgTarget, statement: str, params=None) -> list[tuple]:
+def query(target: targets.PgTarget, statement: str, params=None) -> list[tuple]:
     with psycopg.connect(target.url) as conn:
         return conn.execute(statement, params).fetchall()
 
 
-def table_checksums(target: settings.PgTarget, schemas=("raw", "features")) -> dict[str, str]:
+def table_checksums(target: targets.PgTarget, schemas=("raw", "features")) -> dict[str, str]:
     """md5 of every row of every table in the given schemas: equal means nothing changed."""
     with psycopg.connect(target.url) as conn:
         tables = conn.execute(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from streamflow.features.store import project_name
 
 if TYPE_CHECKING:
-    from serving.config import ServingSettings
+    from serving.settings import ServingSettings
     from serving.stores.base import OnlineReader
 
 

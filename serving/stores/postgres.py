@@ -26,10 +26,10 @@ from serving.stores.base import (
 from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION, table_of
-from streamflow.settings import PgTarget
+from streamflow.targets import PgTarget
 
 if TYPE_CHECKING:
-    from serving.config import ServingSettings
+    from serving.settings import ServingSettings
 
 # Only these mean "the store did not answer"; any other error is the request's own and never
 # opens (or wedges) the breaker.

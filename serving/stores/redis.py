@@ -38,7 +38,7 @@ from streamflow.online import layout, redis_target
 from streamflow.online.redis_target import RedisTarget
 
 if TYPE_CHECKING:
-    from serving.config import ServingSettings
+    from serving.settings import ServingSettings
 
 # What redis-py's asyncio cluster client raises when a node fails under concurrent requests: one
 # task tears a node's connections down while another is writing on one (seen in the fault tests:

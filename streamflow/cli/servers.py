@@ -20,16 +20,16 @@ from streamflow.cli.registry import arguments, command
 )
 @arguments(lambda p: p.add_argument("action", choices=["up", "down", "status", "url"]))
 def db(args) -> Exit:
-    from streamflow import embedded_pg, settings
+    from streamflow import embedded_pg, targets
 
     if args.action == "up":
         print(embedded_pg.up())
         return Exit.DONE
-    if not settings.uses_embedded():
+    if not targets.uses_embedded():
         print(embedded_pg.not_in_use())
         return Exit.DONE
     if args.action == "url":
-        print(settings.admin_target().url)
+        print(targets.admin_target().url)
         return Exit.DONE
     server = embedded_pg.default_server()
     if args.action == "down":

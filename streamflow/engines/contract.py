@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from feast.repo_config import RepoConfig
 
     from streamflow.online.contract import OnlineStoreBackend, Views
-    from streamflow.settings import PgTarget
+    from streamflow.targets import PgTarget
 
 
 class OfflineEngine(ABC):

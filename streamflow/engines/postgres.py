@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from streamflow import database, settings
+from streamflow import database, targets
 from streamflow.engines import postgres_pit
 from streamflow.engines.contract import OfflineEngine
 
@@ -78,7 +78,7 @@ class PostgresEngine(OfflineEngine):
 
         return PostgreSQLSource(**arguments)
 
-    def feast_offline_store(self, target: settings.PgTarget) -> dict[str, object]:
+    def feast_offline_store(self, target: targets.PgTarget) -> dict[str, object]:
         return {
             "type": "postgres",
             **target.feast_fields(),
@@ -88,7 +88,7 @@ class PostgresEngine(OfflineEngine):
         }
 
     def dbt_target(self) -> dict[str, str]:
-        return {"STREAMFLOW_DBT_TARGET": "postgres", **settings.admin_target().as_env()}
+        return {"STREAMFLOW_DBT_TARGET": "postgres", **targets.admin_target().as_env()}
 
     def marts_missing(self, tables: Sequence[str]) -> list[str]:
         with database.connect() as conn:

@@ -11,7 +11,7 @@ from pathlib import Path
 from feast.repo_operations import apply_total
 from psycopg import sql
 
-from streamflow import database, engines, settings
+from streamflow import database, engines, targets
 from streamflow.features.store import REPO_DIR, repo_config
 
 READ_SCHEMAS = ("feast", "feast_online", "monitoring")  # registry, online store, feature drift
@@ -39,7 +39,7 @@ def apply() -> None:
 
 def grant_reader() -> None:
     """The API's role may only read the online store and the registry."""
-    reader = settings.reader_target()
+    reader = targets.reader_target()
     role = sql.Identifier(reader.user)
     with database.connect() as conn:
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (reader.user,)).fetchone()
@@ -53,7 +53,7 @@ def grant_reader() -> None:
         )
         conn.execute(
             sql.SQL("grant connect on database {} to {}").format(
-                sql.Identifier(settings.admin_target().database), role
+                sql.Identifier(targets.admin_target().database), role
             )
         )
         for schema in READ_SCHEMAS:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamflow import dbt, settings
+from streamflow import dbt, targets
 from streamflow.features.store import REPO_DIR
 
 MANIFEST = dbt.target_dir() / "manifest.json"
@@ -144,7 +144,7 @@ def _ruff_format(path: Path, text: str) -> str:
         capture_output=True,
         text=True,
         check=True,
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
     )
     return result.stdout
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from streamflow import config, database, engines, online, settings
+from streamflow import config, database, engines, online, targets
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -16,17 +16,17 @@ if TYPE_CHECKING:
 
     from streamflow.online.contract import OnlineStoreBackend
 
-REPO_DIR = settings.PROJECT_ROOT / "feature_repo"
+REPO_DIR = targets.PROJECT_ROOT / "feature_repo"
 FEAST_PREFIX = "STREAMFLOW_FEAST_"
 
 
-def feast_env(target: settings.PgTarget | None = None, reader: bool = False) -> dict[str, str]:
+def feast_env(target: targets.PgTarget | None = None, reader: bool = False) -> dict[str, str]:
     """The variables `feature_store.yaml` reads, for `target` (the owner role by default); with
     `reader`, the online store as the API reads it (Redis' read-only user).
 
     Feast pastes them into the YAML text before parsing it, so each value is a JSON string: valid
     YAML whatever a password holds, and `""` (not null) where there is none."""
-    target = target or settings.admin_target()
+    target = target or targets.admin_target()
     engine = engines.current()
     registry_url = "postgresql+psycopg" + target.url.removeprefix("postgresql")
     values = {
@@ -45,14 +45,14 @@ def project_name() -> str:
     return yaml.safe_load((REPO_DIR / "feature_store.yaml").read_text())["project"]
 
 
-def use_repo(target: settings.PgTarget | None = None, reader: bool = False) -> None:
+def use_repo(target: targets.PgTarget | None = None, reader: bool = False) -> None:
     """Point Feast's configuration at `target` and make the repo's modules importable."""
     config.export(feast_env(target, reader))
     if str(REPO_DIR) not in sys.path:
         sys.path.insert(0, str(REPO_DIR))  # the repo's modules import each other by name
 
 
-def feature_store(target: settings.PgTarget | None = None, reader: bool = False) -> FeatureStore:
+def feature_store(target: targets.PgTarget | None = None, reader: bool = False) -> FeatureStore:
     """A FeatureStore on feature_repo/, configured for `target` (the owner role by default).
     Raises DatabaseUnreachable (one line: what libpq said, what to fix) when the database is not
     there, instead of the registry's SQLAlchemy traceback."""
@@ -63,7 +63,7 @@ def feature_store(target: settings.PgTarget | None = None, reader: bool = False)
     return FeatureStore(repo_path=str(REPO_DIR))
 
 
-def repo_config(target: settings.PgTarget | None = None, reader: bool = False) -> RepoConfig:
+def repo_config(target: targets.PgTarget | None = None, reader: bool = False) -> RepoConfig:
     """feature_store.yaml as Feast reads it, for `target` (and the API's `reader` of the online
     store), without opening a registry."""
     use_repo(target, reader)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow.parquet as pq
 
-from streamflow import engines, logs, progress, settings
+from streamflow import engines, logs, progress, targets
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features import DEFAULT_SERVICE
 from streamflow.features.store import feature_store
@@ -37,7 +37,7 @@ from streamflow.features.store import feature_store
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
-DEFAULT_OUT = settings.DATA_DIR / "processed" / "training_df.csv"
+DEFAULT_OUT = targets.DATA_DIR / "processed" / "training_df.csv"
 PANDAS_DTYPES = {"Int64": "Int64", "Int32": "Int32", "Bool": "boolean", "String": "string"}
 
 

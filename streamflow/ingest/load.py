@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streamflow import database, logs, progress, settings
+from streamflow import database, logs, progress, targets
 from streamflow.control import job_lock, locks
 from streamflow.control.ingest_log import record_load
 from streamflow.exports import TABLES, month_end
@@ -132,7 +132,7 @@ def _publish(conn: psycopg.Connection, staged: StagedFile) -> None:
     record_load(conn, staged.as_of, table, str(checked.path), checked.sha256, checked.rows)
 
 
-def already_loaded(month_dir: Path, as_of: date, target: settings.PgTarget | None = None) -> bool:
+def already_loaded(month_dir: Path, as_of: date, target: targets.PgTarget | None = None) -> bool:
     """Every file of the month is byte-identical (sha256) to the one loaded for this as_of."""
     database.ensure_database(target)
     with database.connect(target) as conn:
@@ -152,7 +152,7 @@ def already_loaded(month_dir: Path, as_of: date, target: settings.PgTarget | Non
 
 
 def load_month(
-    month_dir: Path, as_of: date, target: settings.PgTarget | None = None, force: bool = False
+    month_dir: Path, as_of: date, target: targets.PgTarget | None = None, force: bool = False
 ) -> dict[str, int]:
     """Validate and load one month in one transaction; returns rows loaded per table (none when
     the month's files are the ones loaded already, unless `force`). Each file is validated in a
@@ -230,6 +230,6 @@ def month_dirs(seeds_dir: Path) -> list[tuple[Path, date]]:
     return [(path, month_end(number)) for number, path in found]
 
 
-def load_all(seeds_dir: Path, target: settings.PgTarget | None = None, force: bool = False) -> None:
+def load_all(seeds_dir: Path, target: targets.PgTarget | None = None, force: bool = False) -> None:
     for month_dir, as_of in month_dirs(seeds_dir):
         load_month(month_dir, as_of, target, force)

@@ -16,7 +16,7 @@ from streamflow import config, plugins
 
 if TYPE_CHECKING:
     from streamflow.online.contract import OnlineStoreBackend
-    from streamflow.settings import PgTarget
+    from streamflow.targets import PgTarget
 
 
 class StoreConfig(NamedTuple):

@@ -30,7 +30,7 @@ from feast.type_map import python_values_to_proto_values
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.layout import (
@@ -42,7 +42,7 @@ from streamflow.online.layout import (
 )
 from streamflow.online.postgres_guard import guarded_upsert, idents
 from streamflow.online.postgres_staging import StagedMonth
-from streamflow.settings import PgTarget
+from streamflow.targets import PgTarget
 
 ONLINE_SCHEMA = "feast_online"
 MONTHS_LOG_DDL = (
@@ -198,7 +198,7 @@ class PostgresOnlineStore:
     def month_writer(self, config: RepoConfig, views: Views) -> StagedMonth:
         groups = [view_columns(view) for view in views]
         return StagedMonth(
-            url=settings.admin_target().url,
+            url=targets.admin_target().url,
             schema=config.online_store.db_schema,
             online_table=table_identifier(config),
             columns=((ENTITY_COLUMN, "text"), *(column for group in groups for column in group)),
@@ -264,7 +264,7 @@ class PostgresOnlineStore:
                 services = conn.execute("select to_regclass('feast.feature_services')")
                 built = table.fetchone()[0] is not None and services.fetchone()[0] is not None
         except psycopg.Error as exc:
-            where = settings.admin_target().safe_url  # the store's database, never its password
+            where = targets.admin_target().safe_url  # the store's database, never its password
             return StoreProblem(
                 f"cannot reach PostgreSQL at {where} ({type(exc).__name__}); run `make db-up`", True
             )

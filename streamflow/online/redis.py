@@ -24,7 +24,7 @@ from streamflow.online import layout, redis_target, redis_wire
 from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.redis_target import RedisTarget
-from streamflow.settings import PgTarget
+from streamflow.targets import PgTarget
 
 UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
 FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.online.redis_target import LOCAL_CLUSTER_PORTS, LOCAL_SINGLE_PORT, READER, WRITER, RedisTarget
 from streamflow.plugins import PrerequisiteMissing
 from streamflow.processes import alive
@@ -52,7 +52,7 @@ class LocalRedis:
         if cluster and len(ports) < 3 * (1 + replicas):
             raise ValueError("a Redis Cluster needs at least 3 masters")
         self.root, self.ports, self.cluster, self.replicas = root, ports, cluster, replicas
-        self.passwords = settings.local_redis_passwords()
+        self.passwords = targets.local_redis_passwords()
 
     @property
     def masters(self) -> tuple[int, ...]:
@@ -214,5 +214,5 @@ def _sha256(password: str) -> str:
 
 def default_server(cluster: bool = True) -> LocalRedis:
     """What `make redis-up` runs: 3 masters (or one node with REDIS_CLUSTER=0)."""
-    root = settings.STATE_DIR / "redis" / ("cluster" if cluster else "single")
+    root = targets.STATE_DIR / "redis" / ("cluster" if cluster else "single")
     return LocalRedis(root, LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,), cluster)

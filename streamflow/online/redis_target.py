@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.config import ConfigError
 
 LOCAL_CLUSTER_PORTS = (17001, 17002, 17003)  # cluster bus at +10000: ports must stay <= 55535
@@ -123,6 +123,6 @@ def from_env(reader: bool = False) -> RedisTarget:
         given = (reader and config.raw(config.REDIS_READER_URL)) or config.raw(config.REDIS_URL)
         return parse(given, cluster)
     user = READER if reader else WRITER
-    password = quote(settings.local_redis_passwords()[user], safe="")
+    password = quote(targets.local_redis_passwords()[user], safe="")
     ports = LOCAL_CLUSTER_PORTS if cluster else (LOCAL_SINGLE_PORT,)
     return parse(",".join(f"redis://{user}:{password}@127.0.0.1:{port}" for port in ports), cluster)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamflow import config, settings
+from streamflow import config, targets
 
 FLOW_NAME = "streamflow-monthly-job"
 DEPLOYMENT_NAME = "monthly"
 
 
 def prefect_home() -> Path:
-    return settings.STATE_DIR / "prefect"
+    return targets.STATE_DIR / "prefect"
 
 
 def prefect_environment() -> dict[str, str]:

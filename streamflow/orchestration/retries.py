@@ -27,4 +27,4 @@ def failed_with(state) -> BaseException | None:
 def worth_retrying(task, task_run, state) -> bool:
     """Prefect's `retry_condition_fn`: retry a server that did not answer, nothing else."""
     exc = failed_with(state)
-    return exc is not None and faults.is_passing(exc)
+    return exc is not None and faults.is_transient(exc)

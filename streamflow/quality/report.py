@@ -21,13 +21,13 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from streamflow import engines, settings
+from streamflow import engines, targets
 from streamflow.quality import monitor
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-REPORT_PATH = settings.DATA_DIR / "reports" / "feature_quality.html"
+REPORT_PATH = targets.DATA_DIR / "reports" / "feature_quality.html"
 LEVEL_ORDER = {"drift": 0, "watch": 1, "ok": 2, "n/a": 3}
 LEVEL_COLOUR = {"drift": "#c0392b", "watch": "#d68910", "ok": "#1e8449", "n/a": "#7f8c8d"}
 MONTH_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

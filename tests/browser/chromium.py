@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from streamflow import settings
+from streamflow import targets
 
-SCREENSHOTS = settings.DATA_DIR / "reports" / "screenshots"
+SCREENSHOTS = targets.DATA_DIR / "reports" / "screenshots"
 # The flags a locked-down machine needs: no sandbox as root, no GPU, and no calls home (which the
 # closed network would refuse, many at a time).
 CHROMIUM_ARGS = [

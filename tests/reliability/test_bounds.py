@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from serving.config import ServingSettings
 from serving.schemas import MAX_FEATURES, NAME_MAX_LENGTH
+from serving.settings import ServingSettings
 from tests.support import api_server
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import psutil
 import psycopg
 import pytest
 
-from streamflow import settings
+from streamflow import targets
 from streamflow.features.materialize import MATERIALIZE_LOCK
 from tests.reliability.load import run_load
 from tests.support import api_server
@@ -66,14 +66,14 @@ def test_256_clients_queue_for_connections_and_never_open_the_breaker(stack):
 
 
 def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
-    holder = psycopg.connect(settings.admin_target().url, autocommit=True)
+    holder = psycopg.connect(targets.admin_target().url, autocommit=True)
     holder.execute("select pg_advisory_lock(hashtext(%s))", (MATERIALIZE_LOCK,))
     try:
         refused = subprocess.run(
             [sys.executable, "-m", "streamflow", "materialize"],
             capture_output=True,
             text=True,
-            cwd=settings.PROJECT_ROOT,
+            cwd=targets.PROJECT_ROOT,
         )
     finally:
         holder.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
@@ -90,7 +90,7 @@ def test_concurrent_materializations_wait_or_refuse_and_stay_consistent(stack):
                 [sys.executable, "-m", "streamflow", "materialize"],
                 capture_output=True,
                 text=True,
-                cwd=settings.PROJECT_ROOT,
+                cwd=targets.PROJECT_ROOT,
             )
         )
 

@@ -12,12 +12,12 @@ import psutil
 import psycopg
 import pytest
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.features.apply import grant_reader
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = settings.PROJECT_ROOT
+ROOT = targets.PROJECT_ROOT
 # user:password@ in a PostgreSQL URL (not the regexes and templates that talk about one)
 LITERAL_DSN_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\w+:([^@\s'\"\\/\[\]()]+)@")
 
@@ -39,7 +39,7 @@ def test_no_credential_is_committed():
                     name,
                     "literal password in a DSN",
                 )
-    secret = settings.embedded_superuser_password()
+    secret = targets.embedded_superuser_password()
     for name in files:
         path = ROOT / name
         if path.is_file():
@@ -48,7 +48,7 @@ def test_no_credential_is_committed():
 
 def test_errors_and_logs_never_show_a_password(stack):
     server, target = stack
-    reader = settings.reader_target()
+    reader = targets.reader_target()
     port = free_port()
     env = {"DATABASE_URL": target.url, "PORT": str(port), "WORKERS": "1"}
     process = subprocess.Popen(
@@ -77,7 +77,7 @@ def test_errors_and_logs_never_show_a_password(stack):
         assert not LITERAL_DSN_PASSWORD.search(text)
     assert any('"status":503' in b for b in bodies)
     # the serve command's own error, with the database unreachable, names the server without a password
-    broken = settings.PgTarget("127.0.0.1", free_port(), "streamflow", "postgres", "s3cr3t-pw")
+    broken = targets.PgTarget("127.0.0.1", free_port(), "streamflow", "postgres", "s3cr3t-pw")
     failed = subprocess.run(
         [".venv/bin/python", "-m", "serving"],
         cwd=ROOT,
@@ -90,7 +90,7 @@ def test_errors_and_logs_never_show_a_password(stack):
 
 
 def test_serving_role_cannot_write_or_read_beyond_the_online_store(stack):
-    reader = settings.reader_target()
+    reader = targets.reader_target()
     with psycopg.connect(reader.url, autocommit=True) as conn:
         assert conn.execute("select count(*) from feast_online.streamflow_user_features").fetchone()[0] > 0
         for statement in (
@@ -115,7 +115,7 @@ def test_the_readers_password_never_reaches_the_server_as_text(stack):
     try:
         with config.overridden({config.READER_PASSWORD: password}):
             grant_reader()
-            reader = settings.reader_target()
+            reader = targets.reader_target()
             with psycopg.connect(reader.url) as conn:
                 assert conn.execute("select current_user").fetchone()[0] == reader.user
     finally:
@@ -134,7 +134,7 @@ def test_the_apis_processes_hold_no_password_but_the_readers(stack, engine):
     (with OFFLINE_ENGINE=spark, the catalog's credentials) puts it in their environment, which
     every worker inherits and /proc shows."""
     _, target = stack
-    reader, port = settings.reader_target(), free_port()
+    reader, port = targets.reader_target(), free_port()
     # none of this process's variables that name the owner (its in-process dbt and Feast steps set some)
     env = {
         k: v

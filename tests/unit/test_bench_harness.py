@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from bench import pipeline_bench, wrk
+from bench import knobs, pipeline_bench, wrk
+from streamflow import config
 
 REPORT = """Running 3s test @ http://127.0.0.1:57003
   2 threads and 16 connections
@@ -62,3 +65,29 @@ def test_step_figures_come_from_json_records_not_text():
     months = pipeline_bench.records(output, "month_materialized")
     assert [r["users"] for r in months] == [7043, 10] and sum(r["seconds"] for r in months) == 0.75
     assert pipeline_bench.records(output, "monitored") == []
+
+
+def test_the_knobs_are_listed_in_the_development_page_and_nowhere_in_the_library():
+    page = (config.PROJECT_ROOT / "docs" / "development.md").read_text()
+    table = page.split("### Benchmark knobs", 1)[1]
+    listed = set(re.findall(r"^\| `(BENCH_[A-Z_]+)`", table, flags=re.M))
+    assert listed == {knob.name for knob in knobs.KNOBS}
+    assert not [name for name in config.VARIABLES if name.startswith("BENCH_")]
+
+
+@pytest.mark.parametrize(
+    ("knob", "bad"),
+    [(knobs.SECONDS, "-1"), (knobs.SIZES, "7043,lots"), (knobs.REDIS_USERS, "1M"), (knobs.HISTORIES, ",")],
+)
+def test_a_bad_knob_is_one_line_naming_it(monkeypatch, knob, bad):
+    monkeypatch.setenv(knob.name, bad)
+    with pytest.raises(config.ConfigError) as refused:
+        knobs.check()
+    assert str(refused.value).startswith(f"{knob.name}=") and "expected" in str(refused.value)
+
+
+def test_every_knobs_default_parses(monkeypatch):
+    for knob in knobs.KNOBS:
+        monkeypatch.delenv(knob.name, raising=False)
+    knobs.check()
+    assert knobs.get(knobs.SIZES) == [7043, 100000] and "serving" in knobs.get(knobs.PARTS)

@@ -56,9 +56,9 @@ def test_a_frozen_registry_costs_each_request_its_wait_and_is_loaded_once(monkey
     import threading
 
     from serving import resources
-    from serving.config import ServingSettings
+    from serving.settings import ServingSettings
     from serving.stores.base import StoreUnavailable
-    from streamflow import settings
+    from streamflow import targets
 
     monkeypatch.setattr(resources, "CATALOG_WAIT_S", 0.2, raising=False)
     answered, loads = threading.Event(), []
@@ -69,7 +69,7 @@ def test_a_frozen_registry_costs_each_request_its_wait_and_is_loaded_once(monkey
         answered.wait(timeout=5)  # the watchdog: a load that never gave up returns by then
         return catalog
 
-    api = resources.Resources(ServingSettings(database=settings.reader_target(), cache_mb=0))
+    api = resources.Resources(ServingSettings(database=targets.reader_target(), cache_mb=0))
     monkeypatch.setattr(api.registry, "load_catalog", frozen_load)
 
     async def requests() -> None:

@@ -8,9 +8,9 @@ from importlib.metadata import version
 
 import yaml
 
-from streamflow import settings
+from streamflow import targets
 
-ROOT = settings.PROJECT_ROOT
+ROOT = targets.PROJECT_ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
@@ -51,7 +51,7 @@ def test_built_images_and_commands_exist():
 
 def test_the_api_only_gets_the_read_only_role():
     api_env = COMPOSE["services"]["api"]["environment"]
-    assert api_env["DATABASE_URL"].startswith(f"postgresql://{settings.READER_ROLE}:")
+    assert api_env["DATABASE_URL"].startswith(f"postgresql://{targets.READER_ROLE}:")
     assert "POSTGRES_PASSWORD" not in str(api_env)
 
 

@@ -40,11 +40,6 @@ REFUSED = {
     config.DB_POOL_SIZE: "abc",
     config.SERVING_CACHE_MB: "lots",
     config.METRICS_MULTIPROCESS: "sometimes",
-    config.BENCH_SECONDS: "-1",
-    config.BENCH_SIZES: "7043,lots",
-    config.BENCH_REDIS_USERS: "1M",
-    config.BENCH_INCREMENTAL_USERS: "0",
-    config.BENCH_HISTORIES: "",
 }
 CONFIGURATION = (config.PROJECT_ROOT / "docs" / "configuration.md").read_text()
 

@@ -15,9 +15,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from streamflow import settings
+from streamflow import targets
 
-ROOT = settings.PROJECT_ROOT
+ROOT = targets.PROJECT_ROOT
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCK = tomllib.loads((ROOT / "uv.lock").read_text())
 # Imported only where their group is installed: the Spark engine, the Prefect flow.

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 import time
 
-from streamflow import settings
+from streamflow import targets
 
-SCRIPT = settings.PROJECT_ROOT / "scripts" / "prerequisites.sh"
+SCRIPT = targets.PROJECT_ROOT / "scripts" / "prerequisites.sh"
 
 
 def test_missing_packages_are_named_in_one_line_within_seconds(tmp_path):

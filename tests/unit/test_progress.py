@@ -14,7 +14,7 @@ import termios
 
 import pytest
 
-from streamflow import generate, progress, settings
+from streamflow import generate, progress, targets
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_terminal_gets_a_bar_that_is_gone_at_the_end(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PROGRESS", "LOG_FORMAT")}
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=follower, stderr=follower, cwd=settings.PROJECT_ROOT, env=env
+        [sys.executable, "-c", script], stdout=follower, stderr=follower, cwd=targets.PROJECT_ROOT, env=env
     )
     os.close(follower)
     seen = b""

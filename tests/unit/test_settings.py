@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from streamflow import config, dbt, engines, settings
+from streamflow import config, dbt, engines, targets
 from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
 
 PASSWORD = "p@ss:w#rd"
@@ -34,7 +34,7 @@ def clean_env(monkeypatch):
 
 
 def test_every_url_parameter_is_kept(clean_env):
-    target = settings.parse(TLS_URL)
+    target = targets.parse(TLS_URL)
     assert (target.host, target.port, target.database, target.user) == (
         "db.example.com",
         6543,
@@ -51,28 +51,28 @@ def test_every_url_parameter_is_kept(clean_env):
         "connect_timeout": "7",
         "options": "-c search_path=features",
     }
-    assert settings.parse(target.url) == target  # the URL we hand on says the same
-    assert settings.parse(target.conninfo) == target
+    assert targets.parse(target.url) == target  # the URL we hand on says the same
+    assert targets.parse(target.conninfo) == target
 
 
 def test_pg_variables_fill_what_the_url_leaves_out(clean_env):
     clean_env.setenv("PGPASSWORD", "from-env")
     clean_env.setenv("PGSSLROOTCERT", "/etc/env-ca.pem")
     clean_env.setenv("PGPORT", "7777")
-    target = settings.parse("postgresql://app@db.example.com/features?sslmode=verify-ca")
+    target = targets.parse("postgresql://app@db.example.com/features?sslmode=verify-ca")
     assert target.password == "from-env"
     assert target.port == 7777
     assert target.tls_file("sslrootcert") == "/etc/env-ca.pem"
     in_url = "in-url"
-    assert settings.parse(f"postgresql://app:{in_url}@db/features").password == in_url  # the URL wins
+    assert targets.parse(f"postgresql://app:{in_url}@db/features").password == in_url  # the URL wins
 
 
 def test_pghost_alone_is_a_target(clean_env):
     clean_env.setenv("PGHOST", "db.internal")
     clean_env.setenv("PGUSER", "etl")
     clean_env.setenv("PGDATABASE", "warehouse")
-    assert not settings.uses_embedded()
-    target = settings.admin_target()
+    assert not targets.uses_embedded()
+    target = targets.admin_target()
     assert (target.host, target.user, target.database, target.password) == (
         "db.internal",
         "etl",
@@ -84,7 +84,7 @@ def test_pghost_alone_is_a_target(clean_env):
 
 def test_no_password_means_none_is_sent(clean_env):
     """Trust, peer or certificate auth, or libpq's own .pgpass lookup: no password keyword at all."""
-    target = settings.parse("postgresql://postgres@localhost:5432/db")
+    target = targets.parse("postgresql://postgres@localhost:5432/db")
     assert target.password == ""
     assert "password" not in target.keywords()
     assert "password" not in target.conninfo
@@ -92,7 +92,7 @@ def test_no_password_means_none_is_sent(clean_env):
 
 
 def test_secrets_are_never_shown(clean_env):
-    target = settings.parse(TLS_URL)
+    target = targets.parse(TLS_URL)
     for shown in (repr(target), target.safe_url, str(target)):
         assert "p@ss" not in shown and "p%40ss" not in shown, shown
     assert "***" in target.safe_url
@@ -115,7 +115,7 @@ def test_dbt_gets_the_same_parameters(clean_env):
 def test_feast_reads_the_same_parameters_whatever_the_password(clean_env, password):
     """Feast pastes the variables into the YAML text: an empty or odd password must still parse
     (an empty one used to become null and fail feast apply)."""
-    target = settings.parse(TLS_URL).with_role("app", password)
+    target = targets.parse(TLS_URL).with_role("app", password)
     config = repo_config(target)
     for store in (config.online_store, config.offline_store):
         assert store.password == password
@@ -130,11 +130,11 @@ def test_feast_reads_the_same_parameters_whatever_the_password(clean_env, passwo
     registry = config.registry.path
     assert registry.startswith("postgresql+psycopg://app")
     assert "sslmode=verify-full" in registry and "sslrootcert=%2Fetc%2Fca.pem" in registry
-    assert settings.parse(registry.replace("postgresql+psycopg", "postgresql", 1)) == target
+    assert targets.parse(registry.replace("postgresql+psycopg", "postgresql", 1)) == target
 
 
 def test_feast_variables_are_json_strings(clean_env):
-    values = feast_env(settings.parse(TLS_URL))
+    values = feast_env(targets.parse(TLS_URL))
     assert json.loads(values[f"{FEAST_PREFIX}ONLINE_STORE"])["password"] == PASSWORD
     yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
     used = {name for name in values if f"${{{name}}}" in yaml_text}
@@ -148,7 +148,7 @@ def test_the_offline_store_section_is_the_engines(engine, clean_env, monkeypatch
     """feature_store.yaml as Feast reads it (variables pasted into the text, then parsed): the
     engine's offline store, a password with YAML's special characters intact."""
     with config.overridden({config.OFFLINE_ENGINE: engine}):
-        values = feast_env(settings.parse(TLS_URL))
+        values = feast_env(targets.parse(TLS_URL))
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     yaml_text = (REPO_DIR / "feature_store.yaml").read_text()
@@ -171,10 +171,10 @@ def test_the_generated_repo_gets_the_engines_kind_of_source(engine, kind, clean_
 
 def test_two_processes_creating_the_same_secret_agree(tmp_path, monkeypatch):
     """The second of two racing processes saw no file, then found one: it reads the first's."""
-    monkeypatch.setattr(settings, "STATE_DIR", tmp_path)
-    first = settings._secret("race")
+    monkeypatch.setattr(targets, "STATE_DIR", tmp_path)
+    first = targets._secret("race")
     monkeypatch.setattr(pathlib.Path, "exists", lambda self: False)  # as if it had looked too early
-    assert settings._secret("race") == first
+    assert targets._secret("race") == first
     assert (tmp_path / "secrets" / "race").stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["race"]  # no draft left
 
@@ -196,10 +196,10 @@ def test_the_apis_feast_configuration_names_the_local_redis_as_its_reader(clean_
     writer's."""
     for name in (config.REDIS_URL, config.REDIS_READER_URL, config.REDIS_CLUSTER):
         clean_env.delenv(name, raising=False)
-    passwords = settings.local_redis_passwords()
+    passwords = targets.local_redis_passwords()
     with config.overridden({config.ONLINE_STORE: "redis"}):
-        api = feast_env(settings.parse(TLS_URL), reader=True)
-        commands = feast_env(settings.parse(TLS_URL))
+        api = feast_env(targets.parse(TLS_URL), reader=True)
+        commands = feast_env(targets.parse(TLS_URL))
     api_section, commands_section = (json.loads(v[f"{FEAST_PREFIX}ONLINE_STORE"]) for v in (api, commands))
     assert not {"host", "password", "db_schema"} & set(api_section)  # Redis' section: no PostgreSQL in it
     api_redis, commands_redis = api_section["redis_url"], commands_section["redis_url"]

@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamflow import config, settings
+from streamflow import config, targets
 from streamflow.engines.spark.session import JDBC_JAR, check_prerequisites, jvm_options
 from streamflow.processes import alive, free_port, stop_groups
 
@@ -30,7 +30,7 @@ def spark_home() -> Path:
 
 
 def root() -> Path:
-    return settings.STATE_DIR / "spark"
+    return targets.STATE_DIR / "spark"
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,6 @@ def running() -> Cluster | None:
 def pids() -> list[int]:
     """The cluster's process ids, the master's first (each leads its process group)."""
     return json.loads(_state_file().read_text())["pids"]
-
-
-def worker_pids() -> list[int]:
-    """The workers' process ids (each leads its process group: the worker, its executors)."""
-    return pids()[1:]
 
 
 def up(timeout: float = 90.0) -> Cluster:

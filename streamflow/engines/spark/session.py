@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from streamflow import config, database, settings
+from streamflow import config, database, targets
 from streamflow.plugins import PrerequisiteMissing
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def check_endpoint(variable: str, url: str) -> None:
 
 
 def lake_dir() -> Path:
-    return Path(config.get(config.LAKE_DIR) or settings.STATE_DIR / "lake").resolve()
+    return Path(config.get(config.LAKE_DIR) or targets.STATE_DIR / "lake").resolve()
 
 
 def default_master() -> str:
@@ -109,10 +109,10 @@ def ensure_metastore_schema() -> None:
         conn.commit()
 
 
-def metastore_conf(target: settings.PgTarget | None = None) -> dict[str, str]:
+def metastore_conf(target: targets.PgTarget | None = None) -> dict[str, str]:
     """Hive's metastore in the project's PostgreSQL (its own schema; tables made on first use),
     as `target`'s role (the owner's by default)."""
-    target = target or settings.admin_target()
+    target = target or targets.admin_target()
     url = f"jdbc:postgresql://{target.host}:{target.port}/{target.database}?currentSchema={METASTORE_SCHEMA}"
     if target.keywords().get("sslmode") not in (None, "disable", "allow", "prefer"):
         url += "&ssl=true&sslmode=" + target.keywords()["sslmode"]

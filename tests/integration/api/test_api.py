@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import settings
+from serving.settings import ServingSettings
+from streamflow import targets
 from tests.support import query
 
 pytestmark = pytest.mark.slow
@@ -152,7 +152,7 @@ def test_ops_routes(client):
 
 
 def test_bearer_token_when_configured(store, users):
-    app = create_app(ServingSettings(database=settings.reader_target(), api_token="s3cret-token"))
+    app = create_app(ServingSettings(database=targets.reader_target(), api_token="s3cret-token"))
     with TestClient(app) as client:
         assert client.get(f"/features/{users[0]}").status_code == 401
         assert (
@@ -164,7 +164,7 @@ def test_bearer_token_when_configured(store, users):
 
 
 def test_serving_role_can_only_read(store):
-    reader = settings.reader_target()
+    reader = targets.reader_target()
     with psycopg.connect(reader.url, autocommit=True) as conn:
         assert conn.execute("select count(*) from feast_online.streamflow_user_features").fetchone()[0] > 0
         assert conn.execute("select count(*) from feast.feature_views").fetchone()[0] == 5
@@ -226,7 +226,7 @@ def test_every_connection_busy_is_a_busy_503_never_an_outage(store, users):
     table = table_identifier(repo_config())
 
     async def scenario():
-        reader = PostgresReader(settings.reader_target(), table, store.project, pool_size=1, timeout_ms=200)
+        reader = PostgresReader(targets.reader_target(), table, store.project, pool_size=1, timeout_ms=200)
         await reader.open()
         try:
             async with reader.pool.connection():  # every connection busy
@@ -246,7 +246,7 @@ def test_the_freshness_gauges_never_wait_on_the_served_table_nor_open_the_breake
     from serving.registry import Registry
     from serving.stores import open_reader
 
-    config = ServingSettings(database=settings.reader_target(), db_timeout_ms=1000)
+    config = ServingSettings(database=targets.reader_target(), db_timeout_ms=1000)
     catalog = Registry(config.database, config.db_timeout_ms).load_catalog()
     [(newest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
 

@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from streamflow import settings
+from streamflow import targets
 from streamflow.embedded_pg import EmbeddedPostgres, wait_until_accepting
 from streamflow.generate import generate
 from tests.support import api_server, free_port, query, table_checksums
@@ -30,7 +30,7 @@ def run_command(command: str, env: dict[str, str], *args: str) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "-m", "streamflow", command, *args],
         env={**base, **env},
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=600,
@@ -79,7 +79,7 @@ def plain_server(tmp_path_factory):
     server = _start(tmp_path_factory, "plain")
     _set_hba(server, "host all all 127.0.0.1/32 scram-sha-256")
     server.start()
-    admin = settings.PgTarget("127.0.0.1", server.port, "postgres", "postgres", PASSWORD)
+    admin = targets.PgTarget("127.0.0.1", server.port, "postgres", "postgres", PASSWORD)
     wait_until_accepting(admin)
     yield server
     server.stop("immediate")
@@ -202,7 +202,7 @@ def test_tls_only_server_with_verify_full(tls_server, small_seeds):
     env = {"DATABASE_URL": url, "SEEDS_DIR": str(small_seeds)}
     assert_clean(run_command("pipeline", env))
     assert_clean(run_command("check-skew", env))
-    target = settings.parse(url)
+    target = targets.parse(url)
     [(ssl_in_use,)] = query(target, "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
     assert ssl_in_use
     [(user_id,)] = query(target, "select min(user_id) from features.subs_profile")
@@ -222,7 +222,7 @@ def test_a_wrong_ca_or_host_name_is_one_line_and_writes_nothing(
     tls_server, small_seeds, host, which_ca, names
 ):
     server, ca, other_ca = tls_server
-    good = settings.parse(_tls_url(server, "localhost", ca))
+    good = targets.parse(_tls_url(server, "localhost", ca))
     with psycopg.connect(good.with_database("postgres").url, autocommit=True) as conn:
         conn.execute("drop database if exists sf_tls_refused")
         conn.execute("create database sf_tls_refused")

@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from streamflow import logs, settings
+from streamflow import logs, targets
 from tests.support import api_server, query, running
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def pipeline_lines(fresh_db, seeds) -> list[dict]:
             "SEEDS_DIR": str(seeds),
             "DATABASE_URL": fresh_db.url,
         },
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=600,
@@ -139,7 +139,7 @@ def test_an_unknown_log_format_is_refused(monkeypatch):
     done = subprocess.run(
         [sys.executable, "-m", "serving"],
         env={**os.environ, "LOG_FORMAT": "xml"},
-        cwd=settings.PROJECT_ROOT,
+        cwd=targets.PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,

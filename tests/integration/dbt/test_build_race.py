@@ -37,7 +37,7 @@ def test_a_month_loaded_during_a_build_is_built_by_the_next_one(fresh_db, tmp_pa
     ingest.load_month(first_dir, first)
     assert dbt.build_incrementally()
     ingest.load_month(first_dir, first, force=True)  # a restatement: something for the next build
-    assert dbt.months_to_build() == [first]
+    assert dbt.plan_build().months == [first]
 
     results: list = []
     with psycopg.connect(fresh_db.url) as holder:
@@ -52,7 +52,7 @@ def test_a_month_loaded_during_a_build_is_built_by_the_next_one(fresh_db, tmp_pa
         build.join(timeout=300)
     assert [bool(built) for built in results] == [True]
 
-    assert dbt.months_to_build() == [second]  # not counted as built by the build it overlapped
+    assert dbt.plan_build().months == [second]  # not counted as built by the build it overlapped
     with control.connect() as conn, pytest.raises(StepRefused, match="ingested after"):
         build_log.assert_built(conn)
     assert dbt.build_incrementally()

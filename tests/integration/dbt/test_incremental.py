@@ -48,17 +48,17 @@ def test_an_unchanged_month_is_skipped_and_force_reloads(fresh_db, months, capsy
 def test_incremental_builds_equal_a_full_refresh_after_loads_and_a_restatement(fresh_db, months, tmp_path):
     (first_dir, first), (second_dir, second), (third_dir, third) = months
     ingest.load_month(first_dir, first)
-    assert dbt.months_to_build() is None  # never built: the first build is a full one
+    assert dbt.plan_build().months is None  # never built: the first build is a full one
     assert dbt.build_incrementally()
     for month_dir, as_of in ((second_dir, second), (third_dir, third)):
         ingest.load_month(month_dir, as_of)
-        assert dbt.months_to_build() == [as_of]
+        assert dbt.plan_build().months == [as_of]
         assert dbt.build_incrementally()
     assert dbt.build_incrementally() is None  # nothing new: nothing to build
     before_restatement = marts(fresh_db)
     # February restated: its usage and the March change (measured against February) move
     ingest.load_month(restated(second_dir, tmp_path / "month_001"), second)
-    assert dbt.months_to_build() == [second]
+    assert dbt.plan_build().months == [second]
     assert dbt.build_incrementally()
     incremental = marts(fresh_db)
     assert incremental["features.usage_agg_30d"] != before_restatement["features.usage_agg_30d"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from streamflow import ingest, settings
+from streamflow import ingest, targets
 from streamflow.exports import TABLES
 from streamflow.features import training
 from streamflow.features.skew import skew
@@ -122,7 +122,7 @@ def assert_online_equals_offline(store) -> int:
     """check-skew at the newest as_of: every labelled user checked, no value differing; the users."""
     users, differences = skew(store)
     [(labelled,)] = query(
-        settings.admin_target(),
+        targets.admin_target(),
         "select count(*) from features.churn_labels "
         "where as_of = (select max(as_of) from features.churn_labels)",
     )

@@ -8,7 +8,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from streamflow import cli, engines, ingest, settings
+from streamflow import cli, engines, ingest, targets
 from streamflow.features import training
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
@@ -189,7 +189,7 @@ def test_sdk_reads_from_many_threads_at_once(store):
     from concurrent.futures import ThreadPoolExecutor
 
     service = store.get_feature_service("churn_api_v1")
-    users = [r[0] for r in online_snapshot(settings.admin_target())[:64]]
+    users = [r[0] for r in online_snapshot(targets.admin_target())[:64]]
 
     def read(user_id):
         return store.get_online_features(features=service, entity_rows=[{"user_id": user_id}]).to_dict()
@@ -205,9 +205,9 @@ def test_feast_cli_works_with_the_project_environment(store):
     import subprocess
     import sys
 
-    venv_bin = settings.PROJECT_ROOT / ".venv" / "bin"
+    venv_bin = targets.PROJECT_ROOT / ".venv" / "bin"
     script = f'eval "$({sys.executable} -m streamflow env)" && cd feature_repo && {venv_bin}/feast feature-views list'  # noqa: E501
-    result = subprocess.run(["bash", "-c", script], cwd=settings.PROJECT_ROOT,
+    result = subprocess.run(["bash", "-c", script], cwd=targets.PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     for view in (
@@ -238,7 +238,7 @@ def test_a_multi_month_training_set_streams_to_parquet_with_its_types(store, see
     # the label and the features are those of each row's own month
     later = frame[frame["event_timestamp"].dt.date == months[-1]].set_index("user_id")
     [(user, label, months_active)] = query(
-        settings.admin_target(),
+        targets.admin_target(),
         "select l.user_id, l.churn_label, s.months_active from features.churn_labels l "
         "join features.subs_profile s using (user_id, as_of) where as_of = %s order by 1 limit 1",
         (months[-1],),

@@ -13,8 +13,8 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import settings
+from serving.settings import ServingSettings
+from streamflow import targets
 from streamflow.quality import monitor, report
 from tests.support import query
 
@@ -113,7 +113,7 @@ def test_the_api_exposes_each_features_newest_drift(fresh_db, store, monitored):
     expected = {
         (d.feature_view, d.feature): d.js_distance for d in monitored.latest() if d.js_distance is not None
     }
-    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
+    with TestClient(create_app(ServingSettings(database=targets.reader_target()))) as client:
         deadline = time.monotonic() + 20
         while True:  # the gauges fill on the API's first housekeeping round
             body = client.get("/metrics").text

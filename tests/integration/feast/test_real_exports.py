@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import settings
+from serving.settings import ServingSettings
+from streamflow import targets
 from tests.integration.feast.reference import (
     COURSE_FEATURES,
     assert_online_equals_offline,
@@ -36,7 +36,7 @@ def test_online_equals_offline_for_every_real_user(real_store):
 
 
 def test_a_real_user_is_served_and_an_unknown_one_is_a_404(real_store):
-    with TestClient(create_app(ServingSettings(database=settings.reader_target()))) as client:
+    with TestClient(create_app(ServingSettings(database=targets.reader_target()))) as client:
         body = client.get(f"/features/{KNOWN}").json()
         assert body["user_id"] == KNOWN
         assert set(body["features"]) == set(COURSE_FEATURES)  # the service's 14

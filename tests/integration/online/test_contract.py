@@ -16,10 +16,10 @@ from litestar.testing import TestClient
 
 from serving.app import create_app
 from serving.catalog import Catalog
-from serving.config import ServingSettings
+from serving.settings import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import StoreUnavailable
-from streamflow import config, database, engines, plugins, settings
+from streamflow import config, database, engines, plugins, targets
 from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
 from streamflow.online.layout import MONTH_WINDOW, field_of
@@ -37,7 +37,7 @@ class Case:
 
     @property
     def settings(self) -> ServingSettings:
-        return ServingSettings(database=settings.reader_target(), online_store=self.name)
+        return ServingSettings(database=targets.reader_target(), online_store=self.name)
 
     def window(self, month: datetime) -> int:
         """One month of every view through the store's window load; the users it wrote."""
@@ -183,9 +183,9 @@ def test_an_unknown_user_is_a_404_and_not_found_in_a_batch(online, user):
 def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
     closed = free_port()
     dead = ServingSettings(
-        database=settings.reader_target().with_port(closed)
+        database=targets.reader_target().with_port(closed)
         if online.name == "postgres"
-        else settings.reader_target(),
+        else targets.reader_target(),
         online_store=online.name,
         db_timeout_ms=500,
     )

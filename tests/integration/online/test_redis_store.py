@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 from redis.cluster import RedisCluster
 
 from serving.app import create_app
-from serving.config import ServingSettings
-from streamflow import database, engines, settings
+from serving.settings import ServingSettings
+from streamflow import database, engines, targets
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
@@ -39,8 +39,8 @@ def cluster(store, tmp_path_factory):
 
 def _clients(cluster):
     _server, _ = cluster
-    postgres = ServingSettings(database=settings.reader_target(), online_store="postgres")
-    redis = ServingSettings(database=settings.reader_target(), online_store="redis")
+    postgres = ServingSettings(database=targets.reader_target(), online_store="postgres")
+    redis = ServingSettings(database=targets.reader_target(), online_store="redis")
     return TestClient(create_app(postgres)), TestClient(create_app(redis))
 
 
@@ -143,7 +143,7 @@ def test_a_single_node_serves_through_feast_materialize(store, fresh_db, tmp_pat
         compared, differences = skew(redis_store)
         assert compared > 0 and differences == []
         user = _users(fresh_db, 1)[0]
-        config = ServingSettings(database=settings.reader_target(), online_store="redis")
+        config = ServingSettings(database=targets.reader_target(), online_store="redis")
         with TestClient(create_app(config)) as client:
             body = client.get(f"/features/{user}").json()
         assert {v["event_timestamp"] for v in body["feature_views"].values()} == {

@@ -23,7 +23,7 @@ import psutil
 import psycopg
 import pytest
 
-from streamflow import settings
+from streamflow import targets
 from streamflow.control.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
@@ -123,7 +123,7 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
     assert {row["status"] for row in dbt_nodes} <= {"success", "pass", "no-op"}  # no-op: the exposures
     assert {row["as_of"] for row in _table(artifacts["months-materialized"])} == {"2024-01-31", "2024-02-29"}
     assert f"{users:,} rows" in artifacts["training-set"]["data"]  # every user of the first month
-    report = settings.DATA_DIR / "reports" / "feature_quality.html"
+    report = targets.DATA_DIR / "reports" / "feature_quality.html"
     assert artifacts["feature-report"]["data"] == f"[feature_quality.html]({report.as_uri()})"
     assert report.is_file()
 
@@ -169,7 +169,7 @@ def _temporary_servers() -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = " ".join(process.info["cmdline"] or [])
-        ours = str(settings.PROJECT_ROOT) in command  # its interpreter is this checkout's
+        ours = str(targets.PROJECT_ROOT) in command  # its interpreter is this checkout's
         if "prefect server start" in command and "--no-ui" in command and ours:
             found.append(process)
     return found

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from serving import metrics
-from streamflow import settings
+from streamflow import targets
 
-RULES_DIR = settings.PROJECT_ROOT / "deploy" / "prometheus"
+RULES_DIR = targets.PROJECT_ROOT / "deploy" / "prometheus"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:

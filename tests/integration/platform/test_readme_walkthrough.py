@@ -10,7 +10,7 @@ import subprocess
 import httpx
 import pytest
 
-from streamflow import settings
+from streamflow import targets
 from tests import ISOLATED
 from tests.support import free_port, wait_for
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_make_demo_on_a_clean_checkout(tmp_path, seeds):
     checkout = tmp_path / "checkout"
-    subprocess.run(["git", "clone", "--quiet", str(settings.PROJECT_ROOT), str(checkout)], check=True)
+    subprocess.run(["git", "clone", "--quiet", str(targets.PROJECT_ROOT), str(checkout)], check=True)
     readme = (checkout / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     port, pg_port = free_port(), free_port()

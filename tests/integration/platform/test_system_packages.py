@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import subprocess
 
-from streamflow import settings
+from streamflow import targets
 
 
 def test_every_system_package_the_suite_uses_is_present():
     done = subprocess.run(
-        [str(settings.PROJECT_ROOT / "scripts" / "prerequisites.sh"), "--check"],
+        [str(targets.PROJECT_ROOT / "scripts" / "prerequisites.sh"), "--check"],
         capture_output=True,
         text=True,
         timeout=30,

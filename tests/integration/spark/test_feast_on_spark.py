@@ -38,7 +38,7 @@ from streamflow import config, ingest
 from streamflow.engines.spark import cluster
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
-from streamflow.settings import PgTarget
+from streamflow.targets import PgTarget
 from tests.integration.spark.support import (
     assert_same_cells,
     assert_same_marts,
@@ -320,7 +320,7 @@ def _kill_a_worker_once_tasks_run(started: cluster.Cluster, ui: str, command: su
     """SIGKILL the first worker (its process group: the worker, its executor, their Python) as soon
     as the command's application runs tasks and has an executor there; False if it ended first."""
     worker = started.status()["workers"][0]["webuiaddress"]
-    pid = cluster.worker_pids()[0]
+    pid = cluster.pids()[1]  # the first worker (the master leads)
     deadline = time.monotonic() + 300
     while command.poll() is None and time.monotonic() < deadline:
         try:

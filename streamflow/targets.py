@@ -1,4 +1,6 @@
-"""Where PostgreSQL is: `DATABASE_URL` / `PG*` variables, else the embedded server.
+"""Where the project's servers are: PostgreSQL (`DATABASE_URL` / `PG*` variables, else the
+embedded server), its roles (the owner, the API's reader), the local Redis' passwords, the
+project's folders. (The variables themselves are declared in config.py.)
 
 Configuration follows libpq: a URL (or key=value conninfo) parsed by psycopg, completed by the
 `PG*` variables it does not set; the password from the URL, `PGPASSWORD`, or none here, in which
@@ -26,7 +28,6 @@ from streamflow import config
 PROJECT_ROOT = config.PROJECT_ROOT
 STATE_DIR = config.state_dir()
 DATA_DIR = config.data_dir()
-EMBEDDED_DATABASE = "streamflow"
 EMBEDDED_SUPERUSER = "postgres"
 READER_ROLE = "streamflow_reader"
 # The TLS files every consumer can be given (dbt, Feast's stores, psycopg); empty means unset.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streamflow import plugins, settings
+from streamflow import plugins, targets
 
-ROOT = settings.PROJECT_ROOT
+ROOT = targets.PROJECT_ROOT
 PACKAGES = ("streamflow", "serving", "scripts", "bench", "tests")
 # What each top-level package may import of the others; everything else it names is third-party.
 MAY_IMPORT = {

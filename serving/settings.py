@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from serving.schemas import SELECTION_BYTES
-from streamflow import config
-from streamflow import settings as db_settings
+from streamflow import config, targets
 from streamflow.exports import USER_ID_MAX_LENGTH
 
 
@@ -38,7 +37,7 @@ class ServingSettings:
     # Which online store the API reads (serving/stores/ has a reader for each).
     online_store: str = _get(config.ONLINE_STORE)
     # The registry (and the PostgreSQL online store), as the API's read-only role.
-    database: db_settings.PgTarget = field(default_factory=db_settings.reader_target)
+    database: targets.PgTarget = field(default_factory=targets.reader_target)
 
     @property
     def body_limit(self) -> int:
