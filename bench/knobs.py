@@ -11,42 +11,29 @@ from streamflow import config
 from streamflow.config import Variable
 
 A_NUMBER, NUMBERS = "a whole number >= 1", "numbers, a,b,c"
-
-SECONDS = Variable("BENCH_SECONDS", "15", "seconds per load run", config.whole(1), A_NUMBER)
-SIZES = Variable("BENCH_SIZES", "7043,100000", "users per pipeline run", config.whole_list, NUMBERS)
-PARTS = Variable(
-    "BENCH_PARTS", "serving,redis,pipeline,incremental,flow,progress", "which benchmarks run", config.words,
-    "names, a,b,c",
+ONE_OR_MORE = config.whole(1)
+# name, default, meaning, parse, what it accepts
+_TABLE = (
+    ("BENCH_SECONDS", "15", "seconds per load run", ONE_OR_MORE, A_NUMBER),
+    ("BENCH_SIZES", "7043,100000", "users per pipeline run", config.whole_list, NUMBERS),
+    ("BENCH_PARTS", "serving,redis,pipeline,incremental,flow,progress", "which benchmarks run", config.words,
+     "names, a,b,c"),
+    ("BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", ONE_OR_MORE, A_NUMBER),
+    ("BENCH_INCREMENTAL_USERS", "200000", "users of the incremental run", ONE_OR_MORE, A_NUMBER),
+    ("BENCH_SPARK_SIZES", "200000,1000000", "users of the engines' side-by-side run", config.whole_list,
+     NUMBERS),
+    ("BENCH_FEAST_SPARK", "12,1000000", "months and users of Feast's steps on each engine", config.whole_list,
+     "numbers, months,users"),
+    ("BENCH_PROGRESS_USERS", "100000", "users of the progress display's cost run", ONE_OR_MORE, A_NUMBER),
+    ("BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)", ONE_OR_MORE,
+     A_NUMBER),
+    ("BENCH_HISTORIES", "2,24", "months of history compared", config.whole_list, NUMBERS),
 )  # fmt: skip
-REDIS_USERS = Variable(
-    "BENCH_REDIS_USERS", "1000000", "users of the Redis materialize run", config.whole(1), A_NUMBER
-)
-INCREMENTAL_USERS = Variable(
-    "BENCH_INCREMENTAL_USERS", "200000", "users of the incremental run", config.whole(1), A_NUMBER
-)
-SPARK_SIZES = Variable(
-    "BENCH_SPARK_SIZES",
-    "200000,1000000",
-    "users of the engines' side-by-side run",
-    config.whole_list,
-    NUMBERS,
-)
-FEAST_SPARK = Variable(
-    "BENCH_FEAST_SPARK", "12,1000000", "months and users of Feast's steps on each engine", config.whole_list,
-    "numbers, months,users",
-)  # fmt: skip
-PROGRESS_USERS = Variable(
-    "BENCH_PROGRESS_USERS", "100000", "users of the progress display's cost run", config.whole(1), A_NUMBER
-)
-SWEEP_USERS = Variable(
-    "BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)",
-    config.whole(1), A_NUMBER,
-)  # fmt: skip
-HISTORIES = Variable("BENCH_HISTORIES", "2,24", "months of history compared", config.whole_list, NUMBERS)
-KNOBS = (
+KNOBS = tuple(Variable(*row) for row in _TABLE)
+(
     SECONDS, SIZES, PARTS, REDIS_USERS, INCREMENTAL_USERS, SPARK_SIZES, FEAST_SPARK, PROGRESS_USERS,
     SWEEP_USERS, HISTORIES,
-)  # fmt: skip
+) = KNOBS  # fmt: skip
 
 
 def get(knob: Variable) -> Any:

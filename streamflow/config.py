@@ -159,11 +159,7 @@ REDIS_READER_URL = _declare(
 # The pipeline
 SEEDS_DIR = _declare("SEEDS_DIR", None, "folder of month_NNN export folders", Path, "a folder")
 GENERATED_USERS = _declare(
-    "GENERATED_USERS",
-    "7043",
-    "users the generator writes without SEEDS_DIR",
-    whole(1),
-    "a whole number >= 1",
+    "GENERATED_USERS", "7043", "users the generator writes without SEEDS_DIR", whole(1), "a whole number >= 1"
 )
 TODAY = _declare(
     "STREAMFLOW_TODAY", None, "today's date for the freshness check", date.fromisoformat, "a date YYYY-MM-DD"
@@ -181,12 +177,9 @@ PROGRESS = _declare(
     "auto, bar, lines, json or off",
 )
 PROGRESS_SECONDS = _declare(
-    "PROGRESS_SECONDS",
-    "10",
-    "seconds between progress lines or records (not the bar)",
-    whole(0),
+    "PROGRESS_SECONDS", "10", "seconds between progress lines or records (not the bar)", whole(0),
     "a whole number >= 0",
-)
+)  # fmt: skip
 MONITOR_BASELINE = _declare(
     "MONITOR_BASELINE", None, "the drift baseline month", date.fromisoformat, "a date YYYY-MM-DD"
 )
@@ -261,12 +254,9 @@ PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the worke
 # Tests (the benchmarks declare their own knobs: bench/knobs.py)
 REAL_SEEDS = _declare("STREAMFLOW_REAL_SEEDS", None, "the real exports the tests use", Path, "a folder")
 REAL_SEEDS_REQUIRED = _declare(
-    "STREAMFLOW_REAL_SEEDS_REQUIRED",
-    None,
-    "the tests of the real exports fail, not skip, without them",
-    _flag,
-    "1 or 0",
-)
+    "STREAMFLOW_REAL_SEEDS_REQUIRED", None, "the tests of the real exports fail, not skip, without them",
+    _flag, "1 or 0",
+)  # fmt: skip
 
 
 def raw(name: str) -> str | None:

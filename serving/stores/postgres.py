@@ -13,16 +13,8 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import (
-    MISSING,
-    Breaker,
-    StoreBusy,
-    StoreUnavailable,
-    Vector,
-    queue_spent_it,
-    view_status,
-    within,
-)
+from serving.stores import base
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from serving.stores.pooled import PooledReads, Read
 from streamflow.online.layout import ENTITY_COLUMN, column
 from streamflow.online.postgres import NEWEST_MONTHS, READ_GENERATION, table_of
@@ -157,7 +149,7 @@ class PostgresReader:
         the deadline) is overload while every connection is in use (this request only, the
         breaker untouched) and an outage when the pool has none to lend or the store is already
         known down; no answer on a connection is an outage; any other error is the request's own."""
-        queued_out = isinstance(exc, TimeoutError) and queue_spent_it(read.waited, self.timeout)
+        queued_out = isinstance(exc, TimeoutError) and base.queue_spent_it(read.waited, self.timeout)
         if isinstance(exc, PoolTimeout) or queued_out:
             stats = self.pool.get_stats()
             if not probe and stats.get("pool_size", 0) - stats.get("pool_available", 0) > 0:

@@ -24,16 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.catalog import Catalog, Selection
-from serving.stores.base import (
-    MISSING,
-    Breaker,
-    StoreBusy,
-    StoreUnavailable,
-    Vector,
-    queue_spent_it,
-    view_status,
-    within,
-)
+from serving.stores import base
+from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
 from streamflow.online import layout, redis_target
 from streamflow.online.redis_target import RedisTarget
 
@@ -176,7 +168,7 @@ class RedisReader:
         try:
             result = await within(self.timeout, self._in_turn(call, command))
         except BaseException as exc:
-            queued_out = isinstance(exc, TimeoutError) and queue_spent_it(call.waited, self.timeout)
+            queued_out = isinstance(exc, TimeoutError) and base.queue_spent_it(call.waited, self.timeout)
             if isinstance(exc, MaxConnectionsError) or queued_out:
                 breaker.released(probe)  # overload, not an outage
                 raise StoreBusy() from None

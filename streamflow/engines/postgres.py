@@ -23,9 +23,8 @@ from streamflow.engines.contract import OfflineEngine
 
 if TYPE_CHECKING:  # Feast's import costs 3 s: only the steps that read rows pay it
     from feast.data_source import DataSource
-    from feast.repo_config import RepoConfig
 
-    from streamflow.online.contract import OnlineStoreBackend, Views
+    from streamflow.online.contract import Views
 from streamflow.ingest.validate import copy_error
 
 TIMESTAMPTZ_OID = 1184
@@ -116,14 +115,7 @@ class PostgresEngine(OfflineEngine):
             query = newest_per_user(views, bounds).as_string(conn)
         yield from self.stream_query(query)
 
-    def materialize_month(
-        self,
-        online: OnlineStoreBackend,
-        conn: psycopg.Connection,
-        config: RepoConfig,
-        views: Views,
-        month: datetime,
-    ) -> int:
+    def materialize_month(self, online, conn, config, views, month: datetime) -> int:
         """A store that takes a month from a query gets this engine's, run where the marts are
         (one set-based statement into PostgreSQL's online table; blobs PostgreSQL builds for
         Redis); any other, the generic path."""

@@ -1,18 +1,10 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
-with labels as (
-    select * from {{ ref('stg_streamflow__labels') }}
-    {% if is_incremental() %}
-        where {{ in_build_months() }}
-    {% endif %}
-),
+with labels as ({{ build_months_of('stg_streamflow__labels') }}),
 
 final as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         churn_label
     from labels
 )

@@ -1,18 +1,10 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
-with payments as (
-    select * from {{ ref('stg_streamflow__payments_agg_90d') }}
-    {% if is_incremental() %}
-        where {{ in_build_months() }}
-    {% endif %}
-),
+with payments as ({{ build_months_of('stg_streamflow__payments_agg_90d') }}),
 
 final as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         failed_payments_90d
     from payments
 )

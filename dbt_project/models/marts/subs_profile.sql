@@ -1,18 +1,10 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
-with subscriptions as (
-    select * from {{ ref('stg_streamflow__subscriptions') }}
-    {% if is_incremental() %}
-        where {{ in_build_months() }}
-    {% endif %}
-),
+with subscriptions as ({{ build_months_of('stg_streamflow__subscriptions') }}),
 
 final as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         months_active,
         monthly_fee,
         paperless_billing,

@@ -1,18 +1,10 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
-with support as (
-    select * from {{ ref('stg_streamflow__support_agg_90d') }}
-    {% if is_incremental() %}
-        where {{ in_build_months() }}
-    {% endif %}
-),
+with support as ({{ build_months_of('stg_streamflow__support_agg_90d') }}),
 
 final as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         support_tickets_90d,
         ticket_avg_resolution_hrs_90d
     from support

@@ -1,18 +1,10 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
-with usage as (
-    select * from {{ ref('stg_streamflow__usage_agg_30d') }}
-    {% if is_incremental() %}
-        where {{ in_build_months() }}
-    {% endif %}
-),
+with usage as ({{ build_months_of('stg_streamflow__usage_agg_30d') }}),
 
 final as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         watch_hours_30d,
         avg_session_mins_7d,
         unique_devices_30d,

@@ -1,23 +1,15 @@
-{{ config(**mart_config()) }}
-{{ quality_gate() }}
+{{ feature_mart() }}
 
 -- Reads the usage snapshots behind the quality gate, as usage_agg_30d does (its columns as they
 -- are), rather than that mart: the two then build side by side instead of one after the other
 -- (a new month at 1M users: ~4 s of the build). An incremental build writes the build months and
 -- the month after each (its change is measured against them), so it reads the month before each
 -- of those too.
-with usage as (
-    select * from {{ ref('stg_streamflow__usage_agg_30d') }}
-    {% if is_incremental() %}
-        where {{ in_build_months(shifts=[-1, 0, 1]) }}
-    {% endif %}
-),
+with usage as ({{ build_months_of('stg_streamflow__usage_agg_30d', shifts=[-1, 0, 1]) }}),
 
 with_previous_month as (
     select
-        user_id,
-        as_of,
-        feature_timestamp,
+        {{ mart_key() }},
         watch_hours_30d,
         rebuffer_events_7d,
         lag(as_of) over by_user as previous_as_of,

@@ -16,15 +16,8 @@ from tests.support import api_server, query, running
 
 pytestmark = pytest.mark.slow
 STEPS = [
-    "database",
-    "ingest",
-    "freshness",
-    "dbt build",
-    "feast apply",
-    "materialize",
-    "monitor",
-    "training set",
-]
+    "database", "ingest", "freshness", "dbt build", "feast apply", "materialize", "monitor", "training set"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
