@@ -1,6 +1,7 @@
 """The online store on Redis (`ONLINE_STORE=redis`): the layout of layout.py, written through the
-guarded script of redis_wire.py. `make materialize` builds each view's JSON blob in PostgreSQL (no
-Python per value) and streams it in batches to the shards."""
+guarded script of redis_wire.py. A month arrives through its month writer (`ShardedMonth`), from
+any engine, in Arrow batches: every blob is encoded by one encoder (layout's), whichever engine
+wrote it, so re-materializing a month another way rewrites nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pyarrow as pa
 from feast import FeatureView
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import python_values_to_proto_values
-from psycopg import Connection, sql
+from psycopg import Connection
 from pydantic import StrictStr
 from redis.exceptions import RedisError
 
@@ -27,7 +28,6 @@ from streamflow.online.redis_target import RedisTarget
 from streamflow.targets import PgTarget
 
 UNREACHABLE = (RedisError,)  # what the client raises when a node does not answer
-FETCH_ROWS = 100_000  # users per batch from PostgreSQL to Redis during materialize
 WRITTEN = pa.schema([("written", pa.int64())])
 encode_blob = msgspec.json.Encoder().encode  # [event time in us, values...], as layout.encode
 
@@ -35,24 +35,6 @@ encode_blob = msgspec.json.Encoder().encode  # [event time in us, values...], as
 def field_of(view: FeatureView) -> str:
     layout.typed_features(view)  # refuses the types JSON would not carry back
     return layout.field_of(view)
-
-
-def blobs_of(views: Sequence[FeatureView], month_rows: sql.Composable) -> sql.Composed:
-    """The month's rows (the online layout) as one JSON blob per view and user, built by
-    PostgreSQL: [event time in us, values...], NULL where the view has none."""
-    blobs = []
-    for view in views:
-        event_ts = sql.Identifier(layout.column(view.name, "event_ts"))
-        columns = [sql.Identifier(layout.column(view.name, f)) for f, _, _ in layout.typed_features(view)]
-        blobs.append(
-            sql.SQL(
-                "case when {ts} is null then null else "
-                "json_build_array((extract(epoch from {ts}) * 1000000)::bigint, {cols})::text end"
-            ).format(ts=event_ts, cols=sql.SQL(", ").join(columns))
-        )
-    return sql.SQL("select {key}, {blobs} from ({rows}) as month").format(
-        key=sql.Identifier(layout.ENTITY_COLUMN), blobs=sql.SQL(", ").join(blobs), rows=month_rows
-    )
 
 
 @dataclass(frozen=True)
@@ -157,30 +139,6 @@ class RedisOnlineStore:
             }
             results.append((layout.from_micros(stamp), protos))
         return results
-
-    def write_month_from(
-        self, conn: Connection, config: RepoConfig, views: Views, month_rows: sql.Composable, params: dict
-    ) -> int:
-        """The month's blobs, built by PostgreSQL, streamed in batches into guarded writes. Returns
-        the users whose hash changed."""
-        fields = [field_of(view) for view in views]
-        prefix = layout.key_prefix(config.project)
-        changed = 0
-        # a named cursor is planned for its first rows (nested loops); this one reads them all
-        conn.execute("set local cursor_tuple_fraction = 1")
-        with conn.cursor(name="streamflow_materialize_redis") as cursor:
-            cursor.itersize = FETCH_ROWS
-            cursor.execute(blobs_of(views, month_rows), params)
-            while rows := cursor.fetchmany(FETCH_ROWS):
-                entries = [
-                    (
-                        prefix + row[0].encode(),
-                        [(f, blob) for f, blob in zip(fields, row[1:], strict=True) if blob],
-                    )
-                    for row in rows
-                ]
-                changed += redis_wire.write(self.client, entries, self.ttl)
-        return changed
 
     def month_writer(self, config: RepoConfig, views: Views) -> ShardedMonth:
         return ShardedMonth(

@@ -19,7 +19,6 @@ from serving.stores.base import MISSING, Breaker, StoreUnavailable, view_status
 from streamflow.engines.postgres_months import newest_per_user
 from streamflow.online import layout, redis_wire
 from streamflow.online.postgres_guard import guarded_upsert
-from streamflow.online.redis import blobs_of
 
 MONTH = datetime(2024, 1, 31, tzinfo=UTC)
 USER = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING)
@@ -89,19 +88,12 @@ def test_the_guarded_upsert_guards_each_group_by_its_own_event_time():
 
 def test_a_month_is_the_newest_row_per_user_of_every_view_merged_by_user():
     views = [view(), view("usage_fv", hours=Float64)]
-    for statement in (newest_per_user(views), blobs_of(views, newest_per_user(views))):
-        text = statement.as_string(None)
-        assert text.count('distinct on ("user_id")') == 2
-        assert "%(start)s" in text and "%(end)s" in text
-        assert "full join" in text
+    text = newest_per_user(views).as_string(None)
+    assert text.count('distinct on ("user_id")') == 2
+    assert "%(start)s" in text and "%(end)s" in text
+    assert "full join" in text
     literal = newest_per_user(views, (sql.Literal(1), sql.Literal(2))).as_string(None)
     assert "%(start)s" not in literal and ">= 1 and" in literal
-
-
-def test_redis_blobs_are_null_where_a_view_has_no_row():
-    views = [view(), view("usage_fv", hours=Float64)]
-    text = blobs_of(views, sql.SQL("select 1")).as_string(None)
-    assert text.count("case when") == 2 and "json_build_array" in text
 
 
 def test_the_write_script_is_called_with_its_fields_and_blobs():

@@ -20,6 +20,7 @@ from serving.settings import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import StoreUnavailable
 from streamflow import config, database, engines, plugins, targets
+from streamflow.engines.contract import OfflineEngine
 from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
 from streamflow.online.layout import MONTH_WINDOW, field_of
@@ -39,12 +40,13 @@ class Case:
     def settings(self) -> ServingSettings:
         return ServingSettings(database=targets.reader_target(), online_store=self.name)
 
-    def window(self, month: datetime) -> int:
-        """One month of every view through the store's window load; the users it wrote."""
+    def window(self, month: datetime, path=None) -> int:
+        """One month of every view through the store's window load (`path`: how a month reaches
+        it; the engine's own by default); the users it wrote."""
         views = sorted(self.store.list_feature_views(), key=lambda v: v.name)
+        path = path or engines.current().materialize_month
         with database.connect() as conn:
-            online = online_backend(self.store)
-            return engines.current().materialize_month(online, conn, self.store.config, views, month)
+            return path(online_backend(self.store), conn, self.store.config, views, month)
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -120,6 +122,35 @@ def test_a_restated_month_replaces_its_values(online, fresh_db, months, user):
     finally:
         query(fresh_db, change + " returning 1", (-1000, user, latest))
         online.window(latest)
+    assert vectors(online, [user]) == [before]
+
+
+def test_the_generic_month_path_keeps_the_guard_and_writes_only_what_changed(online, fresh_db, months, user):
+    """A month through the engine's `month_batches` and the store's MonthWriter (the way any
+    engine reaches any store) keeps the promises of the in-database path, value for value."""
+    engine = engines.current()
+
+    def generic(*args):
+        return OfflineEngine.materialize_month(engine, *args)
+
+    [before] = vectors(online, [user])
+    assert online.window(months[0], generic) == 0  # nothing older replaces newer
+    assert online.window(months[-1], generic) == 0  # an unchanged month rewrites nothing
+    change = (
+        "update features.usage_agg_30d set skips_7d = skips_7d + %s "
+        "where user_id = %s and feature_timestamp = %s"
+    )
+    try:
+        query(fresh_db, change + " returning 1", (1000, user, months[-1]))
+        assert online.window(months[-1], generic) == 1  # the restated user alone
+        [after] = vectors(online, [user])
+        assert after["features"]["skips_7d"] == before["features"]["skips_7d"] + 1000
+        assert {k: v for k, v in after["features"].items() if k != "skips_7d"} == {
+            k: v for k, v in before["features"].items() if k != "skips_7d"
+        }
+    finally:
+        query(fresh_db, change + " returning 1", (-1000, user, months[-1]))
+        online.window(months[-1], generic)
     assert vectors(online, [user]) == [before]
 
 
