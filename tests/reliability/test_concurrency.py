@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from streamflow import targets
-from streamflow.features.materialize import MATERIALIZE_LOCK
+from streamflow.control.locks import MATERIALIZE_LOCK
 from tests.reliability.load import run_load
 from tests.support import api_server
 
