@@ -6,6 +6,7 @@ terminal."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from streamflow import config
@@ -43,7 +44,16 @@ def _exists(reference: str) -> bool:
     reference = reference.rstrip(".,:;)")
     if any(mark in reference for mark in "<*{") or reference.endswith("-"):
         return True  # a pattern (`month_<NNN>/`, `streamflow/engines/*.py`), not a path
-    return (ROOT / reference).exists()
+    return (ROOT / reference).exists() or _generated(reference)
+
+
+def _generated(reference: str) -> bool:
+    """A path the tools write (dbt's target/, logs/): ignored by git, so absent from a fresh clone."""
+    folder = reference.rstrip("/") + "/"  # a folder's pattern ends in "/"
+    for name in (reference, folder):
+        if subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False).returncode == 0:
+            return True
+    return False
 
 
 def stale(texts: dict[str, str]) -> dict[str, list[str]]:
