@@ -64,7 +64,7 @@ class ShardedMonth:
                 values = [batch.column(name).to_pylist() for name in features]
                 blobs = [
                     None if row[0] is None else encode_blob(row)
-                    for row in map(list, zip(stamps, *values, strict=True))
+                    for row in zip(stamps, *values, strict=True)  # a tuple encodes as the list would
                 ]
                 per_view.append((field, blobs))
             entries = [
