@@ -6,11 +6,11 @@ months (`pipeline --no-feast`, in local mode: Spark's default), then the second 
 step) on the two-worker standalone cluster, the driver in New York time; then its training sets
 (every labelled month as CSV on the cluster; an entities file of edge cases as Parquet in local
 mode), then every month materialized into a Redis Cluster too. Held to the PostgreSQL engine's
-stack, built once from the final exports: the marts (the month not rebuilt kept, the restated
-value in), the training sets and the online rows cell for cell, no skew, the same drift; both
-workers ran executors; the Redis Cluster serves the PostgreSQL API's vectors. Then a worker
-SIGKILLed mid-task on that stack leaves a whole training file or none, and only whole months
-materialized. Every step is a `streamflow` process of its own, as users run them. (The lake:
+stack, built once from the final exports: the engine contract's answers, the marts (the month not
+rebuilt kept, the restated value in), the training sets and the online rows cell for cell, no skew,
+the same drift; both workers ran executors; the Redis Cluster serves the PostgreSQL API's vectors.
+Then a worker SIGKILLed mid-task on that stack leaves a whole training file or none, and only whole
+months materialized. Every step is a `streamflow` process of its own, as users run them. (The lake:
 test_lake.py.)"""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from streamflow.engines.spark import cluster
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
 from streamflow.targets import PgTarget
+from tests.integration.engines.contract import ask
 from tests.integration.spark.support import (
     assert_same_cells,
     assert_same_marts,
@@ -244,6 +245,21 @@ def _as_ipv4(address: str) -> str:
 def test_the_cluster_listens_on_loopback_only(on_spark):
     """Master, workers and their web UIs (which bind every interface unless told otherwise)."""
     assert on_spark.listening == {"127.0.0.1"}
+
+
+def test_the_engine_contract_gives_postgresqls_answers(postgres_side, on_spark):
+    """Every question of the offline engine contract (tests/integration/engines/contract.py:
+    missing marts, months, event times, a month's newest row per user, labelled entities, the
+    generic materialize path), asked of each engine on its own stack of the same exports, each
+    in a process of its own: the same answers, cell for cell."""
+    postgres = ask(postgres_side.env)
+    local = {k: v for k, v in on_spark.side.env.items() if k != "SPARK_MASTER"}  # the cluster is down
+    spark = ask(local)
+    for question in ("missing", "mart_months", "event_timestamps", "month_columns", "labelled"):
+        assert spark[question] == postgres[question], question
+    assert spark["generic_path_rewrote"] == postgres["generic_path_rewrote"] == 0
+    rows = [pd.DataFrame(answer["month_rows"]) for answer in (postgres, spark)]
+    assert_same_cells(*rows, "month_batches")
 
 
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark, exports):
