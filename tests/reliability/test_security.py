@@ -128,18 +128,22 @@ def test_the_readers_password_never_reaches_the_server_as_text(stack):
 
 
 @pytest.mark.parametrize("engine", ["postgres", "spark"])
-def test_the_apis_processes_hold_no_password_but_the_readers(stack, engine):
+def test_the_apis_processes_inherit_no_password(stack, engine):
     """The API's server and workers, the owner's password known to it (the embedded server's
-    secret, as `make serve` has it): neither its start-up check nor its Feast configuration
-    (with OFFLINE_ENGINE=spark, the catalog's credentials) puts it in their environment, which
-    every worker inherits and /proc shows."""
+    secret, as `make serve` has it): its start-up check opens the store from the API's own
+    settings and builds no Feast configuration (with OFFLINE_ENGINE=spark, the catalog's
+    credentials), so no password is in the environment every worker inherits and /proc shows."""
     _, target = stack
     reader, port = targets.reader_target(), free_port()
-    # none of this process's variables that name the owner (its in-process dbt and Feast steps set some)
+    # none of this process's variables that name the owner or the reader (its in-process dbt and
+    # Feast steps, this module's or an earlier one's in this worker, exported some)
     env = {
         k: v
         for k, v in os.environ.items()
-        if target.password not in v and k != "DATABASE_URL" and not k.startswith("PG")
+        if target.password not in v
+        and reader.password not in v
+        and k != "DATABASE_URL"
+        and not k.startswith("PG")
     }
     env |= {
         config.PG_PORT_EMBEDDED: str(target.port),  # the module's server, as if it were the embedded one

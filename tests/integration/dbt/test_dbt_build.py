@@ -98,16 +98,16 @@ def test_corrupted_month_fails_the_build_and_marts_keep_good_data(fresh_db, seed
     assert log_ok is False and "watch_hours_30d" in failures
 
 
-def test_a_staging_model_outside_the_quality_gate_stops_the_build(fresh_db, seeds):
-    """The gate's list is checked against dbt's own graph: a new staging model must join it."""
-    extra = dbt.DBT_DIR / "models" / "staging" / "streamflow" / "stg_streamflow__not_gated.sql"
+def test_a_staging_model_outside_the_quality_gate_stops_the_build(fresh_db, seeds, tmp_path):
+    """The gate's list is checked against dbt's own graph: a new staging model must join it. On a
+    copy of the project (another suite's worker builds the checkout's meanwhile)."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(dbt.DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    compile_mart = ["compile", "--select", "subs_profile", "--quiet", "--project-dir", str(project)]
+    extra = project / "models" / "staging" / "streamflow" / "stg_streamflow__not_gated.sql"
     extra.write_text("select 1 as user_id\n")
-    try:
-        result = dbt.invoke(["compile", "--select", "subs_profile", "--quiet"])
-        assert not result.success
-        assert "stg_streamflow__not_gated is outside the quality gate" in str(
-            result.exception or result.result
-        )
-    finally:
-        extra.unlink()
-    assert dbt.invoke(["compile", "--select", "subs_profile", "--quiet"]).success
+    result = dbt.invoke(compile_mart)
+    assert not result.success
+    assert "stg_streamflow__not_gated is outside the quality gate" in str(result.exception or result.result)
+    extra.unlink()
+    assert dbt.invoke(compile_mart).success

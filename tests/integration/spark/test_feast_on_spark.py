@@ -248,18 +248,14 @@ def test_the_cluster_listens_on_loopback_only(on_spark):
 
 
 def test_the_engine_contract_gives_postgresqls_answers(postgres_side, on_spark):
-    """Every question of the offline engine contract (tests/integration/engines/contract.py:
-    missing marts, months, event times, a month's newest row per user, labelled entities, the
-    generic materialize path), asked of each engine on its own stack of the same exports, each
-    in a process of its own: the same answers, cell for cell."""
+    """Every question of the engine contract (tests/integration/engines/contract.py), asked of
+    each engine on its stack of the same exports in a process of its own: the same answers."""
     postgres = ask(postgres_side.env)
-    local = {k: v for k, v in on_spark.side.env.items() if k != "SPARK_MASTER"}  # the cluster is down
-    spark = ask(local)
+    spark = ask({k: v for k, v in on_spark.side.env.items() if k != "SPARK_MASTER"})  # local mode
     for question in ("missing", "mart_months", "event_timestamps", "month_columns", "labelled"):
         assert spark[question] == postgres[question], question
     assert spark["generic_path_rewrote"] == postgres["generic_path_rewrote"] == 0
-    rows = [pd.DataFrame(answer["month_rows"]) for answer in (postgres, spark)]
-    assert_same_cells(*rows, "month_batches")
+    assert_same_cells(*(pd.DataFrame(a["month_rows"]) for a in (postgres, spark)), "month_batches")
 
 
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark, exports):
