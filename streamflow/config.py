@@ -259,26 +259,31 @@ REAL_SEEDS_REQUIRED = _declare(
 )  # fmt: skip
 
 
-def raw(name: str) -> str | None:
-    """The variable's text, None when unset or blank (`name` must be declared above)."""
+def _declared(name: str) -> Variable:
     if name not in VARIABLES:
         raise KeyError(f"{name} is not declared in streamflow/config.py")
+    return VARIABLES[name]
+
+
+def _text(name: str) -> str | None:
     value = os.environ.get(name, "")
     return value if value.strip() else None
 
 
+def raw(name: str) -> str | None:
+    """The variable's text, None when unset or blank (`name` must be declared above)."""
+    return _text(_declared(name).name)
+
+
 def get(name: str) -> Any:
     """The variable parsed, or its default parsed, or None when it has neither."""
-    raw(name)  # raises KeyError for a name not declared here
-    return value_of(VARIABLES[name])
+    return value_of(_declared(name))
 
 
 def value_of(variable: Variable) -> Any:
     """A variable read and parsed as `get` does, for tooling that declares its own (the
     benchmarks' knobs, bench/knobs.py): the library's configuration does not carry them."""
-    value = os.environ.get(variable.name, "")
-    text = value if value.strip() else None
-    name = variable.name
+    text = _text(variable.name)
     if text is None:
         text = variable.default
     if text is None:
@@ -286,7 +291,7 @@ def value_of(variable: Variable) -> Any:
     try:
         return variable.parse(text)
     except (ValueError, TypeError):
-        raise ConfigError(f"{name}={text!r}: expected {variable.accepts}") from None
+        raise ConfigError(f"{variable.name}={text!r}: expected {variable.accepts}") from None
 
 
 def is_set(name: str) -> bool:
