@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -22,12 +21,12 @@ from psycopg import sql
 from streamflow import database, targets
 from streamflow.engines import postgres_pit
 from streamflow.engines.contract import OfflineEngine
+from streamflow.ingest.validate import copy_error
 
 if TYPE_CHECKING:  # Feast's import costs 3 s: only the steps that read rows pay it
     from feast.data_source import DataSource
 
     from streamflow.online.contract import Views
-from streamflow.ingest.validate import copy_error
 
 TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
@@ -45,32 +44,15 @@ def _arrow_type(type_code: int) -> pa.DataType:
 
 
 @contextlib.contextmanager
-def _spooled(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions]]:
-    """Run a query into a temporary file with COPY; the file and how Arrow's CSV reader types its
-    columns (Feast's mapping of the query's PostgreSQL types).
+def _piped(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions, Callable[[], None]]]:
+    """A query's COPY written by a thread into a pipe: its read end, how Arrow's CSV reader types
+    its columns (Feast's mapping of the query's PostgreSQL types), and `copied()`, which waits for
+    the COPY and raises what it raised. Bounded memory (the pipe's buffer and Arrow's block); a
+    reader that stops early closes the pipe and the COPY ends.
 
     Feast's own `to_df()` fetches every value as a Python object and transposes them in a Python
     loop (20 M objects for 1 M users, most of a minute); here no value becomes a Python object,
-    and the result waits on disk, not in memory."""
-    with database.connect(autocommit=True) as conn, tempfile.TemporaryFile() as spool:
-        conn.execute("set timezone to 'UTC'")
-        columns = conn.execute(f"select * from ({query}) as q limit 0").description
-        with conn.cursor().copy(f"copy ({query}) to stdout (format csv, header true)") as copy:
-            for block in copy:
-                spool.write(block)
-        spool.seek(0)
-        yield spool, pacsv.ConvertOptions(
-            column_types={c.name: _arrow_type(c.type_code) for c in columns},
-            true_values=["t"], false_values=["f"],
-            strings_can_be_null=True, quoted_strings_can_be_null=False,  # NULL vs ""
-        )  # fmt: skip
-
-
-@contextlib.contextmanager
-def _piped(query: str) -> Iterator[tuple[BinaryIO, pacsv.ConvertOptions, Callable[[], None]]]:
-    """A query's COPY written by a thread into a pipe: its read end, the conversion options, and
-    `copied()`, which waits for the COPY and raises what it raised. Bounded memory (the pipe's
-    buffer and Arrow's block); a reader that stops early closes the pipe and the COPY ends."""
+    and the server's work overlaps the reader's."""
     with database.connect(autocommit=True) as conn:
         conn.execute("set timezone to 'UTC'")
         columns = conn.execute(f"select * from ({query}) as q limit 0").description
@@ -159,9 +141,8 @@ class PostgresEngine(OfflineEngine):
         yield from self.stream_query(query)
 
     def materialize_month(self, online, conn, config, views, month: datetime) -> int:
-        """A store that takes a month from a query gets this engine's, run where the marts are
-        (one set-based statement into PostgreSQL's online table; blobs PostgreSQL builds for
-        Redis); any other, the generic path."""
+        """A store that takes a month from a query (PostgreSQL's) gets this engine's, run where
+        the marts are, in one set-based statement; any other (Redis), the generic path."""
         from streamflow.engines.postgres_months import newest_per_user
         from streamflow.online.contract import MonthFromQuery
         from streamflow.online.layout import MONTH_WINDOW
@@ -266,15 +247,16 @@ class PostgresEngine(OfflineEngine):
             return query.as_string(conn)
 
     def read_query(self, query: str) -> pa.Table:
-        with _spooled(query) as (spool, convert):
-            return pacsv.read_csv(
-                spool, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
+        with _piped(query) as (pipe, convert, copied):
+            table = pacsv.read_csv(
+                pipe, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
             )
+            copied()  # the COPY's own failure: a pipe cut short reads as a shorter result
+            return table
 
     def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
-        """Batches as PostgreSQL produces them: the COPY runs in a thread into a pipe that Arrow's
-        CSV reader parses, so the server's work overlaps the caller's (a month into Redis at
-        300k users: 7.4 s spooled to a file first, see docs/performance.md)."""
+        """Batches as PostgreSQL produces them (a month into Redis at 300k users: 7.0 s; spooled
+        to a file first, 7.4 s: docs/performance.md)."""
         with _piped(query) as (pipe, convert, copied):
             yield from pacsv.open_csv(
                 pipe, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert

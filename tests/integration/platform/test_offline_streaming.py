@@ -22,13 +22,18 @@ def test_every_row_arrives_in_order_with_its_type(fresh_db):
     assert table.column("even").type == pa.bool_() and table.column("half")[3].as_py() == 2.0
 
 
+FAILING = "select i, 1 / (i - 250000) as boom from generate_series(1, 300000) as i"
+
+
 def test_a_copy_that_fails_midway_is_an_error_not_a_shorter_result(fresh_db):
-    failing = "select i, 1 / (i - 250000) as boom from generate_series(1, 300000) as i"
     seen = 0
     with pytest.raises(psycopg.errors.DivisionByZero):
-        for batch in PostgresEngine().stream_query(failing):
+        for batch in PostgresEngine().stream_query(FAILING):
             seen += batch.num_rows
     assert seen < 300_000
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        PostgresEngine().read_query(FAILING)
+    assert PostgresEngine().read_query(ROWS).num_rows == 300_000
 
 
 def test_a_reader_that_stops_early_releases_the_copy(fresh_db):
