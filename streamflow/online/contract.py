@@ -115,3 +115,21 @@ class OnlineStoreBackend(Protocol):
 
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:
         """`preferred` if the store holds it, else any user it holds (for the banner's examples)."""
+
+
+class StorePlugin(Protocol):
+    """What a store's module (registered in streamflow/plugins.py) brings besides its backend, as
+    module attributes (tests/unit/test_house_rules.py checks every registered module has them)."""
+
+    FEAST_TYPE: str  # `online_store.type` in feature_store.yaml: the module's FeastOnlineStore
+    FeastOnlineStore: type  # feast_plugin.StreamflowOnlineStore over this backend
+    FeastOnlineStoreConfig: type  # its section's fields, as Feast validates them
+    UNREACHABLE: tuple[type[BaseException], ...]  # its client's errors when a server does not answer
+    LOCAL_PORTS: int  # ports its local_service needs
+
+    def feast_online_store(self, target: Any, reader: bool = False) -> dict[str, object]:
+        """feature_store.yaml's `online_store` section (`reader`: as the API reads)."""
+
+    def local_service(self, folder: Any, ports: tuple[int, ...]) -> Any:
+        """A context manager: a server of its own under `folder` (tests), yielding the variables
+        that point every project tool at it."""

@@ -260,6 +260,26 @@ def test_no_branch_on_a_backend_name_outside_the_registry():
     assert found == {}
 
 
+@pytest.mark.parametrize("store", sorted(plugins.ONLINE_STORES))
+def test_every_registered_store_module_brings_the_plugins_attributes(store):
+    from streamflow.online.contract import StorePlugin
+
+    module = plugins.store_module(store)
+    wanted = [name for name in vars(StorePlugin) if not name.startswith("_")]
+    wanted += list(StorePlugin.__annotations__)
+    assert [name for name in wanted if not hasattr(module, name)] == []
+    assert f"{module.__name__}.FeastOnlineStore" == module.FEAST_TYPE
+
+
+@pytest.mark.parametrize("engine", sorted(plugins.OFFLINE_ENGINES))
+def test_every_registered_engine_module_brings_its_engine_and_its_errors(engine):
+    from streamflow.engines.contract import OfflineEngine
+
+    module = plugins.engine_module(engine)
+    assert issubclass(module.ENGINE, OfflineEngine) and module.ENGINE.name == engine
+    assert isinstance(module.UNREACHABLE, tuple)
+
+
 def test_no_file_over_400_lines():
     long = {
         str(path.relative_to(ROOT)): n
