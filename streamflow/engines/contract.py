@@ -11,7 +11,8 @@ What each step asks:
   data source, for the generated feature_repo/data_sources.py), `feast_ready`;
 - marts: `marts_missing`, `mart_months`, `event_timestamps`;
 - materialize: `month_batches` (each user's newest row of a month: the one copy of that query),
-  fed by `materialize_month` to the online store's month writer (an engine may do better);
+  fed by `materialize_month` to the online store's month writer (`feed_writer`: in this process
+  by default; Spark's executors) or, where an engine has one, a faster path;
 - training sets: `labelled_entities` / `uploaded_entities` (the entity query), `training_sql`
   (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
 """
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from feast.data_source import DataSource
     from feast.repo_config import RepoConfig
 
-    from streamflow.online.contract import OnlineStoreBackend, Views
+    from streamflow.online.contract import MonthWriter, OnlineStoreBackend, Views
     from streamflow.targets import PgTarget
 
 
@@ -91,16 +92,20 @@ class OfflineEngine(ABC):
         month: datetime,
     ) -> int:
         """The month into `online`, published in the transaction open on `conn` (the control
-        plane's: the months log's); the users written. The generic path: `month_batches` through
-        the store's month writer. An engine overrides it where it has a faster one."""
+        plane's: the months log's); the users written. The generic path: the store's month
+        writer, fed by `feed_writer`. An engine overrides it where it has a faster one."""
         writer = online.month_writer(config, views)
         writer.open()
         try:
-            batches = writer(self.month_batches(views, month))
-            written = sum(pc.sum(batch.column("written")).as_py() or 0 for batch in batches)
-            return writer.publish(conn, written)
+            return writer.publish(conn, self.feed_writer(writer, views, month))
         finally:
             writer.close()
+
+    def feed_writer(self, writer: MonthWriter, views: Views, month: datetime) -> int:
+        """Run `writer` over the month's `month_batches`; the rows it took. Here, in this process;
+        an engine with workers of its own has them run it."""
+        batches = writer(self.month_batches(views, month))
+        return sum(pc.sum(batch.column("written")).as_py() or 0 for batch in batches)
 
     # -- training sets ----------------------------------------------------------------------------
     @abstractmethod

@@ -81,15 +81,10 @@ class SparkEngine(OfflineEngine):
     def month_batches(self, views, month: datetime) -> Iterator[pa.RecordBatch]:
         return queries.stream_query(months.month_query(views, month))
 
-    def materialize_month(self, online, conn, config, views, month: datetime) -> int:
-        """The executors feed the store's month writer, partition by partition: no row of the
-        month passes through the driver (the generic path would bring them all here)."""
-        writer = online.month_writer(config, views)
-        writer.open()
-        try:
-            return writer.publish(conn, months.write_month(writer, views, month))
-        finally:
-            writer.close()
+    def feed_writer(self, writer, views, month: datetime) -> int:
+        """The executors run the store's month writer, partition by partition: no row of the
+        month passes through the driver (the default would bring them all here)."""
+        return months.write_month(writer, views, month)
 
     def mart_months(self, table: str) -> list[date]:
         rows = session().sql(f"select distinct as_of from {table} order by 1").collect()
