@@ -57,7 +57,8 @@ class Catalog:
         return {name: per_field[spec.field] for name, spec in self.views.items() if spec.field in per_field}
 
     @classmethod
-    def from_store(cls, store) -> Catalog:
+    def from_registry(cls, registry, project: str) -> Catalog:
+        """The online views and the services of `project` in Feast's `registry`."""
         from streamflow.online.layout import field_of
 
         views = {
@@ -67,14 +68,14 @@ class Catalog:
                 features=tuple(f.name for f in v.features),
                 field=field_of(v),
             )
-            for v in store.list_feature_views()
+            for v in registry.list_feature_views(project)
             if v.online
         }
         services = {
             s.name: tuple((p.name, tuple(f.name for f in p.features)) for p in s.feature_view_projections)
-            for s in store.list_feature_services()
+            for s in registry.list_feature_services(project)
         }
-        return cls(views, services, store.project)
+        return cls(views, services, project)
 
     def select(self, service: str, features: list[str] | None = None) -> Selection:
         """The features of `service`, or only `features` (any served feature) when given."""

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from serving.catalog import Catalog
 from serving.stores.pooled import PooledReads
 from serving.stores.postgres import pool_kwargs
-from streamflow.features.store import feature_store
+from streamflow.features.store import project_name, registry
 from streamflow.targets import PgTarget
 
 log = logging.getLogger("serving")
@@ -66,15 +66,9 @@ class Registry:
         return tuple((await self.fetch(REGISTRY_VERSION))[0])
 
     def load_catalog(self) -> Catalog:
-        """The catalog through Feast (blocking: call it in a thread)."""
-        store = feature_store(self.target, reader=True)
-        catalog = Catalog.from_store(store)
-        # The catalog is all we keep; Feast's registry refresh thread would only steal the GIL
-        # from requests every minute (visible as p99 spikes). The version check replaces it.
-        stop_refresh = getattr(store.registry, "_exit_handler", None)
-        if stop_refresh and getattr(store.registry, "registry_refresh_thread", None):
-            stop_refresh()
-        return catalog
+        """The catalog through Feast's registry (blocking: call it in a thread). Read once per
+        change: the version check, not a refresh thread, says when to read it again."""
+        return Catalog.from_registry(registry(self.target), project_name())
 
     async def latest_drift(self) -> list[tuple]:
         """(view, feature, distance, drift threshold, watch threshold) of the newest month; empty

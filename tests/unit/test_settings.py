@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from streamflow import config, dbt, engines, targets
+from streamflow import config, dbt, engines, online, targets
 from streamflow.features.store import FEAST_PREFIX, REPO_DIR, feast_env, repo_config
 
 PASSWORD = "p@ss:w#rd"
@@ -192,18 +192,16 @@ def test_spark_jvm_options_reach_the_driver_and_executors(monkeypatch):
 
 
 def test_the_apis_feast_configuration_names_the_local_redis_as_its_reader(clean_env):
-    """On the local Redis (no REDIS_URL), the API's Feast configuration, which it exports to its
-    environment, holds the read-only user's password and not the writer's; the commands', the
-    writer's."""
+    """On the local Redis (no REDIS_URL), the online store's Feast section as the API opens it
+    holds the read-only user's password and not the writer's; the commands', the writer's."""
     for name in (config.REDIS_URL, config.REDIS_READER_URL, config.REDIS_CLUSTER):
         clean_env.delenv(name, raising=False)
     passwords = targets.local_redis_passwords()
     with config.overridden({config.ONLINE_STORE: "redis"}):
-        api = feast_env(targets.parse(TLS_URL), reader=True)
-        commands = feast_env(targets.parse(TLS_URL))
-    api_section, commands_section = (json.loads(v[f"{FEAST_PREFIX}ONLINE_STORE"]) for v in (api, commands))
+        api_section = online.feast_online_store(targets.parse(TLS_URL), reader=True)
+        commands_section = json.loads(feast_env(targets.parse(TLS_URL))[f"{FEAST_PREFIX}ONLINE_STORE"])
     assert not {"host", "password", "db_schema"} & set(api_section)  # Redis' section: no PostgreSQL in it
     api_redis, commands_redis = api_section["redis_url"], commands_section["redis_url"]
     assert api_redis.startswith(f"redis://streamflow_reader:{passwords['streamflow_reader']}@127.0.0.1:")
-    assert passwords["streamflow"] not in "\n".join(api.values())
+    assert passwords["streamflow"] not in json.dumps(api_section)
     assert commands_redis.startswith(f"redis://streamflow:{passwords['streamflow']}@127.0.0.1:")

@@ -222,7 +222,7 @@ def test_every_connection_busy_is_a_busy_503_never_an_outage(store, users):
     from streamflow.features.store import repo_config
     from streamflow.online.postgres import table_identifier
 
-    selection = Catalog.from_store(store).select("churn_api_v1")
+    selection = Catalog.from_registry(store.registry, store.project).select("churn_api_v1")
     table = table_identifier(repo_config())
 
     async def scenario():

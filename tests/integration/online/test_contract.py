@@ -220,7 +220,7 @@ def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
         online_store=online.name,
         db_timeout_ms=500,
     )
-    catalog = Catalog.from_store(online.store)
+    catalog = Catalog.from_registry(online.store.registry, online.store.project)
     selection = catalog.select("churn_api_v1")
 
     async def two_reads():
