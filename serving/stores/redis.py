@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from serving.catalog import Catalog, Selection
 from serving.stores import base
 from serving.stores.base import MISSING, Breaker, StoreBusy, StoreUnavailable, Vector, view_status, within
-from streamflow.online import layout, redis_target
+from streamflow.online import layout, redis_target, redis_wire
 from streamflow.online.redis_target import RedisTarget
 
 if TYPE_CHECKING:
@@ -126,9 +126,9 @@ async def _close_quietly(client, timeout: float) -> None:
 class RedisReader:
     def __init__(self, target: RedisTarget, project: str, pool_size: int, timeout_ms: int):
         self.target = target
-        self.prefix = layout.key_prefix(project)
-        self.months_key = layout.months_key(project)
-        self.generation_key = layout.generation_key(project)
+        self.prefix = redis_wire.key_prefix(project)
+        self.months_key = redis_wire.months_key(project)
+        self.generation_key = redis_wire.generation_key(project)
         self.timeout = timeout_ms / 1000
         self.breaker = Breaker()
         self.max_connections = max(pool_size, 16)

@@ -133,3 +133,7 @@ class StorePlugin(Protocol):
     def local_service(self, folder: Any, ports: tuple[int, ...]) -> Any:
         """A context manager: a server of its own under `folder` (tests), yielding the variables
         that point every project tool at it."""
+
+    def unanswered(self, port: int) -> dict:
+        """The variables that point every reader at a server of this store that does not answer
+        (nothing listens on `port`): the contract suite's outage."""

@@ -1,13 +1,12 @@
-"""What every online store shares: which feature types it serves, how a user, a view and a
-feature are named in it, how a view's values travel as one blob, and the months log's entries.
+"""What every online store shares, whatever it keeps its values in: which feature types it
+serves, the columns of a month's Arrow batches (`<view>__event_ts`, `<view>__created_ts`,
+`<view>__<feature>`: what every engine feeds every store's month writer), a view's values as one
+blob ([event time in us, values...]) and the months log's entries. How a store lays them out is
+its own module's business (postgres.py: one row per user; redis_wire.py: one hash per user).
 
-PostgreSQL (postgres.py) keeps one row per user, a column group per view:
-    <project>_user_features(user_id, <view>__event_ts, <view>__created_ts, <view>__<feature>...)
-Redis (redis.py) keeps one hash per user, one field per view:
-    key <project>:user:<user_id>   field <view>@<layout digest>   JSON [event time in us, values...]
-Both log which (view layout, month) they hold: a table row, or a hash field `<view>@<digest>|<month
-ISO>`. A view is logged under its field (name and layout digest, as Redis stores it), so a view
-whose features change after `feast apply` holds no month until materialize refills it.
+Every store logs which (view field, month) it holds. A view's field is its name and a digest of
+its layout, so a view whose features change after `feast apply` holds no month until
+materialize refills it.
 """
 
 from __future__ import annotations
@@ -50,11 +49,7 @@ def typed_features(view: FeatureView) -> list[tuple[str, str, ValueType]]:
     return out
 
 
-# -- PostgreSQL naming -------------------------------------------------------------------------
-def online_table(project: str) -> str:
-    return f"{project}_user_features"
-
-
+# -- a month's columns: the Arrow batches every engine feeds every store's month writer ---------
 def column(view_name: str, name: str) -> str:
     """The column of a view's feature (or of its `event_ts` / `created_ts`)."""
     ident = f"{view_name}__{name}"
@@ -72,15 +67,7 @@ def view_columns(view: FeatureView) -> list[tuple[str, str]]:
     return group + [(column(view.name, f), pg) for f, pg, _ in typed_features(view)]
 
 
-# -- Redis naming ------------------------------------------------------------------------------
-def key_prefix(project: str) -> bytes:
-    return f"{project}:user:".encode()
-
-
-def user_key(project: str, user_id: str) -> bytes:
-    return key_prefix(project) + user_id.encode()
-
-
+# -- a view's field: how both stores' months logs (and Redis' hashes) name a view ----------------
 def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
     """The field of a view: its name and a digest of its (feature, type) list, so a view whose
     features change reads as missing (never misread) until materialize writes its new layout."""
@@ -91,16 +78,6 @@ def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
 def field_of(view) -> str:
     """The field of a Feast feature view (anything with `name` and typed `features`)."""
     return view_field(view.name, [(f.name, f.dtype.to_value_type().name) for f in view.features])
-
-
-def months_key(project: str) -> str:
-    """The Redis hash of the months log."""
-    return f"{project}:materialized_months"
-
-
-def generation_key(project: str) -> str:
-    """The Redis counter every change of served values increments (the API's caches watch it)."""
-    return f"{project}:generation"
 
 
 # -- a view's values as one blob: [event time in epoch microseconds, values...] ----------------

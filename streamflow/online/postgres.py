@@ -2,7 +2,7 @@
 
 Feast's own Postgres store keeps one row per (entity, feature) holding a serialized protobuf, in
 one table per view, and upserts without looking at timestamps. This one keeps one table
-`<project>_user_features` (layout.py):
+`<project>_user_features` (`online_table`; its columns, layout.py's):
 - a read of any set of features is one primary-key lookup returning native PostgreSQL types, with
   no protobuf decoding and no join (the API serves a whole feature service from one row);
 - every write is guarded per view (contract.py);
@@ -36,7 +36,6 @@ from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.layout import (
     ENTITY_COLUMN,
     column,
-    online_table,
     typed_features,
     view_columns,
 )
@@ -75,6 +74,11 @@ READ_GENERATION = "select generation from feast_online.serving_generation where 
 def table_of(project: str) -> sql.Identifier:
     """The project's served table (the months log and the generation sit beside it)."""
     return sql.Identifier(ONLINE_SCHEMA, online_table(project))
+
+
+def online_table(project: str) -> str:
+    """The served table: one row per user, a column group per view (layout.view_columns)."""
+    return f"{project}_user_features"
 
 
 def table_identifier(config: RepoConfig) -> sql.Identifier:
@@ -310,3 +314,9 @@ LOCAL_PORTS = 0
 def local_service(folder: Path, ports: tuple[int, ...]) -> Iterator[dict[str, str]]:
     """The store is the database itself: nothing to start."""
     yield {config.ONLINE_STORE: "postgres"}
+
+
+def unanswered(port: int) -> dict:
+    """The variables that point every reader at a server that does not answer (nothing listens
+    on `port`): the contract suite's outage."""
+    return {config.DATABASE_URL: targets.admin_target().with_port(port).url}

@@ -1,7 +1,7 @@
-"""The online store on Redis (`ONLINE_STORE=redis`): the layout of layout.py, written through the
-guarded script of redis_wire.py. A month arrives through its month writer (`ShardedMonth`), from
-any engine, in Arrow batches: every blob is encoded by one encoder (layout's), whichever engine
-wrote it, so re-materializing a month another way rewrites nothing."""
+"""The online store on Redis (`ONLINE_STORE=redis`): one hash per user, one field per view,
+written through the guarded script (both in redis_wire.py). A month arrives through its month
+writer (`ShardedMonth`), from any engine, in Arrow batches: every blob is encoded by one encoder
+(layout's), whichever engine wrote it, so re-materializing a month another way rewrites nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from psycopg import Connection
 from pydantic import StrictStr
 from redis.exceptions import RedisError
 
+from streamflow import config
 from streamflow.online import layout, redis_target, redis_wire
 from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
@@ -54,7 +55,7 @@ class ShardedMonth:
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         client = self.target.client(timeout=30.0)
-        prefix = layout.key_prefix(self.project)
+        prefix = redis_wire.key_prefix(self.project)
         changed = 0
         for batch in batches:
             users = batch.column(layout.ENTITY_COLUMN).to_pylist()
@@ -114,7 +115,7 @@ class RedisOnlineStore:
             if user_id not in latest or latest[user_id][0] < event_ts:
                 latest[user_id] = (event_ts, values)
         entries = [
-            (layout.user_key(config.project, user_id), [(field, layout.encode(event_ts, values))])
+            (redis_wire.user_key(config.project, user_id), [(field, layout.encode(event_ts, values))])
             for user_id, (event_ts, values) in latest.items()
         ]
         redis_wire.write(self.client, entries, self.ttl)
@@ -125,7 +126,7 @@ class RedisOnlineStore:
     ) -> list[ReadResult]:
         features = layout.typed_features(view)
         wanted = set(requested or [f for f, _, _ in features])
-        keys = [layout.user_key(config.project, user_id) for user_id in user_ids]
+        keys = [redis_wire.user_key(config.project, user_id) for user_id in user_ids]
         results: list[ReadResult] = []
         for blob in redis_wire.read(self.client, keys, field_of(view)):
             if blob is None:
@@ -166,7 +167,7 @@ class RedisOnlineStore:
         redis_wire.record_months(self.client, config.project, fields, month)
 
     def bump_generation(self, conn: Connection | None, config: RepoConfig) -> None:
-        self.client.incr(layout.generation_key(config.project))
+        self.client.incr(redis_wire.generation_key(config.project))
 
     def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
         """Nothing to tidy: Redis has no planner statistics or dead rows."""
@@ -174,7 +175,7 @@ class RedisOnlineStore:
     def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         try:
             client = self.target.client(timeout=5)
-            if not client.exists(layout.months_key(config.project)):
+            if not client.exists(redis_wire.months_key(config.project)):
                 message = (
                     f"nothing materialized in Redis at {self.target.safe_url}: run `make pipeline` first"
                 )
@@ -187,11 +188,11 @@ class RedisOnlineStore:
         return None
 
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:
-        if self.client.exists(layout.user_key(config.project, preferred)):
+        if self.client.exists(redis_wire.user_key(config.project, preferred)):
             return preferred
         for node in redis_wire.primaries(self.client):
-            for key in node.scan_iter(match=layout.key_prefix(config.project) + b"*", count=100):
-                return key.removeprefix(layout.key_prefix(config.project)).decode()
+            for key in node.scan_iter(match=redis_wire.key_prefix(config.project) + b"*", count=100):
+                return key.removeprefix(redis_wire.key_prefix(config.project)).decode()
         return None
 
 
@@ -232,3 +233,10 @@ def local_service(folder: Path, ports: tuple[int, ...]) -> Iterator[dict[str, st
         yield server.variables()
     finally:
         server.wipe()
+
+
+def unanswered(port: int) -> dict:
+    """The variables that point every reader at a server that does not answer (nothing listens
+    on `port`): the contract suite's outage."""
+    nowhere = f"redis://127.0.0.1:{port}"
+    return {config.REDIS_URL: nowhere, config.REDIS_READER_URL: nowhere, config.REDIS_CLUSTER: "0"}

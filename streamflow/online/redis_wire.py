@@ -3,7 +3,8 @@ in pipelines (the shards in parallel), the months log, and deleting a project.
 
 Every write goes through one server-side script, per slot: a view's field is only replaced by a
 newer event, or by the same event with other values (a restatement), exactly the guard of the
-PostgreSQL store. A user's whole feature service is one HMGET on one node (layout.py).
+PostgreSQL store. A user's whole feature service is one HMGET on one node:
+    key <project>:user:<user_id>   field <view>@<layout digest>   JSON [event time in us, values...]
 
 Why not Feast's own Redis layout: it keeps one protobuf per feature (16 fields and 16 decodes per
 user read) and writes row by row through Python protobufs; this layout reads one field per view
@@ -27,6 +28,25 @@ from streamflow.online import layout
 KEYS_PER_CALL = 100  # one node: users per script call (a cluster groups by slot instead)
 CALLS_PER_PIPELINE = 500
 REPLICATED_WITHIN_MS = 10_000  # how long a master's replicas get to acknowledge a batch's writes
+
+
+# -- the keys: one hash per user, the months log, the generation ------------------------------
+def key_prefix(project: str) -> bytes:
+    return f"{project}:user:".encode()
+
+
+def user_key(project: str, user_id: str) -> bytes:
+    return key_prefix(project) + user_id.encode()
+
+
+def months_key(project: str) -> str:
+    """The Redis hash of the months log."""
+    return f"{project}:materialized_months"
+
+
+def generation_key(project: str) -> str:
+    """The Redis counter every change of served values increments (the API's caches watch it)."""
+    return f"{project}:generation"
 
 
 class NotReplicated(RedisError):
@@ -159,7 +179,7 @@ def read(client, keys: Sequence[bytes], field: str) -> list[bytes | None]:
 
 # -- the months log ------------------------------------------------------------------------------
 def materialized_months(client, project: str) -> dict[tuple[str, datetime], datetime]:
-    log = client.hgetall(layout.months_key(project))
+    log = client.hgetall(months_key(project))
     return {
         layout.parse_months_entry(name): datetime.fromtimestamp(float(at), UTC) for name, at in log.items()
     }
@@ -168,7 +188,7 @@ def materialized_months(client, project: str) -> dict[tuple[str, datetime], date
 def record_months(client, project: str, fields: Sequence[str], month: datetime) -> None:
     now = str(time.time())
     entries = {layout.months_entry(field, month): now for field in fields}
-    client.hset(layout.months_key(project), mapping=entries)
+    client.hset(months_key(project), mapping=entries)
 
 
 def delete_project(client, project: str) -> int:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from streamflow import database, engines, faults
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store, online_backend
-from streamflow.online import layout, redis_wire
+from streamflow.online import redis_wire
 from tests.reliability.load import hold, load_through, run_load
 from tests.support import api_server, local_redis, query, wait_for
 
@@ -45,7 +45,7 @@ def _on_node(server, port: int, project: str, paths: list[str]) -> str:
     """A path whose user lives on the master at `port`."""
     client = server.target().client()
     for path in paths:
-        slot = key_slot(layout.user_key(project, path.rsplit("/", 1)[1]))
+        slot = key_slot(redis_wire.user_key(project, path.rsplit("/", 1)[1]))
         if client.nodes_manager.get_node_from_slot(slot).port == port:
             return path
     raise AssertionError(f"no user on port {port}")

@@ -54,8 +54,8 @@ def test_column_names_and_the_identifier_limit():
 
 
 def test_keys_fields_and_the_field_changes_with_the_features():
-    assert layout.user_key("streamflow", "7590-VHVEG") == b"streamflow:user:7590-VHVEG"
-    assert layout.user_key("p", "u").startswith(layout.key_prefix("p"))
+    assert redis_wire.user_key("streamflow", "7590-VHVEG") == b"streamflow:user:7590-VHVEG"
+    assert redis_wire.user_key("p", "u").startswith(redis_wire.key_prefix("p"))
     same, renamed = layout.field_of(view()), layout.field_of(view(months=Int64, fee=Float64))
     assert same.startswith("subs_profile_fv@") and same == layout.field_of(view())
     assert renamed != same

@@ -212,18 +212,12 @@ def test_an_unknown_user_is_a_404_and_not_found_in_a_batch(online, user):
 
 
 def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
-    closed = free_port()
-    dead = ServingSettings(
-        database=targets.reader_target().with_port(closed)
-        if online.name == "postgres"
-        else targets.reader_target(),
-        online_store=online.name,
-        db_timeout_ms=500,
-    )
+    """The store's module says how to point a reader at a server of it that does not answer."""
     catalog = Catalog.from_registry(online.store.registry, online.store.project)
     selection = catalog.select("churn_api_v1")
 
     async def two_reads():
+        dead = ServingSettings(database=targets.reader_target(), online_store=online.name, db_timeout_ms=500)
         reader = open_reader(dead)
         await reader.open()
         try:
@@ -233,10 +227,7 @@ def test_a_store_that_does_not_answer_is_a_503_then_fails_fast(online, user):
         finally:
             await reader.close()
 
-    nowhere = f"redis://127.0.0.1:{closed}"
-    with config.overridden(
-        {config.REDIS_URL: nowhere, config.REDIS_READER_URL: nowhere, config.REDIS_CLUSTER: "0"}
-    ):
+    with config.overridden(plugins.store_module(online.name).unanswered(free_port())):
         started = asyncio.run(_timed(two_reads()))
     assert started < 5, "the second read failed fast (breaker open), the first within its deadline"
 

@@ -18,7 +18,7 @@ from streamflow import database, engines, targets
 from streamflow.features.materialize import materialize
 from streamflow.features.skew import skew
 from streamflow.features.store import feature_store, online_backend
-from streamflow.online import layout
+from streamflow.online import layout, redis_wire
 from streamflow.online.redis_server import LocalRedis
 from streamflow.online.redis_target import READER
 from tests.support import free_cluster_ports, local_redis, query
@@ -85,7 +85,7 @@ def test_a_store_that_lost_its_months_log_is_refilled(cluster):
     """(The guard, restatements and the log itself: tests/integration/online/test_contract.py.)"""
     server, redis_store = cluster
     client = server.target().client()
-    client.delete(layout.months_key(redis_store.project))  # the store forgot what it holds
+    client.delete(redis_wire.months_key(redis_store.project))  # the store forgot what it holds
     assert materialize(redis_store), "a store without its log is refilled"
 
 
@@ -93,7 +93,7 @@ def test_a_view_that_lost_its_field_takes_the_old_month_alone(cluster, fresh_db)
     server, redis_store = cluster
     client = server.target().client()
     user = _users(fresh_db, 1)[0]
-    key = layout.user_key(redis_store.project, user)
+    key = redis_wire.user_key(redis_store.project, user)
     before = client.hgetall(key)
     [(first,)] = query(fresh_db, "select min(feature_timestamp) from features.subs_profile")
     views = sorted(redis_store.list_feature_views(), key=lambda v: v.name)
@@ -119,7 +119,8 @@ def test_a_failed_generation_bump_is_made_good_by_one_retry(cluster, fresh_db):
     bumps it, or workers would serve the old month from memory until the next one."""
     server, redis_store = cluster
     client = server.target().client()
-    generation, months = layout.generation_key(redis_store.project), layout.months_key(redis_store.project)
+    project = redis_store.project
+    generation, months = redis_wire.generation_key(project), redis_wire.months_key(project)
     [(newest,)] = query(fresh_db, "select max(feature_timestamp) from features.subs_profile")
     views = redis_store.list_feature_views()
     client.hdel(months, *(layout.months_entry(layout.field_of(v), newest) for v in views))
@@ -184,7 +185,7 @@ def test_an_error_reply_about_one_request_never_wedges_the_breaker(cluster, fres
     breaker neither opens nor stays probing; only an unreachable store gives 503."""
     server, redis_store = cluster
     user = _users(fresh_db, 1)[0]
-    key = layout.user_key(redis_store.project, user)
+    key = redis_wire.user_key(redis_store.project, user)
     client = server.target().client()
     saved = client.hgetall(key)
     _, redis_client = _clients(cluster)
@@ -211,11 +212,11 @@ def test_the_local_redis_lets_no_one_in_without_a_password_and_the_apis_user_onl
     with pytest.raises(redis.AuthenticationError):
         anonymous.ping()
     reader = server.target(READER).client()
-    assert reader.hgetall(layout.months_key(redis_store.project)), "the reader reads the months log"
-    assert int(reader.get(layout.generation_key(redis_store.project)))
+    assert reader.hgetall(redis_wire.months_key(redis_store.project)), "the reader reads the months log"
+    assert int(reader.get(redis_wire.generation_key(redis_store.project)))
     for write in (
-        lambda: reader.set(layout.generation_key(redis_store.project), 0),
-        lambda: reader.hset(layout.months_key(redis_store.project), "x", "y"),
+        lambda: reader.set(redis_wire.generation_key(redis_store.project), 0),
+        lambda: reader.hset(redis_wire.months_key(redis_store.project), "x", "y"),
         lambda: reader.eval("return 1", 0),
         lambda: reader.execute_command("FLUSHALL", target_nodes=RedisCluster.PRIMARIES),
         lambda: reader.execute_command("CONFIG", "GET", "*", target_nodes=RedisCluster.PRIMARIES),
