@@ -217,6 +217,7 @@ def _own_server(data: Path, new: bool = False) -> Iterator[tuple[EmbeddedPostgre
 # last thing a worker does. Only the order changes, never what runs.
 SLOWEST_FIRST = (
     "tests/integration/spark/test_feast_on_spark.py",
+    "tests/integration/engines/test_engine_contract.py",
     "tests/reliability/test_redis_faults.py",
     "tests/integration/orchestration/test_flow.py",
     "tests/reliability/test_faults_while_serving.py",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -136,6 +137,20 @@ def local_redis(root: Path, cluster: bool, replicas: int = 0) -> Iterator:
             yield server
     finally:
         server.wipe()
+
+
+def streamflow(args: list[str], env: dict[str, str], expect: int = 0) -> subprocess.CompletedProcess:
+    """One `streamflow` command in a process of its own with `env` added; it must exit `expect`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streamflow", *args],
+        env=config.child_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=config.PROJECT_ROOT,
+    )
+    assert done.returncode == expect, (args, done.returncode, done.stdout[-3000:], done.stderr[-3000:])
+    return done
 
 
 @contextlib.contextmanager

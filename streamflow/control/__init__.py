@@ -13,7 +13,11 @@ import psycopg
 
 from streamflow import database
 
+# The month's transaction, as materialize hands it to the online store: the months log and the
+# generation are recorded in it (a store kept in this database commits its rows with them).
+Transaction = psycopg.Connection
 
-def connect(autocommit: bool = False) -> AbstractContextManager[psycopg.Connection]:
+
+def connect(autocommit: bool = False) -> AbstractContextManager[Transaction]:
     """A connection to the control plane's database."""
     return database.connect(autocommit=autocommit)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,3 +131,15 @@ class OfflineEngine(ABC):
     @abstractmethod
     def stream_query(self, query: str) -> Iterator[pa.RecordBatch]:
         """The result of an offline query in bounded batches."""
+
+
+class EnginePlugin(Protocol):
+    """What an engine's module (registered in streamflow/plugins.py) brings as module attributes
+    (tests/unit/test_house_rules.py checks every registered module has them)."""
+
+    ENGINE: type[OfflineEngine]  # its OfflineEngine subclass
+    UNREACHABLE: tuple[type[BaseException], ...]  # its client's errors when its servers do not answer
+
+    def local_service(self, folder: Path) -> AbstractContextManager[dict[str, str]]:
+        """What the engine needs on this machine alone, under `folder` (the engine contract suite,
+        tests/integration/engines/), yielding the variables that point every command at it."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from streamflow import database, targets
+from streamflow import config, database, targets
 from streamflow.engines import postgres_pit
 from streamflow.engines.contract import OfflineEngine
 from streamflow.ingest.validate import copy_error
@@ -267,3 +267,9 @@ class PostgresEngine(OfflineEngine):
 # -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
 ENGINE = PostgresEngine
 UNREACHABLE: tuple[type[BaseException], ...] = ()  # psycopg's own: every step's already
+
+
+@contextlib.contextmanager
+def local_service(folder: Path) -> Iterator[dict[str, str]]:
+    """The engine is the database itself: nothing to start."""
+    yield {config.OFFLINE_ENGINE: "postgres"}

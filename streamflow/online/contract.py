@@ -18,6 +18,7 @@ database the marts are in, and the store writes it there in one set-based statem
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -26,7 +27,8 @@ import pyarrow as pa
 from feast import FeatureView
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
-from psycopg import Connection, sql
+
+from streamflow.control import Transaction
 
 # (user_id, event time, created time, values in the view's feature order)
 Row = tuple[str, datetime, datetime | None, list[Any]]
@@ -53,7 +55,7 @@ class MonthWriter(Protocol):
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """Write a partition's batches; yield one batch with column `written` (rows taken)."""
 
-    def publish(self, conn: Connection, written: int) -> int:
+    def publish(self, conn: Transaction, written: int) -> int:
         """On the driver, in the month's transaction once every partition is in: make the month
         visible through the guard; the users written."""
 
@@ -63,56 +65,71 @@ class MonthWriter(Protocol):
 
 @runtime_checkable
 class MonthFromQuery(Protocol):
-    """An optional capability: a month taken straight from a query on PostgreSQL."""
+    """An optional capability: a month taken straight from a query on PostgreSQL, where the
+    marts and the store share the database (`month_rows`: a psycopg `sql.Composable`)."""
 
     def write_month_from(
-        self, conn: Connection, config: RepoConfig, views: Views, month_rows: sql.Composable, params: dict
+        self, conn: Transaction, config: RepoConfig, views: Views, month_rows: Any, params: dict
     ) -> int:
         """`month_rows` (run on `conn` with `params`, inside the caller's transaction) gives the
         month in the online layout, one row per user: write it through the guard; the users
         written."""
 
 
-class OnlineStoreBackend(Protocol):
+class OnlineStoreBackend(ABC):
+    """What a store implements. `conn` is the month's transaction on the control plane
+    (control.Transaction): a store kept elsewhere records in its own place and ignores it."""
+
+    @abstractmethod
     def update(self, config: RepoConfig, to_delete: Sequence[FeatureView], to_keep: Sequence[FeatureView]):
         """Make room for the views to keep (refusing types the store cannot carry), drop the others."""
 
+    @abstractmethod
     def teardown(self, config: RepoConfig) -> None:
         """Remove everything the project keeps in the store."""
 
+    @abstractmethod
     def write_rows(self, config: RepoConfig, view: FeatureView, rows: Iterable[Row]) -> None:
         """Feast's write path (`feast materialize`, push): each user's latest row, guarded."""
 
+    @abstractmethod
     def read(
         self, config: RepoConfig, view: FeatureView, user_ids: list[str], requested: list[str] | None
     ) -> list[ReadResult]:
         """Feast's read path (the SDK, `feast serve`): per user, the view's event time and values."""
 
+    @abstractmethod
     def month_writer(self, config: RepoConfig, views: Views) -> MonthWriter:
-        """A writer of one month of `views` fed by many processes (contract's second way)."""
+        """The writer of one month of `views`, fed Arrow batches by any engine."""
 
+    @abstractmethod
     def materialized_months(
-        self, conn: Connection, config: RepoConfig
+        self, conn: Transaction, config: RepoConfig
     ) -> dict[tuple[str, datetime], datetime]:
         """The months log: (view field, month) -> when it was materialized (layout.field_of: a
         view whose features changed has a new field, and no month until it is refilled)."""
 
-    def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
-        """Log a month of the views of `fields` as held (on PostgreSQL, in the month's own
-        transaction)."""
+    @abstractmethod
+    def record_months(
+        self, conn: Transaction, config: RepoConfig, fields: list[str], month: datetime
+    ) -> None:
+        """Log a month of the views of `fields` as held, once its rows are in."""
 
-    def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
+    @abstractmethod
+    def bump_generation(self, conn: Transaction | None, config: RepoConfig) -> None:
         """Tell the API's workers that served values changed, so their memory of them is dropped:
         after every month materialized (new, restated, reloaded); `update` and `write_rows` bump it
-        themselves. On PostgreSQL it commits with the month's rows (the caller's transaction on
-        `conn`); on Redis it follows the month's last write."""
+        themselves. On PostgreSQL it commits with the month's rows; on Redis it follows the
+        month's last write."""
 
-    def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
-        """Tidy up after a run (planner statistics, say)."""
+    def after_materialize(self, conn: Transaction, config: RepoConfig) -> None:  # noqa: B027
+        """Tidy up after a run (planner statistics, say); most stores have nothing to tidy."""
 
+    @abstractmethod
     def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         """What keeps the API from serving (unreachable, nothing materialized), or None."""
 
+    @abstractmethod
     def example_user(self, config: RepoConfig, preferred: str) -> str | None:
         """`preferred` if the store holds it, else any user it holds (for the banner's examples)."""
 

@@ -31,7 +31,7 @@ from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
 from streamflow import config, targets
-from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
+from streamflow.online.contract import OnlineStoreBackend, ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.layout import (
     ENTITY_COLUMN,
@@ -97,7 +97,7 @@ def copy_text(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-class PostgresOnlineStore:
+class PostgresOnlineStore(OnlineStoreBackend):
     def __init__(self) -> None:
         self._pool: ConnectionPool | None = None
         self._conn: Connection | None = None

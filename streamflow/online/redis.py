@@ -17,13 +17,13 @@ import pyarrow as pa
 from feast import FeatureView
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import python_values_to_proto_values
-from psycopg import Connection
 from pydantic import StrictStr
 from redis.exceptions import RedisError
 
 from streamflow import config
+from streamflow.control import Transaction
 from streamflow.online import layout, redis_target, redis_wire
-from streamflow.online.contract import ReadResult, Row, StoreProblem, Views
+from streamflow.online.contract import OnlineStoreBackend, ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.redis_target import RedisTarget
 from streamflow.targets import PgTarget
@@ -79,14 +79,14 @@ class ShardedMonth:
         client.close()
         yield pa.RecordBatch.from_pydict({"written": [changed]}, schema=WRITTEN)
 
-    def publish(self, conn: Connection, written: int) -> int:
+    def publish(self, conn: Transaction, written: int) -> int:
         return written
 
     def close(self) -> None:
         """Nothing was made aside."""
 
 
-class RedisOnlineStore:
+class RedisOnlineStore(OnlineStoreBackend):
     def __init__(self, target: RedisTarget, key_ttl_seconds: int = 0):
         self.target = target
         self.ttl = key_ttl_seconds  # 0: keys never expire (the API reports old values as stale)
@@ -157,20 +157,19 @@ class RedisOnlineStore:
         )
 
     def materialized_months(
-        self, conn: Connection, config: RepoConfig
+        self, conn: Transaction, config: RepoConfig
     ) -> dict[tuple[str, datetime], datetime]:
         return redis_wire.materialized_months(self.client, config.project)
 
-    def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
+    def record_months(
+        self, conn: Transaction, config: RepoConfig, fields: list[str], month: datetime
+    ) -> None:
         """Written after the month's keys: Redis has no transaction with PostgreSQL, so a crash
         between the two leaves the month to be done again (its writes are idempotent)."""
         redis_wire.record_months(self.client, config.project, fields, month)
 
-    def bump_generation(self, conn: Connection | None, config: RepoConfig) -> None:
+    def bump_generation(self, conn: Transaction | None, config: RepoConfig) -> None:
         self.client.incr(redis_wire.generation_key(config.project))
-
-    def after_materialize(self, conn: Connection, config: RepoConfig) -> None:
-        """Nothing to tidy: Redis has no planner statistics or dead rows."""
 
     def served_problem(self, config: RepoConfig) -> StoreProblem | None:
         try:

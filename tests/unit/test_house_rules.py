@@ -273,9 +273,12 @@ def test_every_registered_store_module_brings_the_plugins_attributes(store):
 
 @pytest.mark.parametrize("engine", sorted(plugins.OFFLINE_ENGINES))
 def test_every_registered_engine_module_brings_its_engine_and_its_errors(engine):
-    from streamflow.engines.contract import OfflineEngine
+    from streamflow.engines.contract import EnginePlugin, OfflineEngine
 
     module = plugins.engine_module(engine)
+    wanted = [name for name in vars(EnginePlugin) if not name.startswith("_")]
+    wanted += list(EnginePlugin.__annotations__)
+    assert [name for name in wanted if not hasattr(module, name)] == []
     assert issubclass(module.ENGINE, OfflineEngine) and module.ENGINE.name == engine
     assert isinstance(module.UNREACHABLE, tuple)
 

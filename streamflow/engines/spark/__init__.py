@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from streamflow import config
 from streamflow.engines.contract import OfflineEngine
 from streamflow.engines.spark import lake, months, queries
 from streamflow.engines.spark.session import SparkUnreachable, lake_dir, metastore_conf, session, spark_conf
@@ -114,3 +115,10 @@ class SparkEngine(OfflineEngine):
 # -- the plugin (streamflow/plugins.py) --------------------------------------------------------------
 ENGINE = SparkEngine
 UNREACHABLE: tuple[type[BaseException], ...] = (SparkUnreachable,)
+
+
+@contextlib.contextmanager
+def local_service(folder: Path) -> Iterator[dict[str, str]]:
+    """Spark in local mode (no cluster: its executors are threads of the driver's JVM), its lake
+    under `folder`."""
+    yield {config.OFFLINE_ENGINE: "spark", config.LAKE_DIR: str(folder / "lake"), config.SPARK_MASTER: ""}

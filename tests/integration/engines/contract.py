@@ -1,8 +1,8 @@
 """The offline engine contract (streamflow/engines/contract.py) as questions any engine answers:
 run in a process of its own on the engine `OFFLINE_ENGINE` names (`python -m
 tests.integration.engines.contract` prints the answers as JSON), so that a JVM-backed engine
-stays out of the test process. tests/integration/spark/test_feast_on_spark.py holds every
-registered engine's answers to PostgreSQL's on the same exports."""
+stays out of the test process. test_engine_contract.py holds every registered engine's answers
+to PostgreSQL's on the same exports."""
 
 from __future__ import annotations
 

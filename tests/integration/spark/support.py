@@ -5,8 +5,6 @@ for cell."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,21 +13,7 @@ import pandas as pd
 import psycopg
 import pyarrow.dataset as ds
 
-from streamflow import config
-
-
-def streamflow(args: list[str], env: dict[str, str], expect: int = 0) -> subprocess.CompletedProcess:
-    """One `streamflow` command in a process of its own with `env` added; it must exit `expect`."""
-    done = subprocess.run(
-        [sys.executable, "-m", "streamflow", *args],
-        env=config.child_environment(env),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=config.PROJECT_ROOT,
-    )
-    assert done.returncode == expect, (args, done.returncode, done.stdout[-3000:], done.stderr[-3000:])
-    return done
+from tests.support import streamflow
 
 
 def on_spark(args: list[str], logs_db, lake: Path, **extra: str) -> str:

@@ -6,12 +6,12 @@ months (`pipeline --no-feast`, in local mode: Spark's default), then the second 
 step) on the two-worker standalone cluster, the driver in New York time; then its training sets
 (every labelled month as CSV on the cluster; an entities file of edge cases as Parquet in local
 mode), then every month materialized into a Redis Cluster too. Held to the PostgreSQL engine's
-stack, built once from the final exports: the engine contract's answers, the marts (the month not
-rebuilt kept, the restated value in), the training sets and the online rows cell for cell, no skew,
-the same drift; both workers ran executors; the Redis Cluster serves the PostgreSQL API's vectors.
-Then a worker SIGKILLed mid-task on that stack leaves a whole training file or none, and only whole
-months materialized. Every step is a `streamflow` process of its own, as users run them. (The lake:
-test_lake.py.)"""
+stack, built once from the final exports: the marts (the month not rebuilt kept, the restated
+value in), the training sets and the online rows cell for cell, no skew, the same drift (the
+engine contract's answers: tests/integration/engines/); both workers ran executors; the Redis
+Cluster serves the PostgreSQL API's vectors. Then a worker SIGKILLed mid-task on that stack leaves
+a whole training file or none, and only whole months materialized. Every step is a `streamflow`
+process of its own, as users run them. (The lake: test_lake.py.)"""
 
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ from streamflow.engines.spark import cluster
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
 from streamflow.targets import PgTarget
-from tests.integration.engines.contract import ask
 from tests.integration.spark.support import (
     assert_same_cells,
     assert_same_marts,
@@ -245,17 +244,6 @@ def _as_ipv4(address: str) -> str:
 def test_the_cluster_listens_on_loopback_only(on_spark):
     """Master, workers and their web UIs (which bind every interface unless told otherwise)."""
     assert on_spark.listening == {"127.0.0.1"}
-
-
-def test_the_engine_contract_gives_postgresqls_answers(postgres_side, on_spark):
-    """Every question of the engine contract (tests/integration/engines/contract.py), asked of
-    each engine on its stack of the same exports in a process of its own: the same answers."""
-    postgres = ask(postgres_side.env)
-    spark = ask({k: v for k, v in on_spark.side.env.items() if k != "SPARK_MASTER"})  # local mode
-    for question in ("missing", "mart_months", "event_timestamps", "month_columns", "labelled"):
-        assert spark[question] == postgres[question], question
-    assert spark["generic_path_rewrote"] == postgres["generic_path_rewrote"] == 0
-    assert_same_cells(*(pd.DataFrame(a["month_rows"]) for a in (postgres, spark)), "month_batches")
 
 
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark, exports):
