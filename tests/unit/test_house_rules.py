@@ -260,27 +260,30 @@ def test_no_branch_on_a_backend_name_outside_the_registry():
     assert found == {}
 
 
-@pytest.mark.parametrize("store", sorted(plugins.ONLINE_STORES))
-def test_every_registered_store_module_brings_the_plugins_attributes(store):
+def _lacks(module, plugin: type) -> list[str]:
+    """The attributes a plugin protocol names (functions and annotated values) `module` lacks."""
+    wanted = [name for name in vars(plugin) if not name.startswith("_")] + list(plugin.__annotations__)
+    return [name for name in wanted if not hasattr(module, name)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("store", name) for name in sorted(plugins.ONLINE_STORES)]
+    + [("engine", name) for name in sorted(plugins.OFFLINE_ENGINES)],
+)
+def test_every_registered_module_brings_its_plugins_attributes(kind, name):
+    from streamflow.engines.contract import EnginePlugin, OfflineEngine
     from streamflow.online.contract import StorePlugin
 
-    module = plugins.store_module(store)
-    wanted = [name for name in vars(StorePlugin) if not name.startswith("_")]
-    wanted += list(StorePlugin.__annotations__)
-    assert [name for name in wanted if not hasattr(module, name)] == []
-    assert f"{module.__name__}.FeastOnlineStore" == module.FEAST_TYPE
-
-
-@pytest.mark.parametrize("engine", sorted(plugins.OFFLINE_ENGINES))
-def test_every_registered_engine_module_brings_its_engine_and_its_errors(engine):
-    from streamflow.engines.contract import EnginePlugin, OfflineEngine
-
-    module = plugins.engine_module(engine)
-    wanted = [name for name in vars(EnginePlugin) if not name.startswith("_")]
-    wanted += list(EnginePlugin.__annotations__)
-    assert [name for name in wanted if not hasattr(module, name)] == []
-    assert issubclass(module.ENGINE, OfflineEngine) and module.ENGINE.name == engine
-    assert isinstance(module.UNREACHABLE, tuple)
+    if kind == "store":
+        module = plugins.store_module(name)
+        assert _lacks(module, StorePlugin) == []
+        assert f"{module.__name__}.FeastOnlineStore" == module.FEAST_TYPE
+    else:
+        module = plugins.engine_module(name)
+        assert _lacks(module, EnginePlugin) == []
+        assert issubclass(module.ENGINE, OfflineEngine) and module.ENGINE.name == name
+        assert isinstance(module.UNREACHABLE, tuple)
 
 
 def test_no_file_over_400_lines():
