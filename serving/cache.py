@@ -187,7 +187,8 @@ class CachedReader:
             return
         if body:
             vector.body = encoded(vector, selection)
-        self.cache.put(key, Entry(vector, _fresh_until(selection, vector), _size(vector)))
+        kept = msgspec.structs.replace(vector, held=True)  # what a hit answers says it was one
+        self.cache.put(key, Entry(kept, _fresh_until(selection, vector), _size(vector)))
 
     async def one(self, user_id: str, selection: Selection) -> Vector:
         key = self._key(selection, user_id)

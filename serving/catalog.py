@@ -19,6 +19,7 @@ class ViewSpec:
     ttl: timedelta | None
     features: tuple[str, ...]
     field: str = ""  # the view's name and layout digest (streamflow/online/layout.py: field_of)
+    types: tuple[str, ...] = ()  # each feature's Feast type (Float64, Int64, ...), as `features`
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Catalog:
                 ttl=v.ttl if v.ttl and v.ttl.total_seconds() > 0 else None,
                 features=tuple(f.name for f in v.features),
                 field=field_of(v),
+                types=tuple(str(f.dtype) for f in v.features),
             )
             for v in registry.list_feature_views(project)
             if v.online

@@ -15,6 +15,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from serving import cache, metrics
 from serving.catalog import Catalog, Selection, UnknownSelection
 from serving.registry import Registry
+from serving.served_log import ServedLog
 from serving.settings import ServingSettings
 from serving.stores import open_reader
 from serving.stores.base import OnlineReader, StoreUnavailable
@@ -39,6 +40,10 @@ class Resources:
         self.cached = cache.CachedReader(store_reader, settings.cache_mb << 20) if settings.cache_mb else None
         self.reader: OnlineReader = self.cached or store_reader
         self.cache_figures = CacheFigures(self.cached) if self.cached else None
+        sample = settings.served_log_sample
+        self.served_log = (
+            ServedLog(settings.served_log_dir, sample, settings.served_log_max_mb) if sample > 0 else None
+        )
         self.loaded: Catalog | None = None  # read without awaiting on the hot path
         self._registry_version: tuple | None = None
         self._loading: asyncio.Task | None = None  # the one catalog load in flight
@@ -67,6 +72,12 @@ class Resources:
             raise ProblemDetailsException(
                 status_code=400, title="Unknown feature selection", detail=str(exc)
             ) from None
+
+    def log_served(self, route: str, request, selection: Selection, vectors) -> None:
+        """What a route answers, to the served log (a sample of it; nothing when the log is off)."""
+        if self.served_log is not None:
+            generation = self.cached.cache.generation if self.cached is not None else None
+            self.served_log.keep(route, request, selection, vectors, generation)
 
     def check_batch(self, count: int, noun: str) -> None:
         """413 past MAX_BATCH_USERS."""
@@ -178,6 +189,8 @@ def lifespan(settings: ServingSettings) -> Callable[[Litestar], contextlib.Abstr
         if resources.cached is not None:
             tasks.append(asyncio.create_task(cache.watch(resources.cached, stop, resources.catalog_changed)))
             tasks.append(asyncio.create_task(resources.cache_figures.every_second(stop)))
+        if resources.served_log is not None:
+            tasks.append(asyncio.create_task(resources.served_log.run(stop)))
         try:
             yield
         finally:

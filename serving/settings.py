@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from serving.schemas import SELECTION_BYTES
 from streamflow import config, targets
@@ -32,6 +33,10 @@ class ServingSettings:
     client_timeout_s: int = _get(config.CLIENT_TIMEOUT_S)
     # Each worker's memory of served vectors (serving/cache.py), in MB; 0 turns it off.
     cache_mb: int = _get(config.SERVING_CACHE_MB)
+    # The served log (serving/served_log.py): the fraction of vectors kept, the spool's bound.
+    served_log_sample: float = _get(config.SERVED_LOG_SAMPLE)
+    served_log_max_mb: int = _get(config.SERVED_LOG_MAX_MB)
+    served_log_dir: Path = field(default_factory=config.served_log_dir)
     # Optional bearer token; when set, /features and /metrics require it.
     api_token: str | None = _get(config.API_TOKEN)
     # Which online store the API reads (serving/stores/ has a reader for each).

@@ -91,6 +91,13 @@ def _distance(raw: str) -> float:
     return value
 
 
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError
+    return value
+
+
 def whole_list(raw: str) -> list[int]:
     values = [int(part) for part in raw.split(",") if part.strip()]
     if not values or min(values) < 1:
@@ -246,6 +253,17 @@ SERVING_CACHE_MB = _declare(
     "megabytes, 0..1000000",
 )
 API_TOKEN = _declare("STREAMFLOW_API_TOKEN", None, "bearer token the API requires when set")
+SERVED_LOG_SAMPLE = _declare(
+    "SERVED_LOG_SAMPLE", "0.01", "fraction of served vectors each API worker logs for the replay (0: off)",
+    _fraction, "a fraction, 0..1",
+)  # fmt: skip
+SERVED_LOG_MAX_MB = _declare(
+    "SERVED_LOG_MAX_MB", "256", "disk the served log's spool may take (records dropped past it)",
+    whole(1, 1_000_000), "megabytes, 1..1000000",
+)  # fmt: skip
+SERVED_LOG_DIR = _declare(
+    "SERVED_LOG_DIR", None, "the served log's spool (default: <state dir>/served_log)", Path, "a folder"
+)
 # Set by `python -m serving` for its workers (several workers add their metrics up in files)
 METRICS_MULTIPROCESS = _declare(
     "STREAMFLOW_METRICS_MP", None, "internal: workers share metrics files", _flag, "1 or 0"
@@ -344,6 +362,10 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def state_dir() -> Path:
     return get(STATE_DIR) or PROJECT_ROOT / ".streamflow"
+
+
+def served_log_dir() -> Path:
+    return get(SERVED_LOG_DIR) or state_dir() / "served_log"
 
 
 def data_dir() -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from feast import FeatureStore, FeatureView, Field
 from psycopg import sql
 
 from bench.stack import build_serving_stack as build_stack
@@ -151,6 +152,20 @@ def streamflow(args: list[str], env: dict[str, str], expect: int = 0) -> subproc
     )
     assert done.returncode == expect, (args, done.returncode, done.stdout[-3000:], done.stderr[-3000:])
     return done
+
+
+def with_feature(store: FeatureStore, view_name: str, feature: Field) -> FeatureView:
+    """`view_name` as `feast apply` would register it with one more feature."""
+    view = store.get_feature_view(view_name)
+    return FeatureView(
+        name=view.name,
+        entities=[store.get_entity(name) for name in view.entities],
+        ttl=view.ttl,
+        schema=[*view.entity_columns, *view.features, feature],
+        source=view.batch_source,
+        online=view.online,
+        tags=view.tags,
+    )
 
 
 @contextlib.contextmanager

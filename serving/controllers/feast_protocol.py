@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from litestar import Response, post
+from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
@@ -76,7 +76,9 @@ def feast_response(selection: Selection, vectors: list[Vector], full_names: bool
     tags=["features"],
     responses=problem_responses(400, 401, 413, 503),
 )
-async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> Response[FeastResponse]:
+async def get_online_features(
+    state: State, data: JSONBody[FeastRequest], request: Request
+) -> Response[FeastResponse]:
     if list(data.entities) != [ENTITY_COLUMN]:
         raise ProblemDetailsException(
             status_code=400, title="Unknown entity", detail=f"entities must be {{'{ENTITY_COLUMN}': [...]}}"
@@ -86,5 +88,6 @@ async def get_online_features(state: State, data: JSONBody[FeastRequest]) -> Res
     resources.check_batch(len(users), "entities")
     selection = await resources.select(data.feature_service, await _feature_list(data, state))
     vectors = await resources.reader.many(list(users), selection) if users else []
+    resources.log_served("POST /get-online-features", request, selection, vectors)
     answer = feast_response(selection, vectors, data.full_feature_names)
     return Response(answer, headers=FROM_MEMORY if any(v.from_memory for v in vectors) else None)

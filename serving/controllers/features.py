@@ -73,6 +73,7 @@ class FeatureController(Controller):
                 feature_views=vector.views,
             )
         )
+        resources.log_served("GET /features/{user_id}", request, selection, (vector,))
         headers = FROM_MEMORY if vector.from_memory else None
         return ASGIResponse(body=body, media_type=MediaType.JSON, headers=headers)
 
@@ -85,11 +86,14 @@ class FeatureController(Controller):
         status_code=200,
         responses=problem_responses(400, 401, 413, 503),
     )
-    async def post_features(self, state: State, data: JSONBody[BatchRequest]) -> Response[BatchResponse]:
+    async def post_features(
+        self, state: State, data: JSONBody[BatchRequest], request: Request
+    ) -> Response[BatchResponse]:
         resources = state.resources
         resources.check_batch(len(data.user_ids), "user_ids")
         selection = await resources.select(data.feature_service, data.features)
         vectors = await resources.reader.many(list(data.user_ids), selection) if data.user_ids else []
+        resources.log_served("POST /features", request, selection, vectors)
         answer = BatchResponse(
             feature_service=selection.service,
             results=[

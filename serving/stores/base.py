@@ -71,6 +71,7 @@ class Vector(msgspec.Struct, gc=False):
     features: dict[str, Any]
     views: dict[str, FeatureViewStatus]
     from_memory: bool = False  # answered from a worker's memory while the store did not answer
+    held: bool = False  # answered from a worker's memory (serving/cache.py), the store not asked
     body: bytes | None = None  # GET /features' JSON of it, when a cache keeps it encoded
 
 

@@ -181,6 +181,39 @@ def check_skew(args) -> Exit:
     return Exit.FAILED if differences else Exit.DONE
 
 
+@command(
+    "collect-served",
+    "The API's served log (closed spool files of SERVED_LOG_DIR) into the offline engine, each once",
+    "streamflow collect-served",
+)
+def collect_served(args) -> Exit:
+    from streamflow.served.collect import collect
+
+    landed = collect()
+    print(f"collected {len(landed)} spool file(s): {sum(landed.values()):,} served rows")
+    return Exit.DONE
+
+
+@command(
+    "replay-served",
+    "Served values held to the offline tables at the time they were served (exit 1 on any skew)",
+    "streamflow replay-served",
+)
+def replay_served(args) -> Exit:
+    from streamflow.served.replay import replay
+
+    replayed = replay()
+    for (view, feature), counts in sorted(replayed.by_feature().items()):
+        shown = ", ".join(f"{outcome} {n:,}" for outcome, n in sorted(counts.items()))
+        print(f"{view}.{feature}: {shown}")
+    for view, feature, outcome, user, served_at, *_, served, offline in replayed.examples:
+        if outcome == "skew":
+            when = f"{served_at:%Y-%m-%d %H:%M:%S}"
+            print(f"SKEW {view}.{feature} {user} served {served!r} at {when}, offline {offline!r}")
+    print(f"replayed {replayed.rows:,} served rows: {replayed.defects():,} skewed values")
+    return Exit.FAILED if replayed.defects() else Exit.DONE
+
+
 # -- quality and documentation ----------------------------------------------------------------------
 @command(
     "monitor",

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streamflow.refusals import StepRefused
+
 if TYPE_CHECKING:
     import psycopg
     from feast import FeatureService, FeatureStore
@@ -123,6 +125,17 @@ class OfflineEngine(ABC):
         """The point-in-time query of `service`'s features for the rows of `entity_query`, as
         this engine runs it: every entity column, then the features (the same rows as Feast's
         `get_historical_features`)."""
+
+    # -- the served log (streamflow/served/) ------------------------------------------------------
+    def land_served(self, service: str, file_id: str, table: pa.Table) -> int:
+        """The served log's spool file `file_id` (rows of feature service `service`) into the
+        engine exactly once: the rows landed now (0: the file landed before)."""
+        raise StepRefused(f"the served log does not land on the {self.name} engine yet")
+
+    def served_tables(self) -> dict[str, str]:
+        """Each selection's landed rows (a feature service's, or `custom` for requests that named
+        features) as a table the engine's SQL reads: selection -> table (empty: none landed)."""
+        return {}
 
     @abstractmethod
     def read_query(self, query: str) -> pa.Table:

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from streamflow import config, database, targets
-from streamflow.engines import postgres_pit
+from streamflow.engines import postgres_pit, postgres_served
 from streamflow.engines.contract import OfflineEngine
 from streamflow.ingest.validate import copy_error
 
@@ -245,6 +245,12 @@ class PostgresEngine(OfflineEngine):
             )
             query = postgres_pit.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
             return query.as_string(conn)
+
+    def land_served(self, service: str, file_id: str, table: pa.Table) -> int:
+        return postgres_served.land(service, file_id, table)
+
+    def served_tables(self) -> dict[str, str]:
+        return postgres_served.tables()
 
     def read_query(self, query: str) -> pa.Table:
         with _piped(query) as (pipe, convert, copied):

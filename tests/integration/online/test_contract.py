@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from feast import FeatureStore, FeatureView, Field
+from feast import FeatureStore, Field
 from feast.types import String
 from litestar.testing import TestClient
 
@@ -25,7 +25,7 @@ from streamflow.features.materialize import materialize
 from streamflow.features.store import online_backend
 from streamflow.online.layout import MONTH_WINDOW, field_of
 from streamflow.processes import free_port
-from tests.support import local_store, query
+from tests.support import local_store, query, with_feature
 
 pytestmark = pytest.mark.slow
 STORES = list(plugins.ONLINE_STORES)  # every registered store, each set up by its own module
@@ -163,19 +163,6 @@ def test_the_months_log_holds_every_view_and_month(online, months):
     assert {field for field, _ in held} == set(fields.values())
 
 
-def _with_feature(store: FeatureStore, view_name: str, feature: Field) -> FeatureView:
-    view = store.get_feature_view(view_name)
-    return FeatureView(
-        name=view.name,
-        entities=[store.get_entity(name) for name in view.entities],
-        ttl=view.ttl,
-        schema=[*view.entity_columns, *view.features, feature],
-        source=view.batch_source,
-        online=view.online,
-        tags=view.tags,
-    )
-
-
 def test_a_view_changed_by_apply_is_refilled_by_the_next_materialize(online, fresh_db, months, user):
     """`feast apply` adds a mart column to a view as a feature: the next incremental materialize
     writes every month again, and the API serves the new feature with the mart's value, the view
@@ -189,7 +176,7 @@ def test_a_view_changed_by_apply_is_refilled_by_the_next_materialize(online, fre
         (user, months[-1]),
     )
     try:
-        store.apply([_with_feature(store, "subs_profile_fv", Field(name="contract_type", dtype=String))])
+        store.apply([with_feature(store, "subs_profile_fv", Field(name="contract_type", dtype=String))])
         assert sorted(materialize(store)) == [m.date().isoformat() for m in months]
         with TestClient(create_app(online.settings)) as client:
             answer = client.get(f"/features/{user}", params={"features": "contract_type"})
