@@ -64,6 +64,12 @@ CACHE_EVENTS = Counter(
     "store did not answer (outage); entries dropped for room (eviction).",
     ["outcome"],
 )
+SERVED_LOG = Counter(
+    "streamflow_served_log_records",
+    "Served vectors the workers logged for the replay (logged), or dropped: the queue between "
+    "flushes full (dropped_queue), the spool over SERVED_LOG_MAX_MB (dropped_disk).",
+    ["outcome"],
+)
 CACHE_BYTES = Gauge(
     "streamflow_cache_bytes", "Bytes of served vectors the workers hold.", multiprocess_mode="livesum"
 )

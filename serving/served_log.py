@@ -28,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from serving import metrics
 from serving.catalog import Selection
 from serving.stores.base import Vector
 
@@ -58,6 +59,15 @@ class Counts:
     logged: int = 0
     dropped_queue: int = 0
     dropped_disk: int = 0
+    published: dict = field(default_factory=dict)
+
+    def publish(self) -> None:
+        """Into the metrics, by the difference since the last time (the hot path only adds)."""
+        for outcome in ("logged", "dropped_queue", "dropped_disk"):
+            now = getattr(self, outcome)
+            if now > self.published.get(outcome, 0):
+                metrics.SERVED_LOG.labels(outcome).inc(now - self.published.get(outcome, 0))
+            self.published[outcome] = now
 
 
 def schema_of(selection: Selection) -> pa.Schema:
@@ -196,3 +206,4 @@ class ServedLog:
                 await self.flush(force_roll=stop.is_set())
             except Exception as exc:  # a full disk, say: the records of this flush are lost
                 log.warning("served log: flush failed (%s)", type(exc).__name__)
+            self.counts.publish()

@@ -68,7 +68,14 @@ def skewed(examples: list[tuple]) -> set[tuple[str, str, str]]:
 
 
 def test_the_stack_as_built_serves_what_the_offline_tables_hold(store, users, tmp_path):
+    from prometheus_client import REGISTRY
+
+    def logged() -> float:
+        return REGISTRY.get_sample_value("streamflow_served_log_records_total", {"outcome": "logged"}) or 0
+
+    before = logged()
     serve(tmp_path, users)
+    assert logged() - before == 2 * USERS  # on /metrics
     by_feature, examples = replayed_after(tmp_path)
     assert len(by_feature) == 14, sorted(by_feature)  # the service's every feature
     totals = sum(by_feature.values(), Counter())
