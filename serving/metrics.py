@@ -50,6 +50,13 @@ DRIFT_THRESHOLD = Gauge(
     ["level"],
     multiprocess_mode="mostrecent",
 )
+SKEW = Gauge(
+    "streamflow_skew_ratio",
+    "Share of each feature's served values the replay found skewed (a value the offline tables do "
+    "not hold at the time it was served), over the last day of served time it checked.",
+    ["feature_view", "feature"],
+    multiprocess_mode="mostrecent",
+)
 READY = Gauge(
     "streamflow_ready",
     "1 when the registry and the online store answer (as /ready), at the last scrape; else 0.",

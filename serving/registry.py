@@ -32,6 +32,14 @@ LATEST_DRIFT = (
     "from monitoring.feature_drift where as_of = (select max(as_of) from monitoring.feature_drift)"
 )
 
+SKEW_TABLE_EXISTS = "select to_regclass('monitoring.served_outcomes') is not null"
+# Each feature's share of skewed values over the last day of served time the replay has checked.
+LATEST_SKEW = (
+    "select feature_view, feature, coalesce(sum(rows) filter (where outcome = 'skew'), 0)::float8"
+    " / sum(rows) from monitoring.served_outcomes"
+    " where hour > (select max(hour) from monitoring.served_outcomes) - interval '1 day' group by 1, 2"
+)
+
 
 class Registry:
     def __init__(self, target: PgTarget, timeout_ms: int):
@@ -70,13 +78,21 @@ class Registry:
         change: the version check, not a refresh thread, says when to read it again."""
         return Catalog.from_registry(registry(self.target), project_name())
 
+    async def latest_skew(self) -> list[tuple]:
+        """(view, feature, share of skewed values) over the last day the replay checked; empty
+        before the first `streamflow replay-served` or while the API's role may not read it."""
+        return await self._monitoring(SKEW_TABLE_EXISTS, LATEST_SKEW, "served skew")
+
     async def latest_drift(self) -> list[tuple]:
         """(view, feature, distance, drift threshold, watch threshold) of the newest month; empty
         before the first `make monitor` or while the API's role may not read the table yet."""
+        return await self._monitoring(DRIFT_TABLE_EXISTS, LATEST_DRIFT, "feature drift")
+
+    async def _monitoring(self, exists: str, statement: str, what: str) -> list[tuple]:
         try:
-            if not (await self.fetch(DRIFT_TABLE_EXISTS))[0][0]:
+            if not (await self.fetch(exists))[0][0]:
                 return []
-            return await self.fetch(LATEST_DRIFT)
+            return await self.fetch(statement)
         except psycopg.ProgrammingError as exc:  # a grant not given yet: the gauges wait
-            log.warning("feature drift unreadable: %s", exc.sqlstate)
+            log.warning("%s unreadable: %s", what, exc.sqlstate)
             return []

@@ -107,6 +107,11 @@ class Resources:
         for view, newest in (await self.reader.newest_events(await self.catalog())).items():
             metrics.FRESHNESS.labels(view).set(newest.timestamp())
 
+    async def refresh_skew(self) -> None:
+        """The skew gauges from `monitoring.served_outcomes` (nothing before the first replay)."""
+        for view, feature, ratio in await self.registry.latest_skew():
+            metrics.SKEW.labels(view, feature).set(ratio)
+
     async def refresh_drift(self) -> None:
         """The drift gauges from `monitoring.feature_drift` (nothing before the first monitor run)."""
         rows = await self.registry.latest_drift()
@@ -119,8 +124,8 @@ class Resources:
 
 
 async def _housekeeping(resources: Resources, stop: asyncio.Event) -> None:
-    """Every 30 s until `stop`: reload the catalog after a `feast apply`, update the freshness and
-    drift gauges. Stopped by the event, not cancelled: a Redis command cancelled in flight was seen
+    """Every 30 s until `stop`: reload the catalog after a `feast apply`, update the freshness,
+    drift and skew gauges. Stopped by the event, not cancelled: a Redis command cancelled in flight was seen
     to never finish cancelling (redis-py's cluster client), and shutdown would wait on it for ever;
     each step ends within its own deadline instead."""
     while not stop.is_set():
@@ -128,6 +133,7 @@ async def _housekeeping(resources: Resources, stop: asyncio.Event) -> None:
             await resources.reload_if_applied()
             await resources.refresh_freshness()
             await resources.refresh_drift()
+            await resources.refresh_skew()
         except StoreUnavailable:
             pass
         except Exception as exc:  # a registry mid-change, say: try again next period, never stop

@@ -1,8 +1,8 @@
 """What a run did, as Prefect artifacts beside it (keys under which the UI's Artifacts page keeps
 every run's version): rows loaded per table and month, dbt's models and tests, the months
-materialized, the drift table, the training set and the report. The tables are built by plain
-functions (tested without Prefect); `publish_*` hands them to Prefect, and dbt's nodes are also
-emitted as one event each (`dbt.<type>.<status>`)."""
+materialized, the drift table, the served values' replay, the training set and the report. The
+tables are built by plain functions (tested without Prefect); `publish_*` hands them to Prefect,
+and dbt's nodes are also emitted as one event each (`dbt.<type>.<status>`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ KEYS = {
     "materialize": "months-materialized",
     "drift": "feature-drift",
     "training": "training-set",
+    "replay": "served-replay",
     "report": "feature-report",
 }
 WATCHED = ("watch", "drift")
@@ -75,6 +76,14 @@ def drift_rows(result: monitor.MonitorResult) -> list[dict]:
 
 
 # -- handed to Prefect (inside a flow run) -------------------------------------------------------
+def replay_rows(replayed) -> list[dict]:
+    """Per feature: served values compared, and each outcome (equal, skew, lag, restated, memory)."""
+    return [
+        {"feature_view": view, "feature": feature, "compared": sum(counts.values()), **dict(counts)}
+        for (view, feature), counts in sorted(replayed.by_feature().items())
+    ]
+
+
 def publish_ingest(loads: dict[date, dict[str, int]]) -> None:
     from prefect.artifacts import create_table_artifact
 
@@ -124,6 +133,16 @@ def publish_training_set(path: Path, rows: int) -> None:
 
     create_markdown_artifact(
         f"**Training set**: `{path}`, {rows:,} rows", key=KEYS["training"], description="The training set"
+    )
+
+
+def publish_replay(replayed) -> None:
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(
+        replay_rows(replayed),
+        key=KEYS["replay"],
+        description=f"Served values replayed against the offline tables: {replayed.defects():,} skewed",
     )
 
 

@@ -1,6 +1,6 @@
 """`monthly_job`: the monthly job as a Prefect flow, one task per step of streamflow/pipeline.py
 (ingest of each month folder, freshness, dbt build, feast apply, materialize, monitor, training
-set, check-skew, report), in that order, holding the pipeline's lock for the whole run.
+set, check-skew, replay-served, report), in that order, holding the pipeline's lock for the whole run.
 
 Each task is retried only when a server did not answer (retries.py); before each try it checks
 the lock is still the run's (a restarted database drops it). Results are not cached: every run
@@ -64,6 +64,8 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
         training = _step(pipeline.write_training_set, "training set")(store)
         artifacts.publish_training_set(training.path, training.rows)
         users = _step(pipeline.check_skew, "check-skew")(store)
+        replayed = _step(pipeline.replay_served, "replay-served")(store)
+        artifacts.publish_replay(replayed)
         report = _step(pipeline.write_report, "report")(store)
         artifacts.publish_report(report)
     return {
@@ -72,6 +74,8 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
         "months_materialized": len(written),
         "training_rows": training.rows,
         "skew_checked_users": users,
+        "served_rows_replayed": replayed.rows,
+        "served_values_skewed": replayed.defects(),
         "report": str(report),
     }
 

@@ -22,7 +22,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from streamflow import engines, targets
-from streamflow.quality import monitor
+from streamflow.quality import monitor, served_section
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -82,7 +82,8 @@ def write(store: FeatureStore | None = None, path: Path = REPORT_PATH) -> Path:
     if not rows or not drifts:
         raise ReportError("no monitoring metrics yet: run `make monitor` (or `make pipeline`) first")
     labels = [tuple(row.values()) for row in engines.current().read_query(LABELS_BY_MONTH).to_pylist()]
-    page = render(series(rows, drifts), labels)
+    served = served_section.render(*served_section.gather(), PLOT_CONFIG)
+    page = render(series(rows, drifts), labels, served)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".html.partial")
     partial.write_text(page, encoding="utf-8")
@@ -104,7 +105,7 @@ def series(rows: list[dict[str, Any]], drifts: list[monitor.Drift]) -> list[Feat
     return sorted(found, key=FeatureSeries.sort_key)
 
 
-def render(features: list[FeatureSeries], labels: list[tuple]) -> str:
+def render(features: list[FeatureSeries], labels: list[tuple], served: str = "") -> str:
     months = sorted({m for f in features for m in f.metrics})
     colours = {m: MONTH_COLOURS[i % len(MONTH_COLOURS)] for i, m in enumerate(months)}
     baseline = next((d.baseline_as_of for f in features for d in f.drifts.values()), months[0])
@@ -125,6 +126,7 @@ def render(features: list[FeatureSeries], labels: list[tuple]) -> str:
         summary=_summary_table(features),
         overview=_overview(features, labels, months),
         sections=sections,
+        served=served,
     )
 
 
@@ -369,6 +371,8 @@ PAGE = """<!DOCTYPE html>
 {summary}
 </tbody>
 </table>
+<h2>Served versus offline, value by value</h2>
+{served}
 <h2>Each feature by month</h2>
 {sections}
 </body>

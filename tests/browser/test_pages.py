@@ -170,3 +170,43 @@ def test_the_feast_ui_shows_the_monitoring_pages_read_only(watched, store, monit
             f"{base}/api/v1/monitoring/metrics/features?project={store.project}&granularity=monthly"
         ).json()
     assert_clean(watched)
+
+
+def test_the_report_shows_served_skew_with_the_rows_found(watched, store, monitored, tmp_path):
+    """One online value altered in the store and served (the API logging every vector), collected
+    and replayed: the report's served section draws every feature's outcomes and lists the row."""
+    from litestar.testing import TestClient
+
+    from serving.app import create_app
+    from serving.settings import ServingSettings
+    from streamflow import targets
+    from streamflow.served.collect import collect
+    from streamflow.served.replay import replay
+    from tests.support import query
+
+    admin = targets.admin_target()
+    [(user,)] = query(admin, "select min(user_id) from feast_online.streamflow_user_features")
+    change = (
+        "update feast_online.streamflow_user_features set usage_agg_30d_fv__skips_7d ="
+        " usage_agg_30d_fv__skips_7d + %s where user_id = %s returning 1"
+    )
+    settings = ServingSettings(
+        database=targets.reader_target(), served_log_sample=1.0, served_log_dir=tmp_path / "spool"
+    )
+    query(admin, change, (100, user))
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get(f"/features/{user}").status_code == 200
+    finally:
+        query(admin, change, (-100, user))
+    collect(tmp_path / "spool")
+    assert replay().defects() == 1
+    open_report(watched, report.write(store, tmp_path / "served.html"))
+    page = watched.page
+    traces = page.locator("#served").evaluate("p => p.data.map(t => t.name)")
+    assert traces == ["equal", "skew", "lag", "restated", "memory"]
+    rows = page.locator("#served-skew tbody tr").evaluate_all("rs => rs.map(r => r.innerText)")
+    assert len(rows) == 1 and user in rows[0] and "skips_7d" in rows[0], rows
+    page.locator("#served").scroll_into_view_if_needed()
+    watched.screenshot("served_skew.png")
+    assert_clean(watched)

@@ -33,13 +33,14 @@ from tests.support import free_port, table_checksums
 pytestmark = pytest.mark.slow
 
 STEPS = ["database", "ingest month_000", "ingest month_001", "freshness", "dbt build", "feast apply",
-         "materialize", "monitor", "training set", "check-skew", "report"]  # fmt: skip
+         "materialize", "monitor", "training set", "check-skew", "replay-served", "report"]  # fmt: skip
 ARTIFACTS = {
     "ingest-rows",
     "dbt-results",
     "months-materialized",
     "feature-drift",
     "training-set",
+    "served-replay",
     "feature-report",
 }
 RETRY = {"FLOW_RETRIES": "3", "FLOW_RETRY_DELAY": "2"}  # 2, 4, 8 s: a 14 s window

@@ -52,7 +52,13 @@ def test_the_rules_read_only_metrics_the_api_exports():
         metrics.LATENCY_NAME,
         *(
             gauge._name
-            for gauge in (metrics.FRESHNESS, metrics.DRIFT, metrics.DRIFT_THRESHOLD, metrics.READY)
+            for gauge in (
+                metrics.FRESHNESS,
+                metrics.DRIFT,
+                metrics.DRIFT_THRESHOLD,
+                metrics.SKEW,
+                metrics.READY,
+            )
         ),
     }
     read = set(re.findall(r"\bstreamflow_[a-z_]+", (RULES_DIR / "alerts.yml").read_text()))
