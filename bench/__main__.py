@@ -2,7 +2,9 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark: opt-in)
+    BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark, served,
+                                replay: opt-in)
+    BENCH_REPLAY_ROWS=1000000   served rows the replay checks (BENCH_PARTS=replay)
     BENCH_SWEEP_USERS=1000000   users of the memory part's sweep (more than the API's memory holds)
     BENCH_PROGRESS_USERS=100000 users of the progress display's cost run (off vs bar vs records)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
@@ -33,6 +35,7 @@ from bench import (
     pipeline_bench,
     progress_bench,
     redis_bench,
+    served_log_bench,
     serving_bench,
     spark_bench,
     stack,
@@ -101,6 +104,14 @@ def main() -> int:
             stack.build_serving_stack(generate(workdir / "sweep_seeds", sweep_users, 2, 42))
             stack.build_wide_reference_table(target)
             memory_bench.sweep(target, stack.user_ids(target), seconds)
+
+        if "served" in parts or "replay" in parts:
+            target = stack.use_fresh_database("bench_served")
+            stack.build_serving_stack(seeds)
+            if "served" in parts:
+                served_log_bench.cost(target, stack.user_ids(target), seconds, workdir / "spool")
+            if "replay" in parts:
+                served_log_bench.replay_speed(knobs.get(knobs.REPLAY_ROWS))
 
         if "redis" in parts:
             print("\n== the Redis online store: same data, same users, 16 connections, 1 worker each")

@@ -28,11 +28,13 @@ _TABLE = (
     ("BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)", ONE_OR_MORE,
      A_NUMBER),
     ("BENCH_HISTORIES", "2,24", "months of history compared", config.whole_list, NUMBERS),
+    ("BENCH_REPLAY_ROWS", "1000000", "served rows the replay checks (BENCH_PARTS=replay)", ONE_OR_MORE,
+     A_NUMBER),
 )  # fmt: skip
 KNOBS = tuple(Variable(*row) for row in _TABLE)
 (
     SECONDS, SIZES, PARTS, REDIS_USERS, INCREMENTAL_USERS, SPARK_SIZES, FEAST_SPARK, PROGRESS_USERS,
-    SWEEP_USERS, HISTORIES,
+    SWEEP_USERS, HISTORIES, REPLAY_ROWS,
 ) = KNOBS  # fmt: skip
 
 

@@ -1,0 +1,99 @@
+"""What the served log (serving/served_log.py) costs the API, and how fast the replay checks it:
+- our API on its memory path (warm, 1 worker, 16 connections) with the log off, at a 1 % sample
+  (the default) and at 100 %, alternated round by round so each ratio sees the same machine;
+- the replay of `rows` logged rows on the engine (PostgreSQL): the rows landed as the collector
+  lands them (one spool file), then `replay()` timed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from bench.memory_bench import WARMUP_S, _alternating, _ours
+from streamflow import engines, targets
+
+SAMPLES = {"off": "0", "1 %": "0.01", "100 %": "1"}
+
+
+def cost(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, rounds: int = 2) -> None:
+    print("\n== the served log's cost: our API, memory warm, log off / 1 % / 100 % (16 connections)")
+    specs = {}
+    for name, sample in SAMPLES.items():
+        command, ready, env = _ours(target, "512")
+        specs[f"log {name}"] = (
+            command,
+            ready,
+            {**env, "SERVED_LOG_SAMPLE": sample, "SERVED_LOG_DIR": str(spool)},
+        )
+    off, one, every = _alternating(specs, ids, seconds, rounds, WARMUP_S)
+    for name, runs in (("1 %", one), ("100 %", every)):
+        ratio = [r.requests_per_s / o.requests_per_s for r, o in zip(runs, off, strict=True)]
+        p99 = [r.p99_ms / o.p99_ms for r, o in zip(runs, off, strict=True)]
+        print(
+            f"  log {name} / off: req/s {' '.join(f'{x:.3f}' for x in ratio)} "
+            f"(mean {statistics.mean(ratio):.3f}); "
+            f"p99 {' '.join(f'{x:.2f}' for x in p99)} (mean {statistics.mean(p99):.2f})"
+        )
+
+
+def replay_speed(rows: int) -> None:
+    """`rows` served rows (the stack's users over and over, with the values the store serves),
+    landed as the collector lands a spool file, then replayed: every value compared."""
+    from streamflow.features.store import feature_store
+    from streamflow.served.replay import replay
+
+    store = feature_store()
+    engine = engines.current()
+    table = _served_rows(store, engine, rows, datetime.now(UTC) - timedelta(minutes=5))
+    started = time.perf_counter()
+    engine.land_served("churn_api_v1", f"bench-{rows}-{time.time_ns()}", table)
+    landed = time.perf_counter() - started
+    started = time.perf_counter()
+    replayed = replay(store)
+    seconds = time.perf_counter() - started
+    compared = sum(sum(c.values()) for c in replayed.by_feature().values())
+    print(
+        f"\n== replay: {replayed.rows:,} served rows ({compared:,} values) checked in {seconds:.1f}s "
+        f"({replayed.rows / seconds:,.0f} rows/s; landing them took {landed:.1f}s); "
+        f"skewed {replayed.defects():,}"
+    )
+
+
+def _served_rows(store, engine, rows: int, served_at: datetime) -> pa.Table:
+    """The service's newest month as the API serves it (values, event times, statuses past the
+    TTL), one row per user, repeated to `rows`, in the served log's schema."""
+    service = store.get_feature_service("churn_api_v1")
+    columns, joins = ["u.user_id"], []
+    for i, projection in enumerate(service.feature_view_projections):
+        view = store.get_feature_view(projection.name)
+        mart, stamp = view.batch_source.get_table_query_string(), view.batch_source.timestamp_field
+        joins.append(
+            f"left join {mart} v{i} on v{i}.user_id = u.user_id"
+            f" and v{i}.{stamp} = (select max({stamp}) from {mart})"
+        )
+        for feature in projection.features:
+            name = f"{projection.name}__{feature.name}"
+            columns += [f'v{i}."{feature.name}" as "{name}"', f'v{i}.{stamp} as "{name}__timestamp"',
+                        f'case when v{i}.user_id is null then 3 else 4 end as "{name}__status"']  # fmt: skip
+    users = "(select distinct user_id from features.subs_profile) u"
+    newest = engine.read_query(f"select {', '.join(columns)} from {users} {' '.join(joins)}")
+    newest = newest.cast(
+        pa.schema([f.with_type(pa.int32()) if f.name.endswith("__status") else f for f in newest.schema])
+    )
+    table = newest.take(pa.array([i % newest.num_rows for i in range(rows)]))
+    constant = {
+        "__log_timestamp": (served_at, pa.timestamp("us", tz="UTC")),
+        "__log_date": (served_at.date(), pa.date32()),
+        "__request_id": ("bench", pa.string()),
+        "__route": ("bench", pa.string()),
+        "__generation": (None, pa.int64()),
+        "__held": (False, pa.bool_()),
+        "__from_memory": (False, pa.bool_()),
+    }
+    for name, (value, kind) in constant.items():
+        table = table.append_column(name, pa.array([value] * rows, kind))
+    return table
