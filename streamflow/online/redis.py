@@ -6,7 +6,9 @@ writer (`ShardedMonth`), from any engine, in Arrow batches: every blob is encode
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,30 +56,41 @@ class ShardedMonth:
         """Nothing to prepare: the keys are written in place, each through the guard."""
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Each batch encoded while the one before is written (one write in flight): the Redis
+        servers' work overlaps this process's encoding, not one after the other."""
         client = self.target.client(timeout=30.0)
-        prefix = redis_wire.key_prefix(self.project)
         changed = 0
-        for batch in batches:
-            users = batch.column(layout.ENTITY_COLUMN).to_pylist()
-            per_view = []
-            for field, event_ts, features in self.views:
-                stamps = batch.column(event_ts).cast(pa.int64()).to_pylist()  # microseconds, UTC
-                values = [batch.column(name).to_pylist() for name in features]
-                blobs = [
-                    None if row[0] is None else encode_blob(row)
-                    for row in zip(stamps, *values, strict=True)  # a tuple encodes as the list would
-                ]
-                per_view.append((field, blobs))
-            entries = [
-                (
-                    prefix + user.encode(),
-                    [(field, blobs[i]) for field, blobs in per_view if blobs[i] is not None],
-                )
-                for i, user in enumerate(users)
-            ]
-            changed += redis_wire.write(client, entries, self.ttl)
+        with ThreadPoolExecutor(1) as writer:
+            pending = None
+            for batch in batches:  # (slices of 10,000 users overlapped no better: each write
+                entries = self._entries(batch)  # call loads the script and asks for the replicas)
+                if pending is not None:
+                    changed += pending.result()
+                pending = writer.submit(redis_wire.write, client, entries, self.ttl)
+            if pending is not None:
+                changed += pending.result()
         client.close()
         yield pa.RecordBatch.from_pydict({"written": [changed]}, schema=WRITTEN)
+
+    def _entries(self, batch: pa.RecordBatch) -> list:
+        """(key, [(field, blob), ...]) per user of the batch; a view without a row has no field.
+        Per-row Python kept to the encoder's call (map and zip run the loops in C)."""
+        prefix = redis_wire.key_prefix(self.project)
+        keys = [prefix + user.encode() for user in batch.column(layout.ENTITY_COLUMN).to_pylist()]
+        per_view = []
+        for field, event_ts, features in self.views:
+            stamps = batch.column(event_ts)
+            values = [batch.column(name).to_pylist() for name in features]
+            rows = zip(stamps.cast(pa.int64()).to_pylist(), *values, strict=True)  # microseconds, UTC
+            pairs = list(zip(itertools.repeat(field), map(encode_blob, rows)))  # a tuple encodes as a list
+            if stamps.null_count:  # users without a row of this view that month
+                missing = stamps.is_null().to_pylist()
+                pairs = [None if gone else pair for pair, gone in zip(pairs, missing, strict=True)]
+            per_view.append(pairs)
+        fields = zip(*per_view, strict=True)
+        if not any(None in pairs for pairs in per_view):
+            return list(zip(keys, map(list, fields), strict=True))
+        return [(key, [p for p in pairs if p is not None]) for key, pairs in zip(keys, fields, strict=True)]
 
     def publish(self, conn: Transaction, written: int) -> int:
         return written
