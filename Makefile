@@ -76,7 +76,7 @@ orchestrator-down: setup-flow ## Stop the Prefect server
 flow: setup-flow ## The monthly job once as a Prefect flow: tasks, retries, artifacts (PREFECT_API_URL: report to that server)
 	$(SF) flow
 
-schedule: setup-flow ## Serve the flow's deployment on SCHEDULE_CRON (default 1st of the month, 06:00 UTC) until stopped
+schedule: setup-flow ## Serve the monthly job on SCHEDULE_CRON (1st of the month, 06:00 UTC) and the replay on REPLAY_CRON (hourly)
 	$(SF) schedule
 
 pipeline: setup ## Database up, ingest every month, dbt build, feast apply, materialize, monitor, training set

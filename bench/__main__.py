@@ -108,6 +108,7 @@ def main() -> int:
         if "served" in parts or "replay" in parts:
             target = stack.use_fresh_database("bench_served")
             stack.build_serving_stack(seeds)
+            stack.build_wide_reference_table(target)  # its user ids are the load's
             if "served" in parts:
                 served_log_bench.cost(target, stack.user_ids(target), seconds, workdir / "spool")
             if "replay" in parts:

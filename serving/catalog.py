@@ -37,6 +37,10 @@ class Selection:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f for _, features in self.parts for f in features)
 
+    @cached_property
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(view.name for view, _ in self.parts)
+
 
 class Catalog:
     def __init__(

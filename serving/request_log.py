@@ -49,8 +49,14 @@ class RequestLogMiddleware:
             )
 
 
-def _request_id(scope) -> bytes:
+def callers_request_id(scope) -> bytes | None:
+    """The caller's `X-Request-ID` when it is a sane token (read from the raw headers: Litestar's
+    `request.headers` costs ~5 µs to build, a tenth of a memory hit)."""
     for name, value in scope["headers"]:
         if name == HEADER and SANE_ID.fullmatch(value):
             return value
-    return uuid.uuid4().hex.encode()
+    return None
+
+
+def _request_id(scope) -> bytes:
+    return callers_request_id(scope) or uuid.uuid4().hex.encode()

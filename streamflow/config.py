@@ -219,6 +219,13 @@ FLOW_RETRY_DELAY = _declare(
 SCHEDULE_CRON = _declare(
     "SCHEDULE_CRON", "0 6 1 * *", "when `make schedule` runs the job (UTC)", _cron, "five cron fields"
 )
+REPLAY_CRON = _declare(
+    "REPLAY_CRON",
+    "15 * * * *",
+    "when `make schedule` collects and replays the served log (UTC)",
+    _cron,
+    "five cron fields",
+)
 # The API
 HOST = _declare("HOST", "127.0.0.1", "where the API listens")
 PORT = _declare("PORT", "8000", "the API's port", whole(1, 65535), "a port number")

@@ -97,7 +97,7 @@ def orchestrator(args) -> Exit:
 
 @command(
     "schedule",
-    "Serve the flow's deployment on SCHEDULE_CRON (UTC) until stopped; new month folders under SEEDS_DIR",
+    "Serve the monthly job on SCHEDULE_CRON and the served log's replay on REPLAY_CRON (UTC) until stopped",
     "streamflow schedule",
     "SCHEDULE_CRON='0 6 1 * *' SEEDS_DIR=/exports streamflow schedule",
 )
@@ -116,7 +116,10 @@ def schedule(args) -> Exit:
     from streamflow.orchestration.flow import serve
 
     seeds = pipeline.seeds_dir().resolve()
-    cron = config.get(config.SCHEDULE_CRON)
-    print(f"serving the monthly job on '{cron}' (UTC) for {seeds} at {config.get(config.PREFECT_API_URL)}")
-    serve(seeds, cron)
+    cron, replay_cron = config.get(config.SCHEDULE_CRON), config.get(config.REPLAY_CRON)
+    print(
+        f"serving the monthly job on '{cron}' (UTC) for {seeds}, the served log's replay on "
+        f"'{replay_cron}', at {config.get(config.PREFECT_API_URL)}"
+    )
+    serve(seeds, cron, replay_cron)
     return Exit.DONE

@@ -1,6 +1,7 @@
 """The advisory locks that keep one step whole: every month load holds the ingest lock (a dbt
 build plan takes it shared, so it reads the ingest log between loads, never during one); one
-materialize at a time per database."""
+materialize at a time per database; one replay of the served log at a time (a second waits, then
+replays what the first left)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from streamflow.refusals import StepRefused
 
 INGEST_LOCK = "streamflow.ingest"
 MATERIALIZE_LOCK = "streamflow.materialize"
+REPLAY_LOCK = "streamflow.replay"
 
 
 def hold_ingest(conn: psycopg.Connection, shared: bool = False) -> None:
@@ -30,3 +32,8 @@ def materializing(conn: psycopg.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("select pg_advisory_unlock(hashtext(%s))", (MATERIALIZE_LOCK,))
+
+
+def hold_replay(conn: psycopg.Connection) -> None:
+    """The replay lock on `conn`'s session until it closes, waiting for a replay that holds it."""
+    conn.execute("select pg_advisory_lock(hashtext(%s))", (REPLAY_LOCK,))

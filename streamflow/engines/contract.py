@@ -14,7 +14,9 @@ What each step asks:
   fed by `materialize_month` to the online store's month writer (`feed_writer`: in this process
   by default; Spark's executors) or, where an engine has one, a faster path;
 - training sets: `labelled_entities` / `uploaded_entities` (the entity query), `training_sql`
-  (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches).
+  (the point-in-time query), `read_query` / `stream_query` (its rows, out in batches);
+- the served log (streamflow/served/): `land_served` (a spool file, exactly once),
+  `served_tables`; the replay's SQL in the engine's dialect (`quote`, `timestamp_literal`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -136,6 +138,15 @@ class OfflineEngine(ABC):
         """Each selection's landed rows (a feature service's, or `custom` for requests that named
         features) as a table the engine's SQL reads: selection -> table (empty: none landed)."""
         return {}
+
+    # -- its SQL's dialect, where a query is written outside dbt (ANSI unless it says otherwise) -----
+    def quote(self, name: str) -> str:
+        """`name` as an identifier."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def timestamp_literal(self, moment: datetime) -> str:
+        """`moment` (aware) as a literal of the engine's timestamp type."""
+        return f"timestamp with time zone '{moment.astimezone(UTC).isoformat()}'"
 
     @abstractmethod
     def read_query(self, query: str) -> pa.Table:

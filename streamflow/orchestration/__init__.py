@@ -14,6 +14,8 @@ from streamflow import config, targets
 
 FLOW_NAME = "streamflow-monthly-job"
 DEPLOYMENT_NAME = "monthly"
+REPLAY_FLOW_NAME = "streamflow-served-replay"
+REPLAY_DEPLOYMENT_NAME = "hourly"
 
 
 def prefect_home() -> Path:

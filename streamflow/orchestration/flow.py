@@ -1,6 +1,8 @@
 """`monthly_job`: the monthly job as a Prefect flow, one task per step of streamflow/pipeline.py
 (ingest of each month folder, freshness, dbt build, feast apply, materialize, monitor, training
-set, check-skew, replay-served, report), in that order, holding the pipeline's lock for the whole run.
+set, check-skew, replay-served, report), in that order, holding the pipeline's lock for the whole run;
+`served_replay`: the served log collected and replayed on a schedule of its own (REPLAY_CRON,
+hourly by default), outside the job's lock (the replay has its own: streamflow/control/locks.py).
 
 Each task is retried only when a server did not answer (retries.py); before each try it checks
 the lock is still the run's (a restarted database drops it). Results are not cached: every run
@@ -19,15 +21,24 @@ from prefect.cache_policies import NO_CACHE
 from streamflow import ingest, pipeline
 from streamflow.control import job_lock
 from streamflow.features.store import feature_store
-from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME, artifacts, retries
+from streamflow.orchestration import (
+    DEPLOYMENT_NAME,
+    FLOW_NAME,
+    REPLAY_DEPLOYMENT_NAME,
+    REPLAY_FLOW_NAME,
+    artifacts,
+    retries,
+)
 
 
-def _step(fn: Callable, name: str, run_name: str | None = None):
-    """A library step as a Prefect task: retried when a server did not answer, the lock kept."""
+def _step(fn: Callable, name: str, run_name: str | None = None, locked: bool = True):
+    """A library step as a Prefect task: retried when a server did not answer, the job's lock
+    kept (`locked`: a step of the monthly job)."""
 
     @functools.wraps(fn)
     def body(*args, **kwargs):
-        job_lock.keep()
+        if locked:
+            job_lock.keep()
         return fn(*args, **kwargs)
 
     delays = retries.delays()
@@ -80,17 +91,36 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
     }
 
 
-def serve(seeds_dir: Path, cron: str) -> None:
-    """A deployment of the flow on `cron` (UTC), served from this process until it is stopped:
-    each run picks up the month folders under `seeds_dir` (unchanged ones are skipped)."""
+@flow(name=REPLAY_FLOW_NAME, log_prints=True, validate_parameters=False)
+def served_replay() -> dict:
+    """The API's served log since the last replay, held to the offline tables."""
+    replayed = _step(pipeline.replay_served, "replay-served", locked=False)(feature_store())
+    artifacts.publish_replay(replayed)
+    return {"served_rows_replayed": replayed.rows, "served_values_skewed": replayed.defects()}
+
+
+def serve(seeds_dir: Path, cron: str, replay_cron: str) -> None:
+    """Both deployments, served from this process until it is stopped: the monthly job on `cron`
+    (UTC), each run picking up the month folders under `seeds_dir` (unchanged ones are
+    skipped), and the served log's replay on `replay_cron`."""
+    from prefect import serve as serve_all
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    monthly_job.serve(
-        name=DEPLOYMENT_NAME,
-        schedule=Cron(cron, timezone="UTC"),
-        parameters={"seeds_dir": str(seeds_dir)},
-        description="The monthly job: new exports through dbt and Feast",
-        limit=1,
-        entrypoint_type=EntrypointType.MODULE_PATH,  # the installed package, wherever it runs from
+    module = EntrypointType.MODULE_PATH  # the installed package, wherever it runs from
+    serve_all(
+        monthly_job.to_deployment(
+            name=DEPLOYMENT_NAME,
+            schedule=Cron(cron, timezone="UTC"),
+            parameters={"seeds_dir": str(seeds_dir)},
+            description="The monthly job: new exports through dbt and Feast",
+            entrypoint_type=module,
+        ),
+        served_replay.to_deployment(
+            name=REPLAY_DEPLOYMENT_NAME,
+            schedule=Cron(replay_cron, timezone="UTC"),
+            description="The API's served log collected and held to the offline tables, value by value",
+            entrypoint_type=module,
+        ),
+        limit=2,  # one of each at most: a second monthly run waits for the job's lock anyway
     )

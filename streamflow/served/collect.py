@@ -8,16 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from streamflow import config, engines
-
-CLOSED = ".parquet"  # the API renames a file so once it is complete (`.open` while written)
-
-
-def service_of(path: Path) -> str:
-    """`<service>-<pid>-<id>.parquet`: the feature service its rows were served from."""
-    return path.stem.rsplit("-", 2)[0]
+from streamflow.served import spool
 
 
 def collect(folder: Path | None = None) -> dict[str, int]:
@@ -25,8 +17,10 @@ def collect(folder: Path | None = None) -> dict[str, int]:
     folder = folder or config.served_log_dir()
     engine = engines.current()
     landed: dict[str, int] = {}
-    files = sorted(folder.glob(f"*{CLOSED}"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    closed = folder.glob(f"*{spool.CLOSED}") if folder.is_dir() else []
+    files = sorted(closed, key=lambda p: p.stat().st_mtime)
     for path in files:
-        landed[path.name] = engine.land_served(service_of(path), path.stem, pq.read_table(path))
+        service, rows = spool.read(path)  # in Feast's feature-logging schema
+        landed[path.name] = engine.land_served(service, path.stem, rows)
         path.unlink()
     return landed

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamflow import control, engines
+from streamflow.control import locks
 from streamflow.control.ingest_log import months_loaded_at
 from streamflow.exports import last_loaded
 from streamflow.features.store import feature_store, online_backend
@@ -25,6 +26,8 @@ from streamflow.served.outcomes import EQUAL, NOT_SERVED
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
+
+    from streamflow.engines.contract import OfflineEngine
 
 EXAMPLES_PER_FEATURE = 10
 TABLES = (
@@ -69,18 +72,17 @@ class Replayed:
         return sum(n for (_, _, _, outcome), n in self.counts.items() if outcome == outcomes.SKEW)
 
 
-def _literal(moment: datetime) -> str:
-    return f"timestamptz '{moment.astimezone(UTC).isoformat()}'"
-
-
-def replay_sql(table: str, view: FeatureView, features: list[str], months: list[datetime], lo: int, hi: int):
+def replay_sql(engine: OfflineEngine, table: str, view: FeatureView, features: list[str],
+               months: list[datetime], lo: int, hi: int) -> str:  # fmt: skip
     """The served rows (lo, hi] of one view beside the mart's row at the newest month at or
-    before each served time. Only numbers and times of our own are written into the text."""
-    name, stamp = view.name, view.batch_source.timestamp_field
-    served = ", ".join(f's."{name}__{f}", s."{name}__{f}__status"' for f in features)
-    stamps = ", ".join(f's."{name}__{f}__timestamp"' for f in features)
-    offline = ", ".join(f'm."{f}" as "offline__{f}"' for f in features)
-    cases = " ".join(f"when s.__log_timestamp >= {_literal(m)} then {_literal(m)}" for m in reversed(months))
+    before each served time, in the engine's dialect. Only names of the registry's, and numbers
+    and times of our own, are written into the text."""
+    q, at = engine.quote, engine.timestamp_literal
+    name, stamp = view.name, q(view.batch_source.timestamp_field)
+    served = ", ".join(f"s.{q(f'{name}__{f}')}, s.{q(f'{name}__{f}__status')}" for f in features)
+    stamps = ", ".join(f"s.{q(f'{name}__{f}__timestamp')}" for f in features)
+    offline = ", ".join(f"m.{q(f)} as {q(f'offline__{f}')}" for f in features)
+    cases = " ".join(f"when s.__log_timestamp >= {at(m)} then {at(m)}" for m in reversed(months))
     month = f"case {cases} end" if months else "null"
     return (
         f"select s.__row, s.user_id, s.__log_timestamp as served_at, s.__from_memory as from_memory,"
@@ -175,37 +177,46 @@ class Judge:
             )  # fmt: skip
 
 
+def _replay_selection(engine, table: str, lo: int, views, judge: Judge, replayed: Replayed) -> int | None:
+    """The rows of one selection's table after `lo`; the last row replayed (None: none new)."""
+    hi = engine.read_query(f"select coalesce(max(__row), 0) as hi from {table}").column("hi")[0].as_py()
+    if hi <= lo:
+        return None
+    logged = set(engine.read_query(f"select * from {table} limit 0").column_names)
+    for view in views:  # the service's, and any other a request named features of
+        features = [f.name for f in view.features if f"{view.name}__{f.name}" in logged]
+        if not features:
+            continue
+        months = engine.event_timestamps([view])
+        for batch in engine.stream_query(replay_sql(engine, table, view, features, months, lo, hi)):
+            judge.compare(batch, view, features, replayed)
+    replayed.rows += hi - lo
+    return hi
+
+
 def replay(store: FeatureStore | None = None) -> Replayed:
-    """Every served row not replayed yet, on the engine that built the marts."""
+    """Every served row not replayed yet, on the engine that built the marts; one replay at a
+    time (a second waits, then replays what is left: no row is counted twice)."""
     engine = engines.current()
     store = store or feature_store()
     online = online_backend(store)
     replayed = Replayed()
     with control.connect() as conn:
+        locks.hold_replay(conn)  # held until the connection closes, after the outcomes are written
         for statement in TABLES:
             conn.execute(statement)
         conn.commit()
         judge = Judge(online.materialized_months(conn, store.config), months_loaded_at(conn))
         done = dict(conn.execute("select service, last_row from monitoring.served_replay").fetchall())
-    progress = {}
-    views = sorted((v for v in store.list_feature_views() if v.online), key=lambda v: v.name)
-    for service, table in engine.served_tables().items():
-        lo = done.get(service, 0)
-        hi = engine.read_query(f"select coalesce(max(__row), 0) as hi from {table}").column("hi")[0].as_py()
-        if hi <= lo:
-            continue
-        logged = set(engine.read_query(f"select * from {table} limit 0").column_names)
-        for view in views:  # the service's, and any other a request named features of
-            features = [f.name for f in view.features if f"{view.name}__{f.name}" in logged]
-            if not features:
-                continue
-            months = engine.event_timestamps([view])
-            for batch in engine.stream_query(replay_sql(table, view, features, months, lo, hi)):
-                judge.compare(batch, view, features, replayed)
-        replayed.rows += hi - lo
-        progress[service] = hi
-    with control.connect() as conn, conn.transaction(), conn.cursor() as cursor:
-        cursor.executemany(ADD_OUTCOMES, [(h, v, f, o, n) for (v, f, h, o), n in replayed.counts.items()])
-        cursor.executemany(EXAMPLE, replayed.examples)
-        cursor.executemany(PROGRESS, list(progress.items()))
+        conn.commit()
+        progress = {}
+        views = sorted((v for v in store.list_feature_views() if v.online), key=lambda v: v.name)
+        for service, table in engine.served_tables().items():
+            hi = _replay_selection(engine, table, done.get(service, 0), views, judge, replayed)
+            if hi is not None:
+                progress[service] = hi
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(ADD_OUTCOMES, [(h, v, f, o, n) for (v, f, h, o), n in replayed.counts.items()])
+            cursor.executemany(EXAMPLE, replayed.examples)
+            cursor.executemany(PROGRESS, list(progress.items()))
     return replayed

@@ -12,21 +12,25 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 import psutil
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from serving.stores.base import StoreUnavailable
 from serving.stores.postgres import PostgresReader
 from streamflow import dbt, ingest
+from streamflow.cli.exits import Exit
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
 from streamflow.features.store import feature_store
+from streamflow.served.spool import CLOSED
 from tests.reliability.load import hold, load_through, run_load
-from tests.support import api_server, free_port, wait_for
+from tests.support import api_server, free_port, query, streamflow, wait_for
 
 pytestmark = pytest.mark.slow
 DB_TIMEOUT_S = 2.0  # DB_TIMEOUT_MS of the server: no request may wait longer on the database
@@ -94,6 +98,56 @@ def test_database_outage_fails_fast_and_recovers_without_restart(private_pg, one
     assert set(during) == {200}, "liveness never depends on the database"
     assert ready_codes[503] > 0
     assert recovery_s < 5
+
+
+def _served_log_counts(base: str) -> dict[str, float]:
+    text = httpx.get(f"{base}/metrics").text
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "streamflow_served_log_records"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_a_60_s_outage_under_load_loses_no_sampled_record(private_pg, one_month_stack, tmp_path):
+    """The default API (memory on, a 1 % sample) under load while PostgreSQL is away for 60 s: a
+    collector run in the outage fails as unreachable and leaves the spool as it is; after it,
+    every record the API logged (none dropped) lands, those served in the outage among them."""
+    server, target = private_pg
+    spool = tmp_path / "spool"
+    env = {"DATABASE_URL": target.url, "SERVED_LOG_DIR": str(spool)}
+    paths = [f"/features/{u}" for u in _users(target, 500)]
+    window = {}
+    with api_server(target.url, extra_env={"SERVED_LOG_DIR": str(spool)}) as base:
+
+        def outage() -> float:
+            server.stop("fast")
+            window["from"], stopped = datetime.now(UTC), time.monotonic()
+            while not list(spool.glob(f"*{CLOSED}")) and time.monotonic() - stopped < 75:
+                time.sleep(1)  # the workers close their files every minute (ROLL_S)
+            before = sorted(spool.iterdir())
+            streamflow(["collect-served"], env, expect=Exit.UNREACHABLE)
+            assert sorted(spool.iterdir()) == before, "the collector left the spool as it was"
+            time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
+            window["to"] = datetime.now(UTC)
+            server.start()
+            return wait_for(f"{base}{paths[0]}", 200, 30)
+
+        hold(base, paths[:100])
+        report, _ = load_through(base, paths[:100], 16, outage, after=3)
+        counts = _served_log_counts(base)
+    written = sum(len(p.read_bytes().splitlines()) - 1 for p in spool.glob(f"*{CLOSED}"))  # less headers
+    landed = streamflow(["collect-served"], env).stdout
+    rows = query(target, "select count(*), count(*) filter (where __log_timestamp between %s and %s)"
+                 " from served.churn_api_v1", (window["from"], window["to"]))[0]  # fmt: skip
+    print(f"\n60 s outage: {report.requests} requests {dict(report.statuses)}, logged {counts}, "
+          f"{written} records in the spool, {landed.strip()}, in the outage {rows[1]}")  # fmt: skip
+    assert report.statuses[200] > 0 and report.from_memory > 0, "held users answered through it"
+    assert counts.get("dropped_queue", 0) == 0 and counts.get("dropped_disk", 0) == 0, counts
+    assert written >= counts["logged"] > 0, "every record logged by the last scrape is in a closed file"
+    assert rows[0] == written and rows[1] > 0, (rows, written)
 
 
 def test_an_idle_api_answers_every_request_after_a_database_restart(private_pg, one_month_stack):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from streamflow import config
 from streamflow.engines.contract import OfflineEngine
-from streamflow.engines.spark import lake, months, queries
+from streamflow.engines.spark import lake, months, queries, served
 from streamflow.engines.spark.session import SparkUnreachable, lake_dir, metastore_conf, session, spark_conf
 from streamflow.exports import TABLES
 
@@ -104,6 +104,18 @@ class SparkEngine(OfflineEngine):
         for statement in views:
             session().sql(statement)
         return query
+
+    def land_served(self, service: str, file_id: str, table: pa.Table) -> int:
+        return served.land(service, file_id, table)
+
+    def served_tables(self) -> dict[str, str]:
+        return served.tables()
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def timestamp_literal(self, moment: datetime) -> str:
+        return f"timestamp '{moment.astimezone(UTC).isoformat()}'"
 
     def read_query(self, query: str) -> pa.Table:
         return queries.read_query(query)

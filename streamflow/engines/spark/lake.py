@@ -50,12 +50,12 @@ def _write_hidden(checked: CheckedFile, as_of: date, loaded_at: datetime) -> Pat
     hidden.mkdir(parents=True)
     written = hidden / "part-00000.parquet"
     pq.write_table(data, written, compression="snappy")
-    _sync(written)  # on disk before the swap makes it the month
-    _sync(hidden)
+    sync(written)  # on disk before the swap makes it the month
+    sync(hidden)
     return hidden
 
 
-def _sync(path: Path) -> None:
+def sync(path: Path) -> None:
     """fsync a file or a folder (a folder's fsync makes the renames inside it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -72,7 +72,7 @@ def _swap_in(hidden: Path, final: Path) -> None:
         retired = final.with_name(f"{RETIRED}{final.name}-{uuid.uuid4().hex[:8]}")
         final.rename(retired)
     hidden.rename(final)
-    _sync(final.parent)
+    sync(final.parent)
     if retired is not None:
         shutil.rmtree(retired)
 
@@ -111,7 +111,7 @@ def recover() -> list[Path]:
                 shutil.rmtree(retired)
             else:
                 retired.rename(final)
-                _sync(final.parent)
+                sync(final.parent)
                 restored.append(final)
     for final in restored:
         logs.say(f"put back {final} (a swap was cut short)", event="partition_restored")

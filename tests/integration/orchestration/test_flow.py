@@ -25,7 +25,7 @@ import pytest
 
 from streamflow import targets
 from streamflow.control.job_lock import PIPELINE_LOCK
-from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
+from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME, REPLAY_DEPLOYMENT_NAME, REPLAY_FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
 from tests.integration.orchestration import prefect_api as api
 from tests.support import free_port, table_checksums
@@ -251,12 +251,14 @@ def _wait_for_dbt_at_work(target, flow: subprocess.Popen, timeout: float = 300) 
 def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, private_pg):
     """`streamflow schedule` serves the deployment (its cron, the exports as its parameter); a run
     of it and a `streamflow flow` start while the test holds the pipeline lock, so both wait
-    (whatever the machine's speed), then take it one after the other."""
+    (whatever the machine's speed), then take it one after the other. The served log's replay is
+    served beside it on its own cron, and a run of it completes."""
     served = subprocess.Popen(
         [sys.executable, "-m", "streamflow", "schedule"],
         env={**job, "PIPELINE_LOCK_WAIT": "600", "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
+    replayed = {"id": None}
     try:
         deployment = _wait_for_deployment(prefect, served)
         [schedule] = deployment["schedules"]
@@ -271,10 +273,17 @@ def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, private_p
         assert direct.returncode == 0, direct_output[-3000:]
         state = _wait_for_end(prefect, scheduled["id"])
         assert state == "COMPLETED"
+        replay = _wait_for_deployment(prefect, served, REPLAY_FLOW_NAME, REPLAY_DEPLOYMENT_NAME)
+        [replay_schedule] = replay["schedules"]
+        assert replay_schedule["schedule"]["cron"] == "15 * * * *"
+        replayed = api.post(prefect, f"/deployments/{replay['id']}/create_flow_run", {})
+        assert _wait_for_end(prefect, replayed["id"]) == "COMPLETED"
+        assert "replay-served" in api.task_runs(prefect, replayed["id"])
     finally:
         os.killpg(served.pid, signal.SIGINT)
         served_output = served.communicate(timeout=60)[0]
-    runs = {run["id"]: run for run in api.flow_runs(prefect)[:2]}
+    monthly = [run for run in api.flow_runs(prefect) if run["id"] != replayed["id"]]
+    runs = {run["id"]: run for run in monthly[:2]}
     assert scheduled["id"] in runs, served_output[-2000:]
     spans = sorted(_span(api.task_runs(prefect, run_id)) for run_id in runs)
     assert spans[0][1] <= spans[1][0], f"the two runs interleaved: {spans}"
@@ -294,12 +303,15 @@ def _wait_until_runs_wait_for_the_lock(prefect: str, count: int, direct: subproc
     raise AssertionError(f"{count} runs never waited for the pipeline lock")
 
 
-def _wait_for_deployment(prefect: str, served: subprocess.Popen, timeout: float = 120) -> dict:
+def _wait_for_deployment(
+    prefect: str, served: subprocess.Popen, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
+) -> dict:
+    timeout = 120
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert served.poll() is None, served.communicate()[0][-3000:]
         with api.client(prefect) as http:
-            response = http.get(f"/deployments/name/{FLOW_NAME}/{DEPLOYMENT_NAME}")
+            response = http.get(f"/deployments/name/{flow}/{name}")
         if response.status_code == 200:
             return response.json()
         time.sleep(0.5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def serve(folder: Path, users: list[str], memory_mb: int = 0, reads: int = 1, **
 
 def replayed_after(folder: Path) -> tuple[dict, list[tuple]]:
     landed = collect(folder)
-    assert landed and not list(folder.glob("*.parquet")), "every closed file landed, then removed"
+    assert landed and not list(folder.glob("*.jsonl")), "every closed file landed, then removed"
     result = replay()
     return result.by_feature(), result.examples
 
@@ -87,12 +88,24 @@ def test_the_stack_as_built_serves_what_the_offline_tables_hold(store, users, tm
 
 def test_a_file_lands_once_however_often_it_is_collected(store, users, tmp_path):
     serve(tmp_path, users[:3])
-    [path] = tmp_path.glob("*.parquet")
+    [path] = tmp_path.glob("*.jsonl")
     copy = path.read_bytes()
     assert sum(collect(tmp_path).values()) == 6
     path.write_bytes(copy)  # a collector stopped between landing it and removing it
     assert collect(tmp_path) == {path.name: 0} and not path.exists()
     replay()
+
+
+def test_two_replays_at_once_count_every_row_once(store, users, tmp_path):
+    """The flow's replay and the hourly one may meet: the second waits for the first's lock,
+    then replays what is left (nothing, here), so every row is counted once."""
+    serve(tmp_path, users[:5])
+    assert sum(collect(tmp_path).values()) == 10
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: replay(), range(2)))
+    assert sorted(r.rows for r in results) == [0, 10]
+    counted = sum(sum(c.values()) for r in results for c in r.by_feature().values())
+    assert counted == 14 * 10
 
 
 def test_an_online_row_altered_in_the_store_is_skew(store, users, tmp_path):

@@ -169,6 +169,7 @@ class SparkRun(NamedTuple):
     ran: dict[str, int]  # executors per worker during the job
     served: dict[str, dict]  # from the Redis Cluster, every user
     expected: dict[str, dict]  # from the PostgreSQL engine's API, every user
+    spools: dict[str, Path]  # engine -> the served log of its API (every vector above)
     listening: set[str]  # the addresses the cluster's processes listened on during the job
 
 
@@ -212,12 +213,18 @@ def on_spark(server, first_arrival, exports, postgres_side, redis_cluster, tmp_p
             postgres_side.target, "select distinct user_id from features.subs_profile order by 1"
         )
     ]
-    with api_server(postgres_side.target.url) as base:
+    spools = {engine: out / f"served-{engine}" for engine in ("postgres", "spark")}
+    logged = {"SERVED_LOG_SAMPLE": "1"}
+    with api_server(
+        postgres_side.target.url, extra_env={**logged, "SERVED_LOG_DIR": str(spools["postgres"])}
+    ) as base:
         expected = _vectors(base, users)
     serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
-    with api_server(target.url, extra_env=serving) as base:
+    logged_here = {**logged, "SERVED_LOG_DIR": str(spools["spark"])}
+    with api_server(target.url, extra_env={**serving, **logged_here}) as base:
         served = _vectors(base, users)
-    return SparkRun(Side(target, out, job, on_redis), out / "lake", ran, served, expected, listening)
+    side = Side(target, out, job, on_redis)
+    return SparkRun(side, out / "lake", ran, served, expected, listening, spools)
 
 
 def _listening_addresses(pids: list[int]) -> set[str]:
@@ -294,6 +301,30 @@ def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_spark)
     assert "check-skew: 500 users, online equal to offline" in skew, skew[-3000:]
     months = "select feature_view, event_timestamp from feast_online.materialized_months order by 1, 2"
     assert query(pg, months) == query(spark, months)
+
+
+def test_the_served_log_lands_in_the_lake_once_and_replays_as_on_postgresql(postgres_side, on_spark):
+    """What each API served (PostgreSQL's store on the PostgreSQL engine, the Redis Cluster on
+    Spark), every vector logged, collected into its engine and replayed there: the same outcomes
+    per feature, every value equal. A spool file collected twice lands once."""
+    spark_env = {k: v for k, v in on_spark.side.env.items() if k != "SPARK_MASTER"}  # local mode
+    outcomes = {}
+    for engine, env in (("postgres", postgres_side.env), ("spark", spark_env)):
+        spool = on_spark.spools[engine]
+        (again,) = spool.glob("*.jsonl")  # one worker, one service: one file
+        kept = again.read_bytes()
+        env = {**env, "SERVED_LOG_DIR": str(spool)}
+        assert "1 spool file(s): 500 served rows" in streamflow(["collect-served"], env).stdout
+        again.write_bytes(kept)  # as if the collector had died before removing it
+        assert "1 spool file(s): 0 served rows" in streamflow(["collect-served"], env).stdout
+        assert not list(spool.glob("*.jsonl"))
+        replayed = streamflow(["replay-served"], env).stdout
+        assert "replayed 500 served rows: 0 skewed values" in replayed, replayed
+        outcomes[engine] = sorted(line for line in replayed.splitlines() if ": equal" in line)
+    assert outcomes["spark"] == outcomes["postgres"] and len(outcomes["spark"]) == 14, outcomes
+    assert all(line.endswith(": equal 500") for line in outcomes["spark"]), outcomes["spark"]
+    in_the_lake = [p.name for p in (on_spark.lake / "served" / "churn_api_v1").iterdir()]
+    assert in_the_lake == [f"{again.stem}.parquet"]
 
 
 def test_monitoring_gives_the_same_drift(postgres_side, on_spark):
