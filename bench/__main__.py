@@ -4,7 +4,7 @@
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
     BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark, served,
                                 replay: opt-in)
-    BENCH_REPLAY_ROWS=1000000   served rows the replay checks (BENCH_PARTS=replay)
+    BENCH_REPLAY_ROWS=1000000   served rows the replay checks (BENCH_PARTS=replay: alone, then beside the API)
     BENCH_SWEEP_USERS=1000000   users of the memory part's sweep (more than the API's memory holds)
     BENCH_PROGRESS_USERS=100000 users of the progress display's cost run (off vs bar vs records)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
@@ -113,6 +113,8 @@ def main() -> int:
                 served_log_bench.cost(target, stack.user_ids(target), seconds, workdir / "spool")
             if "replay" in parts:
                 served_log_bench.replay_speed(knobs.get(knobs.REPLAY_ROWS))
+                ids = stack.user_ids(target)
+                served_log_bench.beside(target, ids, seconds, workdir / "spool", knobs.get(knobs.REPLAY_ROWS))
 
         if "redis" in parts:
             print("\n== the Redis online store: same data, same users, 16 connections, 1 worker each")

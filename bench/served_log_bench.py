@@ -2,19 +2,26 @@
 - our API on its memory path (warm, 1 worker, 16 connections) with the log off, at a 1 % sample
   (the default) and at 100 %, alternated round by round so each ratio sees the same machine;
 - the replay of `rows` logged rows on the engine (PostgreSQL): the rows landed as the collector
-  lands them (one spool file), then `replay()` timed."""
+  lands them (one spool file), then `replay()` timed;
+- our API (memory warm, the log at its default sample) alone, and with a replay of `rows` rows
+  running beside it in a process of its own (`streamflow replay-served`), alternated: what the
+  replay costs the requests served meanwhile."""
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
+from bench import wrk
 from bench.memory_bench import WARMUP_S, _alternating, _ours
-from streamflow import engines, targets
+from streamflow import config, engines, targets
+from streamflow.processes import running
 
 SAMPLES = {"off": "0", "1 %": "0.01", "100 %": "1"}
 
@@ -61,6 +68,47 @@ def replay_speed(rows: int) -> None:
         f"({replayed.rows / seconds:,.0f} rows/s; landing them took {landed:.1f}s); "
         f"skewed {replayed.defects():,}"
     )
+
+
+def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, rows: int, rounds: int = 2):
+    from streamflow.features.store import feature_store
+
+    print(f"\n== the replay beside the API: our API, memory warm, the log at its default; alone / with a "
+          f"replay of {rows:,} rows beside it (16 connections)")  # fmt: skip
+    store, engine = feature_store(), engines.current()
+    command, ready, env = _ours(target, "512")
+    env = {**env, "SERVED_LOG_DIR": str(spool)}
+    results: dict[str, list] = {"alone": [], "beside": []}
+    for round_number in range(rounds):
+        for kind in ("alone", "beside") if round_number % 2 == 0 else ("beside", "alone"):
+            if kind == "beside":  # landed before the load: the replay alone runs during it
+                served = _served_rows(store, engine, rows, datetime.now(UTC) - timedelta(minutes=5))
+                engine.land_served("churn_api_v1", f"beside-{time.time_ns()}", served)
+            with running(command, ready, env) as base:
+                wrk.run(base, ids, WARMUP_S)
+                replay = None
+                if kind == "beside":
+                    replay = subprocess.Popen(
+                        [sys.executable, "-m", "streamflow", "replay-served"], env=config.child_environment(),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.PROJECT_ROOT,
+                    )  # fmt: skip
+                started = time.perf_counter()
+                result = wrk.run(base, ids, seconds)
+                if replay is not None:
+                    still = replay.poll() is None
+                    replay.wait()
+                    lasted = "outlasted" if still else "ended within"
+                    note = f"  replay {time.perf_counter() - started:.1f}s: {lasted} the load"
+                else:
+                    note = ""
+            results[kind].append(result)
+            print(result.line(f"API {kind}", note), flush=True)
+    p99 = [b.p99_ms / a.p99_ms for a, b in zip(results["alone"], results["beside"], strict=True)]
+    rate = [
+        b.requests_per_s / a.requests_per_s for a, b in zip(results["alone"], results["beside"], strict=True)
+    ]
+    print(f"  beside / alone: p99 {' '.join(f'{x:.2f}' for x in p99)} (mean {statistics.mean(p99):.2f}); "
+          f"req/s {' '.join(f'{x:.3f}' for x in rate)} (mean {statistics.mean(rate):.3f})")  # fmt: skip
 
 
 def _served_rows(store, engine, rows: int, served_at: datetime) -> pa.Table:

@@ -4,12 +4,14 @@ for cell."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import psycopg
 import pyarrow.dataset as ds
 
@@ -95,3 +97,32 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 def assert_same_marts(postgres: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> None:
     for mart in MARTS:
         assert_same_cells(postgres[mart], spark[mart], mart)
+
+
+def vectors(base: str, users: list[str]) -> dict[str, dict]:
+    vectors = {}
+    for user in users:
+        with urllib.request.urlopen(f"{base}/features/{user}", timeout=10) as response:  # noqa: S310
+            vectors[user] = json.load(response)["features"]
+    return vectors
+
+
+def listening_addresses(pids: list[int]) -> set[str]:
+    """IPv4 addresses as such: the JVM binds an IPv6 socket to 127.0.0.1 as ::ffff:127.0.0.1
+    (the same address); a socket on :: or 0.0.0.0 stays what it is."""
+    found = set()
+    for pid in pids:
+        leader = psutil.Process(pid)
+        for process in (leader, *leader.children(recursive=True)):
+            try:
+                sockets = process.net_connections("inet")
+            except psutil.NoSuchProcess:
+                continue  # an executor (or its Python) that ended with the job
+            found |= {as_ipv4(c.laddr.ip) for c in sockets if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+def as_ipv4(address: str) -> str:
+    parsed = ipaddress.ip_address(address)
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(parsed)

@@ -16,7 +16,6 @@ process of its own, as users run them. (The lake: test_lake.py.)"""
 from __future__ import annotations
 
 import csv
-import ipaddress
 import json
 import math
 import os
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
-import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -42,9 +40,11 @@ from streamflow.targets import PgTarget
 from tests.integration.spark.support import (
     assert_same_cells,
     assert_same_marts,
+    listening_addresses,
     pg_marts,
     spark_marts,
     streamflow,
+    vectors,
     worker_executors,
 )
 from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database, restated
@@ -95,14 +95,6 @@ def frame(target, statement: str) -> pd.DataFrame:
 def online_rows(target) -> pd.DataFrame:
     rows = frame(target, ONLINE)  # columns in the order apply added them: compared by name
     return rows[sorted(c for c in rows.columns if not c.endswith("__created_ts"))]
-
-
-def _vectors(base: str, users: list[str]) -> dict[str, dict]:
-    vectors = {}
-    for user in users:
-        with urllib.request.urlopen(f"{base}/features/{user}", timeout=10) as response:  # noqa: S310
-            vectors[user] = json.load(response)["features"]
-    return vectors
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +161,8 @@ class SparkRun(NamedTuple):
     ran: dict[str, int]  # executors per worker during the job
     served: dict[str, dict]  # from the Redis Cluster, every user
     expected: dict[str, dict]  # from the PostgreSQL engine's API, every user
-    spools: dict[str, Path]  # engine -> the served log of its API (every vector above)
     listening: set[str]  # the addresses the cluster's processes listened on during the job
+    spools: dict[str, Path]  # engine -> the served log of its API (every vector above)
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +193,7 @@ def on_spark(server, first_arrival, exports, postgres_side, redis_cluster, tmp_p
         local = {k: v for k, v in env.items() if k != "SPARK_MASTER"}
         streamflow(["pipeline", "--no-feast"], {**local, "SEEDS_DIR": str(first_arrival)})
         job = _job_and_training_sets(env, exports, out)
-        listening = _listening_addresses(cluster.pids())
+        listening = listening_addresses(cluster.pids())
         ran = worker_executors(started.web_ui)
         on_redis = {**env, **redis_cluster.variables()}
         streamflow(["materialize", "--full"], on_redis)
@@ -218,34 +210,13 @@ def on_spark(server, first_arrival, exports, postgres_side, redis_cluster, tmp_p
     with api_server(
         postgres_side.target.url, extra_env={**logged, "SERVED_LOG_DIR": str(spools["postgres"])}
     ) as base:
-        expected = _vectors(base, users)
+        expected = vectors(base, users)
     serving = {k: v for k, v in on_redis.items() if k != "SPARK_MASTER"}
     logged_here = {**logged, "SERVED_LOG_DIR": str(spools["spark"])}
     with api_server(target.url, extra_env={**serving, **logged_here}) as base:
-        served = _vectors(base, users)
+        served = vectors(base, users)
     side = Side(target, out, job, on_redis)
     return SparkRun(side, out / "lake", ran, served, expected, listening, spools)
-
-
-def _listening_addresses(pids: list[int]) -> set[str]:
-    """IPv4 addresses as such: the JVM binds an IPv6 socket to 127.0.0.1 as ::ffff:127.0.0.1
-    (the same address); a socket on :: or 0.0.0.0 stays what it is."""
-    found = set()
-    for pid in pids:
-        leader = psutil.Process(pid)
-        for process in (leader, *leader.children(recursive=True)):
-            try:
-                sockets = process.net_connections("inet")
-            except psutil.NoSuchProcess:
-                continue  # an executor (or its Python) that ended with the job
-            found |= {_as_ipv4(c.laddr.ip) for c in sockets if c.status == psutil.CONN_LISTEN}
-    return found
-
-
-def _as_ipv4(address: str) -> str:
-    parsed = ipaddress.ip_address(address)
-    mapped = getattr(parsed, "ipv4_mapped", None)
-    return str(mapped) if mapped is not None else str(parsed)
 
 
 def test_the_cluster_listens_on_loopback_only(on_spark):
@@ -415,4 +386,4 @@ def test_a_worker_killed_during_materialize_records_only_whole_months(on_spark):
     with api_server(
         run.side.target.url, extra_env={k: v for k, v in run.side.env.items() if k != "SPARK_MASTER"}
     ) as base:
-        assert _vectors(base, list(run.expected)) == run.served
+        assert vectors(base, list(run.expected)) == run.served
