@@ -1,4 +1,5 @@
-"""`python -m serving`: serve the features API on HOST:PORT with WORKERS uvicorn workers.
+"""`python -m serving`: serve the features API on HOST:PORT with WORKERS uvicorn workers
+(`--host`, `--port`, `--workers` override the variables; `--help` says so).
 
 Exits with the codes of `streamflow` (streamflow/cli): 2 a bad variable, 3 the store unreachable,
 4 a stack never built; one line says which.
@@ -6,6 +7,7 @@ Exits with the codes of `streamflow` (streamflow/cli): 2 a bad variable, 3 the s
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import shutil
@@ -34,8 +36,25 @@ def inspect_stack() -> tuple[StoreProblem | None, str]:
     return problem, (None if problem else store.example_user(repo, EXAMPLE_USER)) or EXAMPLE_USER
 
 
-def main() -> int:
+def options() -> argparse.ArgumentParser:
+    """The command line: each option overrides its variable (the variables stay the defaults)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m serving",
+        description="Serve StreamFlow's features API (Litestar on uvicorn). Every other setting is a "
+        "variable: docs/configuration.md.",
+        epilog="exit codes: " + ", ".join(f"{code.value} {code.name.lower()}" for code in Exit),
+    )
+    for option, name in (("--host", config.HOST), ("--port", config.PORT), ("--workers", config.WORKERS)):
+        meaning = config.VARIABLES[name].meaning
+        parser.add_argument(option, metavar=name, help=f"{meaning} (default: ${name}, else its default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # its metrics' files (several workers) are the user's alone
+    given = options().parse_args(argv)
+    chosen = {config.HOST: given.host, config.PORT: given.port, config.WORKERS: given.workers}
+    config.export({name: value for name, value in chosen.items() if value is not None})  # checked below
     try:
         config.check()
     except config.ConfigError as exc:

@@ -47,6 +47,16 @@ def all_commands() -> list:
     return COMMANDS
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's, as CHANGELOG.md names it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamflow-features")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
 
     top = argparse.ArgumentParser(
@@ -55,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="exit codes: " + ", ".join(f"{code.value} {code.name.lower()}" for code in Exit),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
     for command in all_commands():
         one = sub.add_parser(

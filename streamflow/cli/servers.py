@@ -104,9 +104,20 @@ def env(args) -> Exit:
 
 
 @command(
-    "serve", "The features API on HOST:PORT with WORKERS workers (python -m serving)", "streamflow serve"
+    "serve",
+    "The features API on HOST:PORT with WORKERS workers (python -m serving)",
+    "streamflow serve",
+    "streamflow serve --host 0.0.0.0 --port 8080 --workers 2",
+)
+@arguments(
+    lambda p: [
+        p.add_argument(option, metavar=name, help=f"overrides ${name}")
+        for option, name in (("--host", config.HOST), ("--port", config.PORT), ("--workers", config.WORKERS))
+    ]
 )
 def serve(args) -> Exit:
     # The API is its own program (serving/, above the library): run it, do not import it.
-    os.execv(sys.executable, [sys.executable, "-m", "serving"])  # noqa: S606 - our own interpreter
+    given = {"--host": args.host, "--port": args.port, "--workers": args.workers}
+    passed = [part for option, value in given.items() if value is not None for part in (option, value)]
+    os.execv(sys.executable, [sys.executable, "-m", "serving", *passed])  # noqa: S606 - our own interpreter
     return Exit.FAILED

@@ -70,3 +70,22 @@ def test_every_reliability_promise_names_its_test():
         or not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.M)
     ]
     assert not missing, f"tests named in docs/reliability.md that do not exist: {missing}"
+
+
+def test_the_licence_the_changelog_and_the_version_agree():
+    import subprocess
+    import sys
+    import tomllib
+
+    project = tomllib.loads((config.PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert (
+        "Apache License\n                           Version 2.0"
+        in (config.PROJECT_ROOT / "LICENSE").read_text()
+    )
+    printed = subprocess.run(
+        [sys.executable, "-m", "streamflow", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == f"streamflow {project['version']}\n"
+    changelog = (config.PROJECT_ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{project['version']}]" in changelog and "## [Unreleased]" in changelog
