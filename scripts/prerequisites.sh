@@ -2,7 +2,7 @@
 # The system packages `make test` needs beyond Python (make demo needs none of them), checked in a
 # second, before minutes of setup: the OS's PostgreSQL binaries and openssl (the TLS tests),
 # redis-server, chromium (the browser tests), Java 17 and PostgreSQL's JDBC driver (Spark), and
-# promtool (the alerting rules). Run as root with apt-get, it installs what is missing (what CI
+# promtool and amtool (the alerting rules, their routing). Run as root with apt-get, it installs what is missing (what CI
 # does: .ci/run calls it); otherwise, or with --check, it names what is missing and how to
 # install it, in one line, and exits 1.
 set -uo pipefail
@@ -19,6 +19,7 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || miss
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

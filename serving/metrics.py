@@ -57,6 +57,33 @@ SKEW = Gauge(
     ["feature_view", "feature"],
     multiprocess_mode="mostrecent",
 )
+# The monthly job's own health (monitoring.job_runs: streamflow/control/job_runs.py), its last run
+JOB_LAST_RUN = Gauge(
+    "streamflow_job_last_run_timestamp_seconds",
+    "When the monthly job's last run started (unix seconds; the plain runner's or the flow's).",
+    multiprocess_mode="mostrecent",
+)
+JOB_LAST_FAILED = Gauge(
+    "streamflow_job_last_run_failed",
+    "1 when the monthly job's last finished run failed, else 0 (the step: monitoring.job_runs).",
+    multiprocess_mode="mostrecent",
+)
+JOB_LAST_DURATION = Gauge(
+    "streamflow_job_last_run_duration_seconds",
+    "How long the monthly job's last finished run took.",
+    multiprocess_mode="mostrecent",
+)
+JOB_LAST_SUCCESS = Gauge(
+    "streamflow_job_last_success_timestamp_seconds",
+    "When the monthly job last finished a run that succeeded (unix seconds).",
+    multiprocess_mode="mostrecent",
+)
+JOB_STEP_DURATION = Gauge(
+    "streamflow_job_step_duration_seconds",
+    "Each step's time in the monthly job's last finished run (its last try).",
+    ["step"],
+    multiprocess_mode="mostrecent",
+)
 READY = Gauge(
     "streamflow_ready",
     "1 when the registry and the online store answer (as /ready), at the last scrape; else 0.",

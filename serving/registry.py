@@ -40,6 +40,22 @@ LATEST_SKEW = (
     " where hour > (select max(hour) from monitoring.served_outcomes) - interval '1 day' group by 1, 2"
 )
 
+JOB_TABLE_EXISTS = "select to_regclass('monitoring.job_runs') is not null"
+# The last run (started), the last finished run, its steps, and the last success.
+JOB_HEALTH = (
+    "with last as (select * from monitoring.job_runs order by started_at desc limit 1),"
+    " finished as (select * from monitoring.job_runs where ended_at is not null"
+    "  order by started_at desc limit 1)"
+    " select 'last', l.runner, extract(epoch from l.started_at)::float8, null::float8 from last l"
+    " union all select 'finished', coalesce(f.failed_step, ''),"
+    "  extract(epoch from f.ended_at - f.started_at)::float8, (f.outcome = 'failed')::int::float8"
+    "  from finished f"
+    " union all select 'success', '', extract(epoch from max(ended_at))::float8, null"
+    "  from monitoring.job_runs where outcome = 'succeeded' having max(ended_at) is not null"
+    " union all (select distinct on (s.step) 'step', s.step, s.seconds, null from monitoring.job_steps s"
+    "  join finished f using (run_id) order by s.step, s.started_at desc)"
+)
+
 
 class Registry:
     def __init__(self, target: PgTarget, timeout_ms: int):
@@ -82,6 +98,11 @@ class Registry:
         """(view, feature, share of skewed values) over the last day the replay checked; empty
         before the first `streamflow replay-served` or while the API's role may not read it."""
         return await self._monitoring(SKEW_TABLE_EXISTS, LATEST_SKEW, "served skew")
+
+    async def job_health(self) -> list[tuple]:
+        """(kind, label, value, flag) rows of the monthly job's health (JOB_HEALTH); empty before
+        its first recorded run."""
+        return await self._monitoring(JOB_TABLE_EXISTS, JOB_HEALTH, "job health")
 
     async def latest_drift(self) -> list[tuple]:
         """(view, feature, distance, drift threshold, watch threshold) of the newest month; empty

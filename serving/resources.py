@@ -112,6 +112,19 @@ class Resources:
         for view, feature, ratio in await self.registry.latest_skew():
             metrics.SKEW.labels(view, feature).set(ratio)
 
+    async def refresh_job_health(self) -> None:
+        """The job gauges from `monitoring.job_runs` (nothing before the job's first recorded run)."""
+        for kind, label, value, flag in await self.registry.job_health():
+            if kind == "last":
+                metrics.JOB_LAST_RUN.set(value)
+            elif kind == "finished":
+                metrics.JOB_LAST_DURATION.set(value)
+                metrics.JOB_LAST_FAILED.set(flag)
+            elif kind == "success":
+                metrics.JOB_LAST_SUCCESS.set(value)
+            else:
+                metrics.JOB_STEP_DURATION.labels(label).set(value)
+
     async def refresh_drift(self) -> None:
         """The drift gauges from `monitoring.feature_drift` (nothing before the first monitor run)."""
         rows = await self.registry.latest_drift()
@@ -134,6 +147,7 @@ async def _housekeeping(resources: Resources, stop: asyncio.Event) -> None:
             await resources.refresh_freshness()
             await resources.refresh_drift()
             await resources.refresh_skew()
+            await resources.refresh_job_health()
         except StoreUnavailable:
             pass
         except Exception as exc:  # a registry mid-change, say: try again next period, never stop

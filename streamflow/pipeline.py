@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from streamflow import config, database, dbt, embedded_pg, engines, ingest, logs, targets
-from streamflow.control import job_lock
+from streamflow.control import job_lock, job_runs
 from streamflow.engines import StepRefused
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
@@ -160,7 +160,7 @@ def step(name: str) -> Iterator[None]:
     """One step of the run, logged with its time; the pipeline lock checked first (job_lock.keep:
     a restart took it, so take it again, or stop when another run has it now)."""
     job_lock.keep()
-    with logs.step(name):
+    with logs.step(name), job_runs.step(name):
         yield
 
 
@@ -191,7 +191,7 @@ def run(with_feast: bool = True, checks: bool = False) -> int:
     months = ingest.month_dirs(seeds_dir())  # a missing or empty seeds folder stops us here
     with step("database"):
         print(database_up())
-    with job_lock.held():
+    with job_lock.held(), job_runs.recording("plain"):  # a run refused at the lock did nothing
         with step("ingest"):
             for month_dir, as_of in months:
                 ingest_month(month_dir, as_of)

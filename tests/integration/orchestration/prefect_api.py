@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 from prefect.client.base import PrefectHttpxSyncClient
 
-from streamflow.orchestration import FLOW_NAME
+from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME
 
 
 def client(prefect: str) -> PrefectHttpxSyncClient:
@@ -50,3 +53,29 @@ def logs(prefect: str, flow_run_id: str) -> list[str]:
     """A flow run's log messages so far (its prints among them: the flow logs them)."""
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
     return [entry["message"] for entry in post(prefect, "/logs/filter", body)]
+
+
+def wait_for_deployment(
+    prefect: str, served: subprocess.Popen, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
+) -> dict:
+    timeout = 120
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert served.poll() is None, served.communicate()[0][-3000:]
+        with client(prefect) as http:
+            response = http.get(f"/deployments/name/{flow}/{name}")
+        if response.status_code == 200:
+            return response.json()
+        time.sleep(0.5)
+    raise AssertionError("the served deployment never appeared")
+
+
+def wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with client(prefect) as http:
+            state = http.get(f"/flow_runs/{flow_run_id}").json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} did not end within {timeout}s")

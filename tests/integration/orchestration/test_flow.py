@@ -25,10 +25,10 @@ import pytest
 
 from streamflow import targets
 from streamflow.control.job_lock import PIPELINE_LOCK
-from streamflow.orchestration import DEPLOYMENT_NAME, FLOW_NAME, REPLAY_DEPLOYMENT_NAME, REPLAY_FLOW_NAME
+from streamflow.orchestration import REPLAY_DEPLOYMENT_NAME, REPLAY_FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
 from tests.integration.orchestration import prefect_api as api
-from tests.support import free_port, table_checksums
+from tests.support import free_port, query, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +133,41 @@ def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(pref
     assert len(named) == len(dbt_nodes) and {"dbt.model.success", "dbt.test.pass"} <= {e for e, _ in named}
 
 
+def test_the_jobs_own_health_is_recorded_and_on_the_apis_metrics(job, private_pg):
+    """The flow's run above, in monitoring.job_runs with each step's time, and on /metrics."""
+    from litestar.testing import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serving.app import create_app
+    from serving.settings import ServingSettings
+
+    [(runner, outcome, failed_step, seconds)] = query(
+        private_pg[1],
+        "select runner, outcome, failed_step, extract(epoch from ended_at - started_at)::float8"
+        " from monitoring.job_runs",
+    )
+    assert (runner, outcome, failed_step) == ("flow", "succeeded", None) and seconds > 0
+    recorded = query(private_pg[1], "select step from monitoring.job_steps where succeeded")
+    steps = {step for (step,) in recorded}
+    assert steps == {"ingest", *STEPS[3:]}, "every step under the lock (each month's ingest is one name)"
+    with TestClient(create_app(ServingSettings(database=targets.reader_target()))) as client:
+        deadline = time.monotonic() + 15  # the housekeeping's first pass
+        while True:
+            text = client.get("/metrics").text
+            found = {
+                s.name: s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name.startswith("streamflow_job_")
+            }
+            if found.get("streamflow_job_last_success_timestamp_seconds") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert found["streamflow_job_last_run_failed"] == 0, found
+    assert found["streamflow_job_last_run_duration_seconds"] == pytest.approx(seconds, rel=0.01)
+    assert time.time() - found["streamflow_job_last_success_timestamp_seconds"] < 3600
+
+
 def test_the_plain_runner_waits_then_is_refused_while_a_run_holds_the_lock(job, private_pg):
     before = table_checksums(private_pg[1])
     with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the other run") as holder:
@@ -197,6 +232,8 @@ def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, j
     assert tasks["ingest month_002"]["run_count"] == 1, "no retry spent on a bad export"
     assert "dbt build" not in tasks
     assert table_checksums(private_pg[1]) == before
+    last = "select runner, outcome, failed_step from monitoring.job_runs order by started_at desc limit 1"
+    assert query(private_pg[1], last) == [("flow", "failed", "ingest")]
 
 
 def test_a_database_outage_inside_the_retry_window_is_survived(prefect, job, private_pg, tmp_path):
@@ -260,7 +297,7 @@ def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, private_p
     )  # fmt: skip
     replayed = {"id": None}
     try:
-        deployment = _wait_for_deployment(prefect, served)
+        deployment = api.wait_for_deployment(prefect, served)
         [schedule] = deployment["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == ("0 6 1 * *", "UTC")
         assert deployment["parameters"] == {"seeds_dir": job["SEEDS_DIR"]}
@@ -271,13 +308,13 @@ def test_two_runs_at_once_one_scheduled_never_interleave(prefect, job, private_p
             _wait_until_runs_wait_for_the_lock(prefect, 2, direct)
         direct_output = direct.communicate(timeout=600)[0]
         assert direct.returncode == 0, direct_output[-3000:]
-        state = _wait_for_end(prefect, scheduled["id"])
+        state = api.wait_for_end(prefect, scheduled["id"])
         assert state == "COMPLETED"
-        replay = _wait_for_deployment(prefect, served, REPLAY_FLOW_NAME, REPLAY_DEPLOYMENT_NAME)
+        replay = api.wait_for_deployment(prefect, served, REPLAY_FLOW_NAME, REPLAY_DEPLOYMENT_NAME)
         [replay_schedule] = replay["schedules"]
         assert replay_schedule["schedule"]["cron"] == "15 * * * *"
         replayed = api.post(prefect, f"/deployments/{replay['id']}/create_flow_run", {})
-        assert _wait_for_end(prefect, replayed["id"]) == "COMPLETED"
+        assert api.wait_for_end(prefect, replayed["id"]) == "COMPLETED"
         assert "replay-served" in api.task_runs(prefect, replayed["id"])
     finally:
         os.killpg(served.pid, signal.SIGINT)
@@ -301,32 +338,6 @@ def _wait_until_runs_wait_for_the_lock(prefect: str, count: int, direct: subproc
             return
         time.sleep(0.5)
     raise AssertionError(f"{count} runs never waited for the pipeline lock")
-
-
-def _wait_for_deployment(
-    prefect: str, served: subprocess.Popen, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
-) -> dict:
-    timeout = 120
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert served.poll() is None, served.communicate()[0][-3000:]
-        with api.client(prefect) as http:
-            response = http.get(f"/deployments/name/{flow}/{name}")
-        if response.status_code == 200:
-            return response.json()
-        time.sleep(0.5)
-    raise AssertionError("the served deployment never appeared")
-
-
-def _wait_for_end(prefect: str, flow_run_id: str, timeout: float = 600) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with api.client(prefect) as http:
-            state = http.get(f"/flow_runs/{flow_run_id}").json()["state"]["type"]
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"flow run {flow_run_id} did not end within {timeout}s")
 
 
 def test_no_other_origin_may_drive_the_server_and_writes_need_a_csrf_token(prefect):

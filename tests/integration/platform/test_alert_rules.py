@@ -1,12 +1,16 @@
 """The alerting rules shipped in deploy/prometheus/, checked by Prometheus' own `promtool` (Debian's
 `prometheus` package; `.ci/run` installs it): valid rules and scrape configs, every alert firing
-in its test case (alerts_test.yml), and every metric they read one the API exports."""
+in its test case (alerts_test.yml); Alertmanager's routing checked by `amtool` (Debian's
+`prometheus-alertmanager`); and every PromQL expression of the rules and of the Grafana
+dashboard valid and reading only metrics the API exports."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,11 +21,24 @@ from streamflow import targets
 RULES_DIR = targets.PROJECT_ROOT / "deploy" / "prometheus"
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
-    binary = shutil.which("promtool")
+DEPLOY = targets.PROJECT_ROOT / "deploy"
+PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
+                "group_right", "inf", "nan"}  # fmt: skip
+
+
+def _tool(name: str, package: str, *args: str, cwd: Path = RULES_DIR) -> subprocess.CompletedProcess:
+    binary = shutil.which(name)
     if binary is None:
-        pytest.fail("promtool not found: apt-get install prometheus (.ci/run installs it)")
-    return subprocess.run([binary, *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=120)
+        pytest.fail(f"{name} not found: apt-get install {package} (.ci/run installs it)")
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def promtool(*args: str, cwd: Path = RULES_DIR) -> subprocess.CompletedProcess:
+    return _tool("promtool", "prometheus", *args, cwd=cwd)
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess:
+    return _tool("amtool", "prometheus-alertmanager", *args, cwd=DEPLOY / "alertmanager")
 
 
 def test_the_rules_and_both_scrape_configs_are_valid():
@@ -46,20 +63,72 @@ def test_every_alert_fires_in_its_test_case():
     assert quiet == alerts, "and is seen not firing before its time or outside its case"
 
 
+def exported_metrics() -> set[str]:
+    """Every metric name the API's /metrics carries (serving/metrics.py), as PromQL names them."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    declared = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+    names = {m._name for m in declared if m._type == "gauge"}
+    names |= {f"{m._name}_total" for m in declared if m._type == "counter"}
+    names |= {f"{metrics.REQUESTS_NAME}_total"}
+    names |= {f"{metrics.LATENCY_NAME}{suffix}" for suffix in ("", "_bucket", "_sum", "_count")}
+    return names
+
+
 def test_the_rules_read_only_metrics_the_api_exports():
-    exported = {
-        f"{metrics.REQUESTS_NAME}_total",
-        metrics.LATENCY_NAME,
-        *(
-            gauge._name
-            for gauge in (
-                metrics.FRESHNESS,
-                metrics.DRIFT,
-                metrics.DRIFT_THRESHOLD,
-                metrics.SKEW,
-                metrics.READY,
-            )
-        ),
-    }
+    exported = exported_metrics()
     read = set(re.findall(r"\bstreamflow_[a-z_]+", (RULES_DIR / "alerts.yml").read_text()))
     assert read and read <= exported, read - exported
+    assert {"streamflow_job_last_run_failed", "streamflow_skew_ratio"} <= read
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: its identifiers less strings, label matchers,
+    ranges, grouping clauses, functions and keywords."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set()
+    for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+        follows = text[match.end() :].lstrip()[:1]
+        if follows != "(" and match.group() not in PROMQL_WORDS:
+            names.add(match.group())
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "streamflow.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def test_every_promql_expression_is_valid_and_reads_only_exported_metrics(tmp_path):
+    rules = yaml.safe_load((RULES_DIR / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]] + dashboard_exprs()
+    as_rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel{i}", "expr": expr} for i, expr in enumerate(dashboard_exprs())
+    ]}]}  # fmt: skip
+    (tmp_path / "dashboard.yml").write_text(yaml.safe_dump(as_rules))
+    checked = promtool("check", "rules", "dashboard.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # promtool parses each one
+    read = set().union(*(metric_names(expr) for expr in exprs))
+    assert read - {"up"} <= exported_metrics(), read - exported_metrics()
+    assert metric_names('sum by (route) (rate(streamflow_nope_total{a="b"}[5m])) > on() x') == {
+        "streamflow_nope_total", "x"
+    }  # fmt: skip
+    wanted = {"streamflow_requests_total", "streamflow_request_duration_seconds_bucket",
+              "streamflow_cache_lookups_total", "streamflow_feature_view_latest_event_timestamp_seconds",
+              "streamflow_feature_drift_js_distance", "streamflow_skew_ratio",
+              "streamflow_job_last_success_timestamp_seconds",
+              "streamflow_job_step_duration_seconds"}  # fmt: skip
+    assert wanted <= set().union(*(metric_names(e) for e in dashboard_exprs())), "the dashboard shows each"
+
+
+def test_alertmanager_routes_each_severity_to_its_receiver():
+    checked = amtool("check-config", "alertmanager.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = yaml.safe_load((RULES_DIR / "alerts.yml").read_text())
+    severities = {rule["labels"]["severity"] for group in rules["groups"] for rule in group["rules"]}
+    assert severities == {"critical", "warning"}
+    for severity, receiver in (("critical", "oncall"), ("warning", "team")):
+        routed = amtool("config", "routes", "test", "--config.file=alertmanager.yml", f"severity={severity}")
+        assert routed.stdout.strip() == receiver, routed.stdout + routed.stderr
