@@ -30,6 +30,7 @@ help: ## List the targets
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(UV):
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) has no venv module (Debian and Ubuntu split it out): sudo apt-get install python3-venv"; exit 1; }
 	$(PYTHON) -m venv .streamflow/uv
 	.streamflow/uv/bin/pip install --quiet uv==$(UV_VERSION)
 

@@ -121,3 +121,20 @@ def serve(args) -> Exit:
     passed = [part for option, value in given.items() if value is not None for part in (option, value)]
     os.execv(sys.executable, [sys.executable, "-m", "serving", *passed])  # noqa: S606 - our own interpreter
     return Exit.FAILED
+
+
+@command(
+    "status",
+    "The platform on one screen: database, months loaded/built/materialized, the job, drift, skew, servers",
+    "streamflow status",
+    "streamflow status --json",
+)
+@arguments(lambda p: p.add_argument("--json", action="store_true", help="the same, as one JSON object"))
+def status(args) -> Exit:
+    import json
+
+    from streamflow import status as platform
+
+    found = platform.collect()
+    print(json.dumps(found.as_dict(), indent=2, default=str) if args.json else platform.render(found))
+    return {platform.HEALTHY: Exit.DONE, platform.ATTENTION: Exit.FAILED}.get(found.verdict, Exit.UNREACHABLE)

@@ -43,3 +43,16 @@ def test_check_only_never_installs(tmp_path):
     )
     assert done.returncode == 1 and "apt-get must not run" not in done.stderr
     assert "redis-server" in done.stderr
+
+
+def test_a_python_without_venv_is_named_with_its_package_in_one_line(tmp_path):
+    """Debian's and Ubuntu's system Python ships without ensurepip: `make demo` says what to install."""
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/sh\nexit 1\n")  # as such a Python answers `import ensurepip`
+    python.chmod(0o755)
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"UV={tmp_path / 'uv'}", f"PYTHON={python}", str(tmp_path / "uv")],
+        cwd=targets.PROJECT_ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode != 0 and not (tmp_path / "uv").exists()
+    assert "has no venv module" in done.stdout and "apt-get install python3-venv" in done.stdout, done

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from streamflow import config
 from streamflow.engines.contract import OfflineEngine
-from streamflow.engines.spark import lake, months, queries, served
+from streamflow.engines.spark import lake, queries, served
 from streamflow.engines.spark.session import SparkUnreachable, lake_dir, metastore_conf, session, spark_conf
 from streamflow.exports import TABLES
 
@@ -77,14 +77,20 @@ class SparkEngine(OfflineEngine):
         return [t for t in tables if not session().catalog.tableExists(t)]
 
     def event_timestamps(self, views) -> list[datetime]:
+        from streamflow.engines.spark import months  # imports Feast: only where a month is read
+
         return months.event_timestamps(views)
 
     def month_batches(self, views, month: datetime) -> Iterator[pa.RecordBatch]:
+        from streamflow.engines.spark import months
+
         return queries.stream_query(months.month_query(views, month))
 
     def feed_writer(self, writer, views, month: datetime) -> int:
         """The executors run the store's month writer, partition by partition: no row of the
         month passes through the driver (the default would bring them all here)."""
+        from streamflow.engines.spark import months
+
         return months.write_month(writer, views, month)
 
     def mart_months(self, table: str) -> list[date]:
