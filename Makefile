@@ -22,7 +22,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help prerequisites setup setup-spark setup-flow flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
+.PHONY: help prerequisites setup setup-spark setup-flow setup-examples flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
@@ -67,6 +67,9 @@ spark-down: setup ## Stop the Spark cluster
 
 setup-flow: setup ## Add Prefect (the flow, its server and UI) to .venv
 	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON) --group flow
+
+setup-examples: setup ## Add the examples' packages (scikit-learn, matplotlib) to .venv: examples/
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON) --group examples
 
 orchestrator-up: setup-flow ## Start a Prefect server (API + UI) on 127.0.0.1:PREFECT_PORT (default 4200), data in .streamflow/prefect
 	$(SF) orchestrator up
@@ -119,7 +122,7 @@ serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 prerequisites: ## Check (as root with apt: install) the system packages make test needs
 	@scripts/prerequisites.sh
 
-test: prerequisites setup-spark setup-flow ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
+test: prerequisites setup-spark setup-flow setup-examples ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)
