@@ -28,7 +28,7 @@ from streamflow.control.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import REPLAY_DEPLOYMENT_NAME, REPLAY_FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
 from tests.integration.orchestration import prefect_api as api
-from tests.support import free_port, query, table_checksums
+from tests.support import query, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -43,29 +43,6 @@ ARTIFACTS = {
     "served-replay",
     "feature-report",
 }
-RETRY = {"FLOW_RETRIES": "3", "FLOW_RETRY_DELAY": "2"}  # 2, 4, 8 s: a 14 s window
-
-
-@pytest.fixture(scope="module")
-def prefect(tmp_path_factory):
-    """`streamflow orchestrator up` on a free port, its state in a folder of the module's own."""
-    env = {
-        **os.environ,
-        "STREAMFLOW_STATE_DIR": str(tmp_path_factory.mktemp("state")),
-        "PREFECT_PORT": str(free_port()),
-    }
-    up = _streamflow(["orchestrator", "up"], env)
-    assert up.returncode == 0, up.stderr
-    url = _streamflow(["orchestrator", "url"], env).stdout.strip()
-    assert url.endswith("/api")
-    yield url
-    assert _streamflow(["orchestrator", "down"], env).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def job(private_pg, prefect, seeds):
-    """The environment of a run: the module's database, the server, the exports, quick retries."""
-    return {**os.environ, "PREFECT_API_URL": prefect, "SEEDS_DIR": str(seeds), **RETRY}
 
 
 def _streamflow(args, env, **kwargs) -> subprocess.CompletedProcess:
