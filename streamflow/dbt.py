@@ -170,6 +170,10 @@ def build_incrementally() -> Built | None:
     if plan.months:
         months = ", ".join(m.isoformat() for m in plan.months)
         print(f"dbt build of {len(plan.months)} month(s): {months}", flush=True)
+        print("  incremental: the months loaded or restated since the last good build, their tests "
+              "scoped to them (the whole check: streamflow dbt build)", flush=True)  # fmt: skip
+    else:
+        print("dbt build of every month: a first build (no good build recorded yet)", flush=True)
     result = build(plan.dbt_vars(), plan.read_upto)
     return Built(bool(result.success), plan.months, node_results(result))
 

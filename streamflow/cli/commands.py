@@ -73,7 +73,8 @@ def ingest(args) -> Exit:
 
 @command(
     "dbt",
-    "dbt with the project's settings: the months loaded since the last good build, or any dbt command",
+    "dbt with the project's settings: alone, the incremental build (the months loaded since the last good "
+    "build); with arguments, that dbt command as given (`dbt build`: every month, every test)",
     "streamflow dbt",
     "streamflow dbt build --select marts",
     "streamflow dbt test",
@@ -86,7 +87,10 @@ def dbt_command(args) -> Exit:
         return Exit.DONE if dbt.run(args.dbt_args) else Exit.FAILED
     built = dbt.build_incrementally()
     if built is None:
-        print("no month loaded or restated since the last good build: the marts are current")
+        print(
+            "incremental build: no month loaded or restated since the last good build, the marts are "
+            "current (every month, every test: streamflow dbt build)"
+        )
     return Exit.FAILED if built is not None and not built else Exit.DONE
 
 

@@ -45,15 +45,21 @@ def test_an_unchanged_month_is_skipped_and_force_reloads(fresh_db, months, capsy
     assert all(new > old for (_, new), (_, old) in zip(query(fresh_db, log, (as_of,)), first, strict=True))
 
 
-def test_incremental_builds_equal_a_full_refresh_after_loads_and_a_restatement(fresh_db, months, tmp_path):
+def test_incremental_builds_equal_a_full_refresh_after_loads_and_a_restatement(
+    fresh_db, months, tmp_path, capsys
+):
     (first_dir, first), (second_dir, second), (third_dir, third) = months
     ingest.load_month(first_dir, first)
     assert dbt.plan_build().months is None  # never built: the first build is a full one
+    capsys.readouterr()
     assert dbt.build_incrementally()
+    assert "dbt build of every month: a first build" in capsys.readouterr().out
     for month_dir, as_of in ((second_dir, second), (third_dir, third)):
         ingest.load_month(month_dir, as_of)
         assert dbt.plan_build().months == [as_of]
         assert dbt.build_incrementally()
+    said = capsys.readouterr().out  # which build, and why: the incremental one names itself
+    assert f"dbt build of 1 month(s): {third.isoformat()}\n  incremental: the months loaded" in said
     assert dbt.build_incrementally() is None  # nothing new: nothing to build
     before_restatement = marts(fresh_db)
     # February restated: its usage and the March change (measured against February) move
