@@ -204,8 +204,9 @@ def collect_served(args) -> Exit:
     "streamflow replay-served",
 )
 def replay_served(args) -> Exit:
-    from streamflow.served.replay import replay
+    from streamflow.served.replay import replay, yield_the_cpu
 
+    yield_the_cpu()
     replayed = replay()
     for (view, feature), counts in sorted(replayed.by_feature().items()):
         shown = ", ".join(f"{outcome} {n:,}" for outcome, n in sorted(counts.items()))

@@ -94,7 +94,11 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
 
 @flow(name=REPLAY_FLOW_NAME, log_prints=True, validate_parameters=False)
 def served_replay() -> dict:
-    """The API's served log since the last replay, held to the offline tables."""
+    """The API's served log since the last replay, held to the offline tables, at the lowest CPU
+    priority (its own process: a worker's flow run, or `make schedule`'s)."""
+    from streamflow.served.replay import yield_the_cpu
+
+    yield_the_cpu()
     replayed = _step(pipeline.replay_served, "replay-served", locked=False)(feature_store())
     artifacts.publish_replay(replayed)
     return {"served_rows_replayed": replayed.rows, "served_values_skewed": replayed.defects()}
