@@ -104,9 +104,7 @@ def plan_build() -> BuildPlan:
         [(read_upto,)] = conn.execute("select max(loaded_at) from raw.ingest_log").fetchall()
         if conn.execute("select to_regclass('features.dbt_build_log')").fetchone()[0] is None:
             return BuildPlan(None, read_upto)
-        [(built_on,)] = conn.execute(
-            "select max(raw_loaded_at) from features.dbt_build_log where succeeded and command = 'build'"
-        ).fetchall()
+        built_on = build_log.last_good_read(conn)
         if built_on is None:
             return BuildPlan(None, read_upto)
         rows = conn.execute(

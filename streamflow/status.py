@@ -10,12 +10,18 @@ skew, the API not answering), or `unreachable` (the database does not answer).""
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import psycopg
 
 from streamflow import config, database, online, targets
+from streamflow.control import build_log
+from streamflow.control.ingest_log import months_loaded_at
+
+T = TypeVar("T")
 
 DEADLINE_S = 0.5  # per server asked over HTTP
 HEALTHY, ATTENTION, UNREACHABLE = "healthy", "attention", "unreachable"
@@ -80,13 +86,17 @@ def _services() -> dict[str, Service]:
     }
 
 
-def _fetch(conn: psycopg.Connection, statement: str, params=None) -> list[tuple]:
-    """Rows of a control or monitoring table; none when it does not exist yet."""
+def _read_if_there(conn: psycopg.Connection, read: Callable[[psycopg.Connection], T], absent: T) -> T:
+    """`read(conn)` of a control or monitoring table; `absent` while the table does not exist yet."""
     try:
         with conn.transaction():
-            return conn.execute(statement, params).fetchall()
+            return read(conn)
     except psycopg.errors.UndefinedTable:
-        return []
+        return absent
+
+
+def _fetch(conn: psycopg.Connection, statement: str) -> list[tuple]:
+    return _read_if_there(conn, lambda c: c.execute(statement).fetchall(), [])
 
 
 def _months(rows) -> list[str]:
@@ -94,27 +104,21 @@ def _months(rows) -> list[str]:
 
 
 def _read(status: Status, conn: psycopg.Connection) -> None:
-    loaded = dict(_fetch(conn, "select as_of, max(loaded_at) from raw.ingest_log group by as_of"))
+    from streamflow.online import layout  # imports Feast: only once the database answered
+
+    loaded = _read_if_there(conn, months_loaded_at, {})
     status.loaded = _months([(d,) for d in loaded])
-    build = _fetch(
-        conn,
-        "select succeeded, failures, raw_loaded_at from features.dbt_build_log where command = 'build'"
-        " order by coalesce(started_at, finished_at) desc limit 1",
-    )
-    good = _fetch(
-        conn,
-        "select max(raw_loaded_at) from features.dbt_build_log where command = 'build' and succeeded",
-    )
+    build = _read_if_there(conn, lambda c: c.execute(build_log.LAST_BUILD).fetchone(), None)
     if build:
-        succeeded, failures, _ = build[0]
-        status.last_build = "succeeded" if succeeded else f"failed: {failures or 'did not finish'}"
-    read_upto = good[0][0] if good else None
+        succeeded, failures, *_ = build
+        status.last_build = "succeeded" if succeeded else f"failed: {failures or build_log.UNFINISHED}"
+    read_upto = _read_if_there(conn, build_log.last_good_read, None)
     status.built = _months([(d,) for d, at in loaded.items() if read_upto is not None and at <= read_upto])
     backend, repo = online.open_backend(targets.admin_target(), _project())
     try:
         by_view: dict[str, set] = {}
         for (view_field, month), _ in backend.materialized_months(conn, repo).items():
-            by_view.setdefault(view_field.split("@")[0], set()).add(month)
+            by_view.setdefault(layout.view_of(view_field), set()).add(month)
         status.materialized = _months([(m,) for m in set.intersection(*by_view.values())] if by_view else [])
     except Exception as exc:  # the online store not answering is something to look at, not a crash
         status.problems.append(f"the online store did not answer ({type(exc).__name__})")

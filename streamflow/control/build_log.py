@@ -57,6 +57,14 @@ def finished(invocation: str, succeeded: bool, failures: Sequence[str]) -> None:
         )
 
 
+LAST_GOOD_READ = "select max(raw_loaded_at) from features.dbt_build_log where succeeded and command = 'build'"
+
+
+def last_good_read(conn: psycopg.Connection) -> datetime | None:
+    """The newest load the last good build read (a month loaded after it is not built yet)."""
+    return conn.execute(LAST_GOOD_READ).fetchone()[0]
+
+
 def assert_built(conn: psycopg.Connection) -> None:
     """StepRefused unless the last build passed on the data loaded now."""
     if conn.execute("select to_regclass('features.dbt_build_log')").fetchone()[0] is None:

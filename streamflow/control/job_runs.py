@@ -88,8 +88,8 @@ _lock = threading.Lock()  # a flow's tasks may run on another thread than the fl
 
 @contextlib.contextmanager
 def recording(runner: str) -> Iterator[JobRun]:
-    """The block is one run of the job by `runner` (`plain`, `flow`): failed when it raises or
-    when `failed()` was called in it (a gate that closed), succeeded otherwise."""
+    """The block is one run of the job by `runner` (`plain`, `flow`): failed when it raises or a
+    step in it failed (a gate that closed raises out of its step), succeeded otherwise."""
     global _current
     run = JobRun(runner)
     run.start()
@@ -103,13 +103,6 @@ def recording(runner: str) -> Iterator[JobRun]:
         with _lock:
             _current = None
         run.end(succeeded)
-
-
-def failed(step: str) -> None:
-    """The current run failed in `step` though nothing was raised out of it (a gate closed)."""
-    with _lock:
-        if _current is not None and _current.failed_step is None:
-            _current.failed_step = step
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from streamflow.refusals import StepRefused
 INGEST_LOCK = "streamflow.ingest"
 MATERIALIZE_LOCK = "streamflow.materialize"
 REPLAY_LOCK = "streamflow.replay"
+SERVED_LANDERS_LOCK = "served.files"
 
 
 def hold_ingest(conn: psycopg.Connection, shared: bool = False) -> None:
@@ -37,3 +38,9 @@ def materializing(conn: psycopg.Connection) -> Iterator[None]:
 def hold_replay(conn: psycopg.Connection) -> None:
     """The replay lock on `conn`'s session until it closes, waiting for a replay that holds it."""
     conn.execute("select pg_advisory_lock(hashtext(%s))", (REPLAY_LOCK,))
+
+
+def hold_served_landers(conn: psycopg.Connection) -> None:
+    """One lander of the served log at a time, until the transaction open on `conn` ends (whatever
+    the engine: the PostgreSQL engine's file record, the Spark lake's row numbers)."""
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (SERVED_LANDERS_LOCK,))

@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from streamflow import database
+from streamflow.control import locks
 
 FILES = (
     "create table if not exists served.files (file_id text primary key, service text not null,"
@@ -40,7 +41,7 @@ def land(service: str, file_id: str, table: pa.Table) -> int:
     with database.connect() as conn, conn.transaction():
         conn.execute("create schema if not exists served")
         conn.execute(FILES)
-        conn.execute("select pg_advisory_xact_lock(hashtext('served.files'))")  # one lander at a time
+        locks.hold_served_landers(conn)
         if conn.execute("select 1 from served.files where file_id = %s", (file_id,)).fetchone():
             return 0
         target = table_of(service)

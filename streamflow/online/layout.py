@@ -75,6 +75,11 @@ def view_field(view_name: str, features: Sequence[tuple[str, str]]) -> str:
     return f"{view_name}@{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
 
 
+def view_of(field: str) -> str:
+    """The view's name in a field (`view_field`'s inverse, less the layout digest)."""
+    return field.partition("@")[0]
+
+
 def field_of(view) -> str:
     """The field of a Feast feature view (anything with `name` and typed `features`)."""
     return view_field(view.name, [(f.name, f.dtype.to_value_type().name) for f in view.features])

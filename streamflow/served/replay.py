@@ -22,6 +22,7 @@ from streamflow.control import locks
 from streamflow.control.ingest_log import months_loaded_at
 from streamflow.exports import last_loaded
 from streamflow.features.store import feature_store, online_backend
+from streamflow.online import layout
 from streamflow.served import outcomes
 from streamflow.served.outcomes import EQUAL, NOT_SERVED
 
@@ -124,7 +125,7 @@ class Judge:
     def __init__(self, given: dict, loaded: dict):
         self.given: dict[tuple[str, datetime], datetime] = {}
         for (view_field, month), at in given.items():  # by view, whatever its layout
-            key = (view_field.split("@")[0], month)
+            key = (layout.view_of(view_field), month)
             self.given[key] = min(at, self.given.get(key, at))
         self.loaded = loaded
 

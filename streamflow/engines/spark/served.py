@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamflow import control
+from streamflow.control import locks
 from streamflow.engines.spark.lake import sync
 from streamflow.engines.spark.session import lake_dir, session
 
-LANDERS_LOCK = "select pg_advisory_xact_lock(hashtext('served.files'))"  # the PostgreSQL engine's too
 SEQUENCE = "served.spark_rows"
 
 
@@ -32,7 +32,7 @@ def land(service: str, file_id: str, table: pa.Table) -> int:
     folder = served_dir() / service
     final = folder / f"{file_id}.parquet"
     with control.connect() as conn, conn.transaction():
-        conn.execute(LANDERS_LOCK)
+        locks.hold_served_landers(conn)
         if final.exists():
             return 0
         conn.execute("create schema if not exists served")
