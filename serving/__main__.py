@@ -21,6 +21,7 @@ from serving.settings import ServingSettings
 from streamflow import config, logs, online, targets
 from streamflow.cli import PRIVATE_UMASK
 from streamflow.cli.exits import Exit
+from streamflow.cli.servers import SERVE_OPTIONS, given_serve_options
 from streamflow.features.store import project_name
 from streamflow.online.contract import StoreProblem
 
@@ -44,7 +45,7 @@ def options() -> argparse.ArgumentParser:
         "variable: docs/configuration.md.",
         epilog="exit codes: " + ", ".join(f"{code.value} {code.name.lower()}" for code in Exit),
     )
-    for option, name in (("--host", config.HOST), ("--port", config.PORT), ("--workers", config.WORKERS)):
+    for option, name in SERVE_OPTIONS.items():
         meaning = config.VARIABLES[name].meaning
         parser.add_argument(option, metavar=name, help=f"{meaning} (default: ${name}, else its default)")
     return parser
@@ -52,9 +53,7 @@ def options() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # its metrics' files (several workers) are the user's alone
-    given = options().parse_args(argv)
-    chosen = {config.HOST: given.host, config.PORT: given.port, config.WORKERS: given.workers}
-    config.export({name: value for name, value in chosen.items() if value is not None})  # checked below
+    config.export(given_serve_options(options().parse_args(argv)))  # checked below, as the variables
     try:
         config.check()
     except config.ConfigError as exc:

@@ -103,22 +103,27 @@ def env(args) -> Exit:
     return Exit.DONE
 
 
+# The API's options, each overriding its variable: `streamflow serve` and `python -m serving` both
+SERVE_OPTIONS = {"--host": config.HOST, "--port": config.PORT, "--workers": config.WORKERS}
+
+
+def given_serve_options(args) -> dict[str, str]:
+    """The variables the options given set (the rest keep their variables' values)."""
+    chosen = {name: getattr(args, option.removeprefix("--")) for option, name in SERVE_OPTIONS.items()}
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
 @command(
     "serve",
     "The features API on HOST:PORT with WORKERS workers (python -m serving)",
     "streamflow serve",
     "streamflow serve --host 0.0.0.0 --port 8080 --workers 2",
 )
-@arguments(
-    lambda p: [
-        p.add_argument(option, metavar=name, help=f"overrides ${name}")
-        for option, name in (("--host", config.HOST), ("--port", config.PORT), ("--workers", config.WORKERS))
-    ]
-)
+@arguments(lambda p: [p.add_argument(o, metavar=n, help=f"overrides ${n}") for o, n in SERVE_OPTIONS.items()])
 def serve(args) -> Exit:
     # The API is its own program (serving/, above the library): run it, do not import it.
-    given = {"--host": args.host, "--port": args.port, "--workers": args.workers}
-    passed = [part for option, value in given.items() if value is not None for part in (option, value)]
+    options = {name: option for option, name in SERVE_OPTIONS.items()}
+    passed = [part for name, value in given_serve_options(args).items() for part in (options[name], value)]
     os.execv(sys.executable, [sys.executable, "-m", "serving", *passed])  # noqa: S606 - our own interpreter
     return Exit.FAILED
 
