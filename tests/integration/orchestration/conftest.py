@@ -2,26 +2,14 @@
 run; and the browser fixtures of tests/browser/, for the Prefect UI's page of a flow run."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.browser.chromium import browser, watched  # noqa: F401 - fixtures, by name
+from tests.integration.orchestration import streamflow_run
 from tests.support import free_port
 
 RETRY = {"FLOW_RETRIES": "3", "FLOW_RETRY_DELAY": "2"}  # 2, 4, 8 s: a 14 s window
-
-
-def streamflow_run(args, env, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")

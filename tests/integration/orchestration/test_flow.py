@@ -28,6 +28,7 @@ from streamflow.control.job_lock import PIPELINE_LOCK
 from streamflow.orchestration import REPLAY_DEPLOYMENT_NAME, REPLAY_FLOW_NAME
 from tests.bad_exports import BAD_MONTHS, rewrite
 from tests.integration.orchestration import prefect_api as api
+from tests.integration.orchestration import streamflow_run
 from tests.support import query, table_checksums
 
 pytestmark = pytest.mark.slow
@@ -43,17 +44,6 @@ ARTIFACTS = {
     "served-replay",
     "feature-report",
 }
-
-
-def _streamflow(args, env, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        **kwargs,
-    )
 
 
 def _start_flow(env) -> subprocess.Popen:
@@ -76,7 +66,7 @@ def _span(task_runs: dict[str, dict]) -> tuple[datetime, datetime]:
 
 
 def test_a_run_over_the_exports_completes_with_every_task_and_its_artifacts(prefect, job, private_pg):
-    finished = _streamflow(["flow"], job)
+    finished = streamflow_run(["flow"], job)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     [run] = api.flow_runs(prefect)
     assert run["state"]["type"] == "COMPLETED"
@@ -150,7 +140,7 @@ def test_the_plain_runner_waits_then_is_refused_while_a_run_holds_the_lock(job, 
     with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the other run") as holder:
         holder.execute("select pg_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,))
         started = time.monotonic()
-        refused = _streamflow(["pipeline"], {**job, "PIPELINE_LOCK_WAIT": "2"})
+        refused = streamflow_run(["pipeline"], {**job, "PIPELINE_LOCK_WAIT": "2"})
         seconds = time.monotonic() - started
     assert refused.returncode == 4, refused.stderr[-2000:]
     assert "waiting up to 2s for the pipeline lock, held by the other run" in refused.stdout
@@ -166,7 +156,7 @@ def test_without_a_server_a_run_brings_its_own_and_stops_it(job, private_pg):
     before = {p.pid for p in _temporary_servers()}
     with psycopg.connect(private_pg[1].url, autocommit=True, application_name="the other run") as holder:
         holder.execute("select pg_advisory_lock(hashtext(%s))", (PIPELINE_LOCK,))
-        refused = _streamflow(["flow"], {**job, "PREFECT_API_URL": ""})
+        refused = streamflow_run(["flow"], {**job, "PREFECT_API_URL": ""})
     output = refused.stdout + refused.stderr
     assert "reporting to the Prefect server" not in output, (
         "stop your own `make orchestrator-up` for this test"
@@ -199,7 +189,7 @@ def test_a_bad_month_fails_the_run_writes_nothing_and_spends_no_retry(prefect, j
     rewrite(bad / file, transform)
     before = table_checksums(private_pg[1])
 
-    finished = _streamflow(["flow"], {**job, "SEEDS_DIR": str(seeds)})
+    finished = streamflow_run(["flow"], {**job, "SEEDS_DIR": str(seeds)})
     assert finished.returncode == 4, finished.stderr[-3000:]
     assert all(fragment in finished.stderr for fragment in expected), finished.stderr[-2000:]
     run = api.flow_runs(prefect)[0]
