@@ -264,9 +264,14 @@ class PostgresEngine(OfflineEngine):
         """Batches as PostgreSQL produces them (a month into Redis at 300k users: 7.0 s; spooled
         to a file first, 7.4 s: docs/performance.md)."""
         with _piped(query) as (pipe, convert, copied):
-            yield from pacsv.open_csv(
+            reader = pacsv.open_csv(
                 pipe, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES), convert_options=convert
             )
+            # closed here, before its pipe: a reader left to the garbage collector kept Arrow's
+            # read-ahead thread on the pipe until interpreter exit, which once aborted the process
+            # ("terminate called without an active exception", after the training set was written)
+            with contextlib.closing(reader):
+                yield from reader
             copied()  # the COPY's own failure, raised here: a pipe cut short reads as a shorter result
 
 
