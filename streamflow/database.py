@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from streamflow import targets
+from streamflow import background, targets
 
 SCHEMAS = ("raw", "staging", "features", "feast", "feast_online")
 CONNECT_TIMEOUT_S = "10"
@@ -43,9 +43,11 @@ def connect(target: targets.PgTarget | None = None, **kwargs) -> psycopg.Connect
     target = target or targets.admin_target()
     keywords = {"connect_timeout": CONNECT_TIMEOUT_S, **target.keywords()}
     try:
-        return psycopg.connect(make_conninfo("", **keywords), **kwargs)
+        conn = psycopg.connect(make_conninfo("", **keywords), **kwargs)
     except psycopg.OperationalError as exc:
         raise explain(target, exc) from None
+    background.follow(conn)  # a replay's backend yields the CPU as the replay does
+    return conn
 
 
 def started_at(target: targets.PgTarget | None = None) -> datetime:

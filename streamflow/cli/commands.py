@@ -191,8 +191,10 @@ def check_skew(args) -> Exit:
     "streamflow collect-served",
 )
 def collect_served(args) -> Exit:
+    from streamflow.background import yield_the_cpu
     from streamflow.served.collect import collect
 
+    yield_the_cpu()
     landed = collect()
     print(f"collected {len(landed)} spool file(s): {sum(landed.values()):,} served rows")
     return Exit.DONE
@@ -204,7 +206,8 @@ def collect_served(args) -> Exit:
     "streamflow replay-served",
 )
 def replay_served(args) -> Exit:
-    from streamflow.served.replay import replay, yield_the_cpu
+    from streamflow.background import yield_the_cpu
+    from streamflow.served.replay import replay
 
     yield_the_cpu()
     replayed = replay()

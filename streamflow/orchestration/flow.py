@@ -95,8 +95,9 @@ def monthly_job(seeds_dir: str | None = None) -> dict:
 @flow(name=REPLAY_FLOW_NAME, log_prints=True, validate_parameters=False)
 def served_replay() -> dict:
     """The API's served log since the last replay, held to the offline tables, at the lowest CPU
-    priority (its own process: a worker's flow run, or `make schedule`'s)."""
-    from streamflow.served.replay import yield_the_cpu
+    priority, its database backends too where they run on this host (its own process: a worker's
+    flow run, or `make schedule`'s)."""
+    from streamflow.background import yield_the_cpu
 
     yield_the_cpu()
     replayed = _step(pipeline.replay_served, "replay-served", locked=False)(feature_store())

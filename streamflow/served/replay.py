@@ -8,7 +8,6 @@ replayed are written in one transaction of the control plane: every row is count
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -177,13 +176,6 @@ class Judge:
                  None if served_value is None else str(served_value),
                  None if offline_value is None else str(offline_value))
             )  # fmt: skip
-
-
-def yield_the_cpu() -> None:
-    """This process at the lowest CPU priority (nice 19): a replay run beside the API (the hourly
-    schedule, `streamflow replay-served`) takes only what the API leaves. Its database backend
-    keeps its own priority."""
-    os.setpriority(os.PRIO_PROCESS, 0, 19)
 
 
 def _replay_selection(engine, table: str, lo: int, views, judge: Judge, replayed: Replayed) -> int | None:

@@ -1,0 +1,77 @@
+"""Work that runs beside the API and takes only the CPU it leaves: the replay of the served log
+and its collector. Linux's SCHED_IDLE (weight 3 against a normal task's 1024, and preempted as
+soon as a normal task wakes) rather than nice 19, which still lets the work take a full time
+slice when the API's worker wakes up for a request.
+
+A query's CPU is spent by its PostgreSQL backend, not by us: when the server runs on this host
+(the embedded server, or a server beside the API) and its backend is a process we may change,
+the backend of each of our sessions yields too. Anything else (a server elsewhere, another user's
+process) is left as it is."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import psycopg
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+_yielding = False
+
+
+def yielding() -> bool:
+    return _yielding
+
+
+def _idle(pid: int) -> bool:
+    """`pid` (0: this process) at SCHED_IDLE, or at nice 19 where that is refused; False if
+    neither may be done."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        return True
+    except (PermissionError, ProcessLookupError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+        return True
+    except (PermissionError, ProcessLookupError, OSError):
+        return False
+
+
+def yield_the_cpu() -> None:
+    """This process, the processes it starts (a local Spark's JVM) and, from now on, the
+    backends of its database sessions on this host: at the lowest CPU priority."""
+    global _yielding
+    _idle(0)
+    _yielding = True
+
+
+def _our_backend(conn: psycopg.Connection, pid: int) -> bool:
+    """Whether process `pid` on this host is the backend serving `conn`: PostgreSQL titles each
+    backend with its client's address and port (`postgres: user db 127.0.0.1(53412) idle`), and
+    our socket's port is ours alone, so a pid of another namespace (a container's) never matches."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    if not title.startswith("postgres"):
+        return False
+    if conn.info.host.startswith("/"):  # a Unix socket: the title says [local]
+        return "[local]" in title
+    with socket.socket(fileno=os.dup(conn.fileno())) as ours:
+        port = ours.getsockname()[1]
+    return f"({port})" in title
+
+
+def follow(conn: psycopg.Connection) -> None:
+    """`conn`'s backend at the lowest priority too, when this process yields and the backend is
+    on this host (called by every connection `database.connect` makes)."""
+    if not _yielding:
+        return
+    host = conn.info.host
+    if not (host.startswith("/") or host in LOCAL_HOSTS):
+        return
+    pid = conn.info.backend_pid
+    if _our_backend(conn, pid):
+        _idle(pid)
