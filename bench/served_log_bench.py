@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,8 +93,11 @@ def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, 
                         [sys.executable, "-m", "streamflow", "replay-served"], env=config.child_environment(),
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.PROJECT_ROOT,
                     )  # fmt: skip
-                started = time.perf_counter()
+                started, before = time.perf_counter(), _lookups(base)
                 result = wrk.run(base, ids, seconds)
+                after = _lookups(base)
+                misses = after.get("miss", 0) - before.get("miss", 0)
+                answered = sum(after.values()) - sum(before.values())
                 if replay is not None:
                     still = replay.poll() is None
                     replay.wait()
@@ -101,6 +105,7 @@ def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, 
                     note = f"  replay {time.perf_counter() - started:.1f}s: {lasted} the load"
                 else:
                     note = ""
+                note += f"  from the store: {misses:,.0f} of {answered:,.0f}"
             results[kind].append(result)
             print(result.line(f"API {kind}", note), flush=True)
     p99 = [b.p99_ms / a.p99_ms for a, b in zip(results["alone"], results["beside"], strict=True)]
@@ -109,6 +114,21 @@ def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, 
     ]
     print(f"  beside / alone: p99 {' '.join(f'{x:.2f}' for x in p99)} (mean {statistics.mean(p99):.2f}); "
           f"req/s {' '.join(f'{x:.3f}' for x in rate)} (mean {statistics.mean(rate):.3f})")  # fmt: skip
+
+
+def _lookups(base: str) -> dict[str, float]:
+    """The memory's lookups so far by outcome (hit, miss, outage): a miss went to the store."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # noqa: S310 (ours)
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "streamflow_cache_lookups":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["outcome"]] = sample.value
+    return counts
 
 
 def _served_rows(store, engine, rows: int, served_at: datetime) -> pa.Table:

@@ -20,6 +20,7 @@ import psycopg
 from streamflow import config, database, online, targets
 from streamflow.control import build_log
 from streamflow.control.ingest_log import months_loaded_at
+from streamflow.online import layout
 
 T = TypeVar("T")
 
@@ -104,8 +105,6 @@ def _months(rows) -> list[str]:
 
 
 def _read(status: Status, conn: psycopg.Connection) -> None:
-    from streamflow.online import layout  # imports Feast: only once the database answered
-
     loaded = _read_if_there(conn, months_loaded_at, {})
     status.loaded = _months([(d,) for d in loaded])
     build = _read_if_there(conn, lambda c: c.execute(build_log.LAST_BUILD).fetchone(), None)
@@ -114,10 +113,10 @@ def _read(status: Status, conn: psycopg.Connection) -> None:
         status.last_build = "succeeded" if succeeded else f"failed: {failures or build_log.UNFINISHED}"
     read_upto = _read_if_there(conn, build_log.last_good_read, None)
     status.built = _months([(d,) for d, at in loaded.items() if read_upto is not None and at <= read_upto])
-    backend, repo = online.open_backend(targets.admin_target(), _project())
     try:
+        logged = _read_if_there(conn, lambda c: online.months_log(c, _project()), {})
         by_view: dict[str, set] = {}
-        for (view_field, month), _ in backend.materialized_months(conn, repo).items():
+        for view_field, month in logged:
             by_view.setdefault(layout.view_of(view_field), set()).add(month)
         status.materialized = _months([(m,) for m in set.intersection(*by_view.values())] if by_view else [])
     except Exception as exc:  # the online store not answering is something to look at, not a crash

@@ -54,3 +54,16 @@ def open_backend(
     module = plugin()
     section = module.FeastOnlineStoreConfig(**feast_online_store(target, reader))
     return module.FeastOnlineStore().make_backend(section), StoreConfig(project, section)
+
+
+def months_log(conn, project: str) -> dict:
+    """The chosen store's months log ((view field, month) -> when materialized) for a reader that
+    has no Feast configuration: through the store's Feast-free module where it has one
+    (plugins.MONTHS_LOGS), else through its backend."""
+    light = plugins.months_log_module(chosen())
+    if light is not None:
+        return light.months_log(conn, project)
+    from streamflow import targets
+
+    backend, section = open_backend(targets.admin_target(), project)
+    return backend.materialized_months(conn, section)

@@ -31,6 +31,7 @@ from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
 from streamflow import config, targets
+from streamflow.online import postgres_log
 from streamflow.online.contract import OnlineStoreBackend, ReadResult, Row, StoreProblem, Views
 from streamflow.online.feast_plugin import StreamflowOnlineStore
 from streamflow.online.layout import (
@@ -44,16 +45,6 @@ from streamflow.online.postgres_staging import StagedMonth
 from streamflow.targets import PgTarget
 
 ONLINE_SCHEMA = "feast_online"
-MONTHS_LOG_DDL = (
-    "create table if not exists feast_online.materialized_months ("
-    " feature_view text not null, event_timestamp timestamptz not null,"
-    " materialized_at timestamptz not null, primary key (feature_view, event_timestamp))"
-)
-RECORD_MONTH = (
-    "insert into feast_online.materialized_months "
-    "select view, %(month)s, now() from unnest(%(views)s::text[]) as view "
-    "on conflict (feature_view, event_timestamp) do update set materialized_at = excluded.materialized_at"
-)
 # The freshness gauges' source: a few rows, whatever the size of the served table. The log's
 # `feature_view` holds the view's field (layout.field_of): its name and layout digest.
 NEWEST_MONTHS = "select feature_view, max(event_timestamp) from feast_online.materialized_months group by 1"
@@ -213,15 +204,12 @@ class PostgresOnlineStore(OnlineStoreBackend):
     def materialized_months(
         self, conn: Connection, config: RepoConfig
     ) -> dict[tuple[str, datetime], datetime]:
-        conn.execute(MONTHS_LOG_DDL)
-        rows = conn.execute(
-            "select feature_view, event_timestamp, materialized_at from feast_online.materialized_months"
-        )
-        return {(view, month): at for view, month, at in rows}
+        conn.execute(postgres_log.MONTHS_LOG_DDL)
+        return postgres_log.months_log(conn, config.project)
 
     def record_months(self, conn: Connection, config: RepoConfig, fields: list[str], month: datetime) -> None:
         """Inside the month's transaction: the log commits with the rows."""
-        conn.execute(RECORD_MONTH, {"views": fields, "month": month})
+        conn.execute(postgres_log.RECORD_MONTH, {"views": fields, "month": month})
 
     def bump_generation(self, conn: Connection, config: RepoConfig) -> None:
         conn.execute(GENERATION_DDL)

@@ -185,6 +185,18 @@ def materialized_months(client, project: str) -> dict[tuple[str, datetime], date
     }
 
 
+def months_log(conn, project: str, timeout: float = 1.0) -> dict[tuple[str, datetime], datetime]:
+    """The months log of the Redis the commands write to (REDIS_URL, or the project's own), read
+    without Feast: `streamflow status` (`conn`, the control plane's, is not needed here)."""
+    from streamflow.online import redis_target
+
+    client = redis_target.from_env().client(timeout=timeout)
+    try:
+        return materialized_months(client, project)
+    finally:
+        client.close()
+
+
 def record_months(client, project: str, fields: Sequence[str], month: datetime) -> None:
     now = str(time.time())
     entries = {layout.months_entry(field, month): now for field in fields}

@@ -5,6 +5,8 @@ library (`streamflow`), never back up, and no module imports itself through a ci
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -284,6 +286,20 @@ def test_every_registered_module_brings_its_plugins_attributes(kind, name):
         assert _lacks(module, EnginePlugin) == []
         assert issubclass(module.ENGINE, OfflineEngine) and module.ENGINE.name == name
         assert isinstance(module.UNREACHABLE, tuple)
+
+
+def test_status_reads_every_months_log_without_feast():
+    """`streamflow status` answers in a second or two: neither it nor a store's months-log module
+    (plugins.MONTHS_LOGS) imports Feast, whose import alone costs 3 s."""
+    assert set(plugins.MONTHS_LOGS) <= set(plugins.ONLINE_STORES)
+    modules = ["streamflow.status", "streamflow.cli", *plugins.MONTHS_LOGS.values()]
+    code = (
+        "import importlib, sys\n"
+        "loaded = [importlib.import_module(m) for m in sys.argv[1:]]\n"
+        "print(all(callable(m.months_log) for m in loaded[2:]), 'feast' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "False"], done.stderr
 
 
 def test_no_file_over_400_lines():

@@ -44,4 +44,3 @@ def test_a_month_loaded_again_after_serving_is_restated_and_memory_in_an_outage_
     assert judge(served_value=2.0, reloaded_at=SERVED + timedelta(days=1)) == o.RESTATED
     assert judge(served_value=2.0, reloaded_at=SERVED - timedelta(days=1)) == o.SKEW
     assert judge(served_value=2.0, from_memory=True) == o.MEMORY
-

@@ -25,7 +25,7 @@ with database.connect(targets.admin_target().with_database("postgres")) as conn:
 @pytest.fixture
 def local_server(server):
     if not (server.host.startswith("/") or server.host in LOCAL_HOSTS):
-        pytest.skip(f"the server at {server.safe_url} is not on this host: its backends are not ours to change")
+        pytest.skip(f"the server at {server.safe_url} is not on this host: its backends are not ours")
     return server
 
 
