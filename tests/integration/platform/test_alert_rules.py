@@ -1,22 +1,30 @@
 """The alerting rules shipped in deploy/prometheus/, checked by Prometheus' own `promtool` (Debian's
 `prometheus` package; `.ci/run` installs it): valid rules and scrape configs, every alert firing
 in its test case (alerts_test.yml); Alertmanager's routing checked by `amtool` (Debian's
-`prometheus-alertmanager`); and every PromQL expression of the rules and of the Grafana
-dashboard valid and reading only metrics the API exports."""
+`prometheus-alertmanager`); every PromQL expression of the rules and of the Grafana
+dashboard valid and reading only metrics the API exports; and a real Prometheus scraping the API
+through compose's scrape configuration with the API's bearer token."""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from serving import metrics
 from streamflow import targets
+from streamflow.processes import running
+from tests.support import api_server
 
 RULES_DIR = targets.PROJECT_ROOT / "deploy" / "prometheus"
 
@@ -41,12 +49,22 @@ def amtool(*args: str) -> subprocess.CompletedProcess:
     return _tool("amtool", "prometheus-alertmanager", *args, cwd=DEPLOY / "alertmanager")
 
 
-def test_the_rules_and_both_scrape_configs_are_valid():
+def as_compose_runs_it(folder: Path, token: str) -> Path:
+    """deploy/prometheus as compose's Prometheus runs from it: copied, the API's token written
+    beside the copy (the service's entrypoint, docker-compose.yml)."""
+    copy = folder / "prometheus"
+    shutil.copytree(RULES_DIR, copy)
+    (copy / "api_token").write_text(token)
+    return copy
+
+
+def test_the_rules_and_both_scrape_configs_are_valid(tmp_path):
     checked = promtool("check", "rules", "alerts.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    for config in ("prometheus.yml", "prometheus-compose.yml"):
-        checked = promtool("check", "config", config)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = promtool("check", "config", "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = promtool("check", "config", "prometheus-compose.yml", cwd=as_compose_runs_it(tmp_path, ""))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_every_alert_fires_in_its_test_case():
@@ -132,3 +150,48 @@ def test_alertmanager_routes_each_severity_to_its_receiver():
     for severity, receiver in (("critical", "oncall"), ("warning", "team")):
         routed = amtool("config", "routes", "test", "--config.file=alertmanager.yml", f"severity={severity}")
         assert routed.stdout.strip() == receiver, routed.stdout + routed.stderr
+
+
+JOB = "streamflow-api"
+
+
+def _query(prometheus: str, promql: str) -> list[dict]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our own server)
+        return json.load(response)["data"]["result"]
+
+
+def _until(prometheus: str, promql: str, value: str, timeout: float = 60) -> None:
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        seen = [r["value"][1] for r in _query(prometheus, promql)]
+        if seen == [value]:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{promql} stayed {seen}, never {value}")
+
+
+def test_prometheus_scrapes_the_api_with_its_bearer_token(store, fresh_db, tmp_path):
+    """Prometheus scrapes the API as compose's does (prometheus-compose.yml, prepared as the
+    service's entrypoint prepares it), its target the API started with STREAMFLOW_API_TOKEN: a
+    wrong token is a failed scrape (`up` 0); the API's own, written into the same file, is read
+    at the next scrape (`up` 1, the API's metrics stored), no restart."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus not found: apt-get install prometheus (.ci/run installs it)"
+    token = secrets.token_urlsafe(24)
+    with api_server(fresh_db.url, extra_env={"STREAMFLOW_API_TOKEN": token}) as api:
+        folder = as_compose_runs_it(tmp_path, "not-the-token")
+        config_file = folder / "prometheus-compose.yml"
+        configured = yaml.safe_load(config_file.read_text())
+        job = next(j for j in configured["scrape_configs"] if j["job_name"] == JOB)
+        job["static_configs"] = [{"targets": [urlsplit(api).netloc]}]  # `api:8000` in compose
+        job["scrape_interval"] = "1s"
+        configured.pop("alerting")  # no Alertmanager here
+        config_file.write_text(yaml.safe_dump(configured))
+        command = [binary, f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                   "--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+        with running(command, "/-/ready", {}, cwd=folder) as prometheus:
+            _until(prometheus, f'up{{job="{JOB}"}}', "0")  # refused: 401
+            (folder / "api_token").write_text(token)
+            _until(prometheus, f'up{{job="{JOB}"}}', "1")
+            _until(prometheus, f'count({{job="{JOB}", __name__=~"streamflow_.+"}}) > bool 0', "1")
