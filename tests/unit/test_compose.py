@@ -185,6 +185,8 @@ def test_compose_accepts_the_file_for_every_profile(profile):
     assert done.returncode == 0, done.stderr
 
 
-def test_compose_refuses_to_start_without_the_passwords():
-    done = _compose_config(None, {})
-    assert done.returncode != 0 and "set POSTGRES_PASSWORD in .env" in done.stderr
+@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "STREAMFLOW_READER_PASSWORD"])
+def test_compose_refuses_to_start_without_either_password(missing):
+    given = {name: "x" for name in ("POSTGRES_PASSWORD", "STREAMFLOW_READER_PASSWORD") if name != missing}
+    done = _compose_config(None, given)
+    assert done.returncode != 0 and f"set {missing} in .env" in done.stderr
