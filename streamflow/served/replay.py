@@ -3,7 +3,8 @@ served, value by value (the rules: outcomes.py). Per feature service and view, o
 engine joins the landed rows to the view's mart at the newest month at or before each served
 time (a CASE over the mart's months, then an equi-join: no correlated lookup per row); the bulk
 of equal cells is found with Arrow's vectorized kernels, and only the rest is classified one by
-one. Outcomes per feature and hour, a few rows of each defect, and how far each service was
+one. The rows go in slices (SLICE_ROWS); beside the API, each slice waits for room on the
+machine (streamflow/background.py). Outcomes per feature and hour, a few rows of each defect, and how far each service was
 replayed are written in one transaction of the control plane: every row is counted once."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streamflow import control, engines
+from streamflow import background, control, engines
 from streamflow.control import locks
 from streamflow.control.ingest_log import months_loaded_at
 from streamflow.exports import last_loaded
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from streamflow.engines.contract import OfflineEngine
 
 EXAMPLES_PER_FEATURE = 10
+SLICE_ROWS = 250_000  # served rows a query holds to the marts: between two, a replay beside the API may wait
 TABLES = (
     "create schema if not exists monitoring",
     "create table if not exists monitoring.served_outcomes (hour timestamptz not null,"
@@ -179,18 +181,25 @@ class Judge:
 
 
 def _replay_selection(engine, table: str, lo: int, views, judge: Judge, replayed: Replayed) -> int | None:
-    """The rows of one selection's table after `lo`; the last row replayed (None: none new)."""
+    """The rows of one selection's table after `lo`, in slices of SLICE_ROWS (each waiting for
+    room on the machine when the replay runs beside the API: background.py); the last row
+    replayed (None: none new)."""
     hi = engine.read_query(f"select coalesce(max(__row), 0) as hi from {table}").column("hi")[0].as_py()
     if hi <= lo:
         return None
     logged = set(engine.read_query(f"select * from {table} limit 0").column_names)
-    for view in views:  # the service's, and any other a request named features of
-        features = [f.name for f in view.features if f"{view.name}__{f.name}" in logged]
-        if not features:
-            continue
-        months = engine.event_timestamps([view])
-        for batch in engine.stream_query(replay_sql(engine, table, view, features, months, lo, hi)):
-            judge.compare(batch, view, features, replayed)
+    served = [(v, [f.name for f in v.features if f"{v.name}__{f.name}" in logged]) for v in views]
+    served = [
+        (view, features) for view, features in served if features
+    ]  # the service's, and any other a request named
+    months = {view.name: engine.event_timestamps([view]) for view, _ in served}
+    for start in range(lo, hi, SLICE_ROWS):
+        end = min(start + SLICE_ROWS, hi)
+        background.wait_for_room()
+        for view, features in served:
+            sql = replay_sql(engine, table, view, features, months[view.name], start, end)
+            for batch in engine.stream_query(sql):
+                judge.compare(batch, view, features, replayed)
     replayed.rows += hi - lo
     return hi
 
