@@ -4,8 +4,9 @@ engine joins the landed rows to the view's mart at the newest month at or before
 time (a CASE over the mart's months, then an equi-join: no correlated lookup per row); the bulk
 of equal cells is found with Arrow's vectorized kernels, and only the rest is classified one by
 one. The rows go in slices (SLICE_ROWS); beside the API, each slice waits for room on the
-machine (streamflow/background.py). Outcomes per feature and hour, a few rows of each defect, and how far each service was
-replayed are written in one transaction of the control plane: every row is counted once."""
+machine (streamflow/background.py). Outcomes per feature and hour, a few rows of each defect,
+and how far each service was replayed are written in one transaction of the control plane:
+every row is counted once."""
 
 from __future__ import annotations
 
