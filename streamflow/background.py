@@ -1,18 +1,17 @@
-"""Work that runs beside the API and takes only the CPU it leaves: the replay of the served log
-and its collector. Linux's SCHED_IDLE (weight 3 against a normal task's 1024, and preempted as
-soon as a normal task wakes) rather than nice 19, which still lets the work take a full time
-slice when the API's worker wakes up for a request.
+"""Work that runs beside the API and takes what CPU it leaves: the replay of the served log, at
+nice 19. (SCHED_IDLE was tried: no better for the API's p99 here, and a process at it starves
+under a load that does not stop: a collector beside a loaded API took minutes to fail fast.)
 
 A query's CPU is spent by its PostgreSQL backend, not by us: when the server runs on this host
 (the embedded server, or a server beside the API) and its backend is a process we may change,
-the backend of each of our sessions yields too. Anything else (a server elsewhere, another user's
-process) is left as it is.
+the backend of each of our sessions is reniced too. Anything else (a server elsewhere, another
+user's process) is left as it is.
 
 Priority is not enough on a small machine: two vCPUs that share a core's caches and the host's
-time make any second busy process lengthen the API's slowest requests (the replay at SCHED_IDLE
-beside wrk: p99 1.8-8x). So work that can wait also waits: between its bounded slices it asks
-for room (`wait_for_room`), and while the machine's CPUs are busy it sleeps, up to a bound that
-keeps it moving under a load that never ends."""
+time make any second busy process lengthen the API's slowest requests (the replay at nice 19 or
+SCHED_IDLE beside wrk: p99 1.8-8x). So work that can wait also waits: between its bounded slices
+it asks for room (`wait_for_room`), and while the machine's CPUs are busy it sleeps, up to a
+bound that keeps it moving under a load that never ends."""
 
 from __future__ import annotations
 
@@ -35,18 +34,12 @@ def yielding() -> bool:
     return _yielding
 
 
-def _idle(pid: int) -> bool:
-    """`pid` (0: this process) at SCHED_IDLE, or at nice 19 where that is refused; False if
-    neither may be done."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-        return True
-    except (PermissionError, ProcessLookupError, OSError):
-        pass
+def _lower(pid: int) -> bool:
+    """`pid` (0: this process) at nice 19; False where that may not be done."""
     try:
         os.setpriority(os.PRIO_PROCESS, pid, 19)
         return True
-    except (PermissionError, ProcessLookupError, OSError):
+    except OSError:  # not ours to change, or gone
         return False
 
 
@@ -54,7 +47,7 @@ def yield_the_cpu() -> None:
     """This process, the processes it starts (a local Spark's JVM) and, from now on, the
     backends of its database sessions on this host: at the lowest CPU priority."""
     global _yielding
-    _idle(0)
+    _lower(0)
     _yielding = True
 
 
@@ -85,7 +78,7 @@ def follow(conn: psycopg.Connection) -> None:
         return
     pid = conn.info.backend_pid
     if _our_backend(conn, pid):
-        _idle(pid)
+        _lower(pid)
 
 
 def _cpu_times() -> tuple[int, int]:

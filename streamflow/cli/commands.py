@@ -191,10 +191,8 @@ def check_skew(args) -> Exit:
     "streamflow collect-served",
 )
 def collect_served(args) -> Exit:
-    from streamflow.background import yield_the_cpu
     from streamflow.served.collect import collect
 
-    yield_the_cpu()
     landed = collect()
     print(f"collected {len(landed)} spool file(s): {sum(landed.values()):,} served rows")
     return Exit.DONE
