@@ -91,7 +91,7 @@ def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, 
                 if kind == "beside":
                     replay = subprocess.Popen(
                         [sys.executable, "-m", "streamflow", "replay-served"], env=config.child_environment(),
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.PROJECT_ROOT,
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=config.PROJECT_ROOT,
                     )  # fmt: skip
                 started, before = time.perf_counter(), _lookups(base)
                 result = wrk.run(base, ids, seconds)
@@ -100,9 +100,11 @@ def beside(target: targets.PgTarget, ids: list[str], seconds: int, spool: Path, 
                 answered = sum(after.values()) - sum(before.values())
                 if replay is not None:
                     still = replay.poll() is None
-                    replay.wait()
+                    said = replay.communicate()[0].strip().splitlines()[-1:]  # its summary line
                     lasted = "outlasted" if still else "ended within"
-                    note = f"  replay {time.perf_counter() - started:.1f}s: {lasted} the load"
+                    waited = said[0].rpartition("(waited ")[2].split("s")[0] if said else "?"
+                    took = time.perf_counter() - started
+                    note = f"  replay {took:.1f}s ({waited}s waiting): {lasted} the load"
                 else:
                     note = ""
                 note += f"  from the store: {misses:,.0f} of {answered:,.0f}"

@@ -63,6 +63,7 @@ PROGRESS = (
 @dataclass
 class Replayed:
     rows: int = 0  # served rows checked
+    waited_s: float = 0.0  # for room on the machine, between slices (background.py)
     counts: Counter = field(default_factory=Counter)  # (view, feature, hour, outcome) -> cells
     examples: list[tuple] = field(default_factory=list)
 
@@ -196,7 +197,7 @@ def _replay_selection(engine, table: str, lo: int, views, judge: Judge, replayed
     months = {view.name: engine.event_timestamps([view]) for view, _ in served}
     for start in range(lo, hi, SLICE_ROWS):
         end = min(start + SLICE_ROWS, hi)
-        background.wait_for_room()
+        replayed.waited_s += background.wait_for_room()
         for view, features in served:
             sql = replay_sql(engine, table, view, features, months[view.name], start, end)
             for batch in engine.stream_query(sql):

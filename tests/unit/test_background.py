@@ -3,6 +3,8 @@ yields, until the machine's CPUs have room, and never past its bound."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from streamflow import background
@@ -31,7 +33,7 @@ def test_a_process_that_does_not_yield_never_waits(quick):
 
 def test_a_yielding_process_waits_while_the_machine_is_busy(quick, monkeypatch):
     monkeypatch.setattr(background, "_yielding", True)
-    look, calls = _looks([0.05, 0.2, background.ROOM + 0.1, 0.0])
+    look, calls = _looks([0.05, 0.2, background.room() + 0.1, 0.0])
     background.wait_for_room(look)
     assert len(calls) == 3  # busy, busy, room: no fourth look
 
@@ -43,5 +45,5 @@ def test_the_wait_is_bounded_under_a_load_that_never_ends(quick, monkeypatch):
     assert 0.2 <= waited < 5
 
 
-def test_the_idle_share_is_read_off_the_machine():
-    assert 0.0 <= background.idle_share(0.05) <= 1.0
+def test_the_idle_cpus_are_read_off_the_machine():
+    assert 0.0 <= background.idle_cpus(0.05) <= os.cpu_count()
