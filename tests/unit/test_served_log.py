@@ -78,3 +78,11 @@ def test_nothing_is_kept_at_a_zero_sample_and_past_the_queue_or_the_disk_records
     disk.keep("r", Request(), SELECTION, [vector("a"), vector("b")], None)
     asyncio.run(disk.flush(force_roll=True))
     assert disk.counts.dropped_disk == 2 and not list(tmp_path.glob("*.jsonl"))
+
+
+def test_the_bound_counts_what_the_worker_wrote_since_it_last_looked_at_the_folder(tmp_path):
+    files, counts = served_log.Spool(tmp_path, max_bytes=1000), served_log.Counts()
+    files.write({SELECTION: [b"x" * 2000]}, counts)  # the folder was empty when looked at
+    files.write({SELECTION: [b"y"]}, counts)  # within the second: no new look, yet over the bound
+    assert (counts.logged, counts.dropped_disk) == (1, 1)
+    files.roll(force=True)
