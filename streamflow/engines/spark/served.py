@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from streamflow import control
 from streamflow.control import locks
-from streamflow.engines.spark.lake import sync
-from streamflow.engines.spark.session import lake_dir, session
+from streamflow.engines.lake import lake_dir, sync
+from streamflow.engines.spark.session import session
 
 SEQUENCE = "served.spark_rows"
 
