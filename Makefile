@@ -22,7 +22,7 @@ export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 export HOST PORT WORKERS
 
-.PHONY: help prerequisites setup setup-spark setup-flow setup-examples flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
+.PHONY: help prerequisites setup setup-spark setup-duckdb setup-flow setup-examples flow orchestrator-up orchestrator-down schedule db-up db-down redis-up redis-down spark-up spark-down pipeline demo test test-unit lint fmt dbt-build apply materialize \
         training-set check-skew serve bench clean clean-all monitor report docs ui
 
 help: ## List the targets
@@ -64,6 +64,9 @@ spark-up: setup-spark ## Start a Spark standalone cluster on 127.0.0.1 (a master
 
 spark-down: setup ## Stop the Spark cluster
 	$(SF) spark down
+
+setup-duckdb: setup ## Add the DuckDB engine's packages (duckdb, dbt-duckdb, Feast's DuckDB store) to .venv
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON) --group duckdb
 
 setup-flow: setup ## Add Prefect (the flow, its server and UI) to .venv
 	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON) --group flow
@@ -122,7 +125,7 @@ serve: setup ## Serve an already built stack on HOST:PORT with WORKERS workers
 prerequisites: ## Check (as root with apt: install) the system packages make test needs
 	@scripts/prerequisites.sh
 
-test: prerequisites setup-spark setup-flow setup-examples ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
+test: prerequisites setup-spark setup-duckdb setup-flow setup-examples ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)

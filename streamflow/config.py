@@ -150,7 +150,7 @@ SPARK_JVM_OPTIONS = _declare(
 SPARK_LOCAL_IP = _declare(
     "SPARK_LOCAL_IP", "127.0.0.1", "the address Spark's master, workers, driver and web UIs listen on"
 )
-LAKE_DIR = _declare("LAKE_DIR", None, "where the Spark engine keeps its Parquet (the lake)")
+LAKE_DIR = _declare("LAKE_DIR", None, "where the lake engines (Spark, DuckDB) keep their Parquet (the lake)")
 ONLINE_STORE = _declare(
     "ONLINE_STORE", "postgres", "the online store", _choice(*ONLINE_STORES), " or ".join(ONLINE_STORES)
 )

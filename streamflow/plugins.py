@@ -27,6 +27,7 @@ MONTHS_LOGS = {
 OFFLINE_ENGINES = {
     "postgres": "streamflow.engines.postgres",
     "spark": "streamflow.engines.spark",
+    "duckdb": "streamflow.engines.duckdb",
 }
 
 

@@ -25,15 +25,25 @@
 
 {% macro spark__previous_month_end(day) %}date_sub(trunc({{ day }}, 'MM'), 1){% endmacro %}
 
-{#- Planner statistics after a mart is written (the post-hook of every mart). -#}
-{% macro analyze_relation(relation) %}
-    {%- if adapter is not defined -%}{{ return(default__analyze_relation(relation)) }}{%- endif -%}
-    {{- return(adapter.dispatch('analyze_relation', 'streamflow')(relation)) -}}
+{#-
+    After a mart is written (the post-hook of every mart): planner statistics, and on DuckDB the
+    mart as Parquet in the lake too, partitioned by as_of (what Feast's DuckDB store reads:
+    streamflow/engines/duckdb/feast_source.py), rewritten whole after each build.
+-#}
+{% macro after_build(relation) %}
+    {%- if adapter is not defined -%}{{ return(default__after_build(relation)) }}{%- endif -%}
+    {{- return(adapter.dispatch('after_build', 'streamflow')(relation)) -}}
 {% endmacro %}
 
-{% macro default__analyze_relation(relation) %}analyze {{ relation }}{% endmacro %}
+{% macro default__after_build(relation) %}analyze {{ relation }}{% endmacro %}
 
-{% macro spark__analyze_relation(relation) %}analyze table {{ relation }} compute statistics{% endmacro %}
+{% macro spark__after_build(relation) %}analyze table {{ relation }} compute statistics{% endmacro %}
+
+{% macro duckdb__after_build(relation) %}
+    analyze {{ relation }};
+    copy (select * from {{ relation }}) to '{{ env_var("STREAMFLOW_LAKE_DIR") }}/features/{{ relation.identifier }}'
+    (format parquet, partition_by (as_of), overwrite true)
+{% endmacro %}
 
 {#-
     A mart's rows in the order of its key, (as_of, user_id), where that order is kept: PostgreSQL

@@ -21,7 +21,7 @@ ROOT = targets.PROJECT_ROOT
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCK = tomllib.loads((ROOT / "uv.lock").read_text())
 # Imported only where their group is installed: the Spark engine, the Prefect flow.
-OPTIONAL_IMPORTS = {"pyspark": "spark", "prefect": "flow"}
+OPTIONAL_IMPORTS = {"pyspark": "spark", "duckdb": "duckdb", "prefect": "flow"}
 DEV_ONLY = {"sqlfluff", "psutil"}
 
 

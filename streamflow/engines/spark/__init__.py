@@ -18,9 +18,11 @@ from typing import Any
 import pyarrow as pa
 
 from streamflow import config
+from streamflow.engines import lake, lake_served
 from streamflow.engines.contract import OfflineEngine
-from streamflow.engines.spark import lake, queries, served
-from streamflow.engines.spark.session import SparkUnreachable, lake_dir, metastore_conf, session, spark_conf
+from streamflow.engines.lake import lake_dir
+from streamflow.engines.spark import queries, served
+from streamflow.engines.spark.session import SparkUnreachable, metastore_conf, session, spark_conf
 from streamflow.exports import TABLES
 
 # Feast's Spark offline store with one fix (feast_store.py), named by path: importing it needs pyspark
@@ -112,7 +114,7 @@ class SparkEngine(OfflineEngine):
         return query
 
     def land_served(self, service: str, file_id: str, table: pa.Table) -> int:
-        return served.land(service, file_id, table)
+        return lake_served.land(service, file_id, table)
 
     def served_tables(self) -> dict[str, str]:
         return served.tables()

@@ -19,7 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow.engines.spark.session import lake_dir, session
+from streamflow.engines.lake import lake_dir
+from streamflow.engines.spark.session import session
 from streamflow.ingest.validate import IngestError
 
 BATCH_ROWS = 100_000

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamflow import config, database, targets
+from streamflow.engines.lake import lake_dir
 from streamflow.plugins import PrerequisiteMissing
 
 if TYPE_CHECKING:
@@ -76,10 +77,6 @@ def check_endpoint(variable: str, url: str) -> None:
     except OSError as exc:
         hint = "; `make spark-up` starts the project's cluster" if parsed.scheme == "spark" else ""
         raise SparkUnreachable(f"{variable}={url} does not answer ({exc.strerror or exc}){hint}") from None
-
-
-def lake_dir() -> Path:
-    return Path(config.get(config.LAKE_DIR) or targets.STATE_DIR / "lake").resolve()
 
 
 def default_master() -> str:

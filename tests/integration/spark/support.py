@@ -1,13 +1,17 @@
-"""What the Spark tests share: a `streamflow` command as its own process (a JVM each, as users
-run them), which of the cluster's workers ran executors, and both engines' marts compared cell
-for cell."""
+"""What the lake engines' tests share (Spark's, DuckDB's): a `streamflow` command as its own
+process (a JVM each, as users run them), which of the cluster's workers ran executors, the job
+and its training sets on an engine, edge-case entities, and two engines' marts, online rows and
+drift compared cell for cell."""
 
 from __future__ import annotations
 
+import csv
 import ipaddress
 import json
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,6 +19,8 @@ import psutil
 import psycopg
 import pyarrow.dataset as ds
 
+from streamflow import ingest
+from streamflow.targets import PgTarget
 from tests.support import streamflow
 
 
@@ -64,7 +70,7 @@ MARTS = (
 def spark_marts(lake: Path) -> dict[str, pd.DataFrame]:
     """The marts as the lake holds them (Hive partitions by as_of), read without Spark."""
     return {
-        mart: _ordered(
+        mart: ordered(
             ds.dataset(lake / "warehouse" / "features.db" / mart, format="parquet", partitioning="hive")
             .to_table()
             .to_pandas()
@@ -79,13 +85,13 @@ def pg_marts(target) -> dict[str, pd.DataFrame]:
         conn.execute("set timezone to 'UTC'")
         for mart in MARTS:
             cursor = conn.execute(f"select * from features.{mart}")
-            frames[mart] = _ordered(
+            frames[mart] = ordered(
                 pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
             )
     return frames
 
 
-def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+def ordered(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["as_of"] = pd.to_datetime(frame["as_of"].astype(str)).dt.date
     if "feature_timestamp" in frame:
@@ -126,3 +132,76 @@ def as_ipv4(address: str) -> str:
     parsed = ipaddress.ip_address(address)
     mapped = getattr(parsed, "ipv4_mapped", None)
     return str(mapped) if mapped is not None else str(parsed)
+
+
+ONLINE = "select * from feast_online.streamflow_user_features order by user_id"
+DRIFT = (
+    "select feature_view, feature, as_of, level, row_count, null_rate, js_distance "
+    "from monitoring.feature_drift order by 1, 2, 3"
+)
+
+
+def edge_entities(path: Path, seeds: Path) -> Path:
+    """Entity rows at, between and after the month ends, past the views' 45-day TTL, before the
+    first month, with and without an offset, a duplicate, and a user nobody knows."""
+    months = [as_of for _, as_of in ingest.month_dirs(seeds)]
+    with (ingest.month_dirs(seeds)[0][0] / "users.csv").open(newline="") as fh:
+        users = [row["user_id"] for row in csv.DictReader(fh)][:40]
+    first, last = months[0], months[-1]
+    stamps = [
+        f"{last.isoformat()}T00:00:00Z",
+        f"{(first + timedelta(days=10)).isoformat()}T03:00:00+05:00",
+        f"{(first + timedelta(days=12)).isoformat()} 12:00:00",
+        f"{(last + timedelta(days=20)).isoformat()}T23:59:59-08:00",
+        f"{(last + timedelta(days=100)).isoformat()}T00:00:00+00:00",
+        f"{(first - timedelta(days=5)).isoformat()}T00:00:00Z",
+    ]
+    rows = [(user, stamps[i % len(stamps)]) for i, user in enumerate(users)]
+    rows += [rows[0], rows[1], ("0000-NOBODY", stamps[0])]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["user_id", "event_timestamp"])
+        writer.writerows(rows)
+    return path
+
+
+def frame(target, statement: str) -> pd.DataFrame:
+    import psycopg
+
+    with psycopg.connect(target.url) as conn:
+        conn.execute("set timezone to 'UTC'")
+        cursor = conn.execute(statement)
+        return pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+
+
+def online_rows(target) -> pd.DataFrame:
+    rows = frame(target, ONLINE)  # columns in the order apply added them: compared by name
+    return rows[sorted(c for c in rows.columns if not c.endswith("__created_ts"))]
+
+
+def job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str:
+    """The whole job with check-skew (one process, as `make pipeline` runs it), then the training
+    sets: every month as CSV, the edge cases as Parquet (in local mode); the job's output."""
+    job = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
+    streamflow(["training-set", "--as-of", "all", "--out", str(out / "all.csv")], env)
+    entities = edge_entities(out / "entities.csv", exports)
+    streamflow(
+        [
+            "training-set",
+            "--entities",
+            str(entities),
+            "--format",
+            "parquet",
+            "--out",
+            str(out / "edge.parquet"),
+        ],
+        {k: v for k, v in env.items() if k != "SPARK_MASTER"},
+    )
+    return job
+
+
+class Side(NamedTuple):
+    target: PgTarget  # the engine's database: logs, registry, online store (PostgreSQL's marts)
+    out: Path  # its training sets
+    job: str  # the job's output (check-skew's included)
+    env: dict[str, str]  # a `streamflow` command on this engine

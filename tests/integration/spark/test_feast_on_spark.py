@@ -15,7 +15,6 @@ process of its own, as users run them. (The lake: test_lake.py.)"""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -24,7 +23,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,11 +34,15 @@ from streamflow import config, ingest
 from streamflow.engines.spark import cluster
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
-from streamflow.targets import PgTarget
 from tests.integration.spark.support import (
+    DRIFT,
+    Side,
     assert_same_cells,
     assert_same_marts,
+    frame,
+    job_and_training_sets,
     listening_addresses,
+    online_rows,
     pg_marts,
     spark_marts,
     streamflow,
@@ -52,49 +54,6 @@ from tests.support import api_server, free_cluster_ports, free_port, query, recr
 # The module's Spark stack is built in its first test's time: ~7 minutes alone on 2 cores, twice
 # that with a second suite on the machine (pytest-timeout counts fixtures).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
-ONLINE = "select * from feast_online.streamflow_user_features order by user_id"
-DRIFT = (
-    "select feature_view, feature, as_of, level, row_count, null_rate, js_distance "
-    "from monitoring.feature_drift order by 1, 2, 3"
-)
-
-
-def edge_entities(path: Path, seeds: Path) -> Path:
-    """Entity rows at, between and after the month ends, past the views' 45-day TTL, before the
-    first month, with and without an offset, a duplicate, and a user nobody knows."""
-    months = [as_of for _, as_of in ingest.month_dirs(seeds)]
-    with (ingest.month_dirs(seeds)[0][0] / "users.csv").open(newline="") as fh:
-        users = [row["user_id"] for row in csv.DictReader(fh)][:40]
-    first, last = months[0], months[-1]
-    stamps = [
-        f"{last.isoformat()}T00:00:00Z",
-        f"{(first + timedelta(days=10)).isoformat()}T03:00:00+05:00",
-        f"{(first + timedelta(days=12)).isoformat()} 12:00:00",
-        f"{(last + timedelta(days=20)).isoformat()}T23:59:59-08:00",
-        f"{(last + timedelta(days=100)).isoformat()}T00:00:00+00:00",
-        f"{(first - timedelta(days=5)).isoformat()}T00:00:00Z",
-    ]
-    rows = [(user, stamps[i % len(stamps)]) for i, user in enumerate(users)]
-    rows += [rows[0], rows[1], ("0000-NOBODY", stamps[0])]
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["user_id", "event_timestamp"])
-        writer.writerows(rows)
-    return path
-
-
-def frame(target, statement: str) -> pd.DataFrame:
-    import psycopg
-
-    with psycopg.connect(target.url) as conn:
-        conn.execute("set timezone to 'UTC'")
-        cursor = conn.execute(statement)
-        return pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
-
-
-def online_rows(target) -> pd.DataFrame:
-    rows = frame(target, ONLINE)  # columns in the order apply added them: compared by name
-    return rows[sorted(c for c in rows.columns if not c.endswith("__created_ts"))]
 
 
 @pytest.fixture(scope="module")
@@ -114,41 +73,13 @@ def exports(first_arrival, tmp_path_factory) -> Path:
     return final
 
 
-def _job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str:
-    """The whole job with check-skew (one process, as `make pipeline` runs it), then the training
-    sets: every month as CSV, the edge cases as Parquet (in local mode); the job's output."""
-    job = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
-    streamflow(["training-set", "--as-of", "all", "--out", str(out / "all.csv")], env)
-    entities = edge_entities(out / "entities.csv", exports)
-    streamflow(
-        [
-            "training-set",
-            "--entities",
-            str(entities),
-            "--format",
-            "parquet",
-            "--out",
-            str(out / "edge.parquet"),
-        ],
-        {k: v for k, v in env.items() if k != "SPARK_MASTER"},
-    )
-    return job
-
-
-class Side(NamedTuple):
-    target: PgTarget  # the engine's database: logs, registry, online store (PostgreSQL's marts)
-    out: Path  # its training sets
-    job: str  # the job's output (check-skew's included)
-    env: dict[str, str]  # a `streamflow` command on this engine
-
-
 @pytest.fixture(scope="module")
 def postgres_side(server, exports, tmp_path_factory) -> Side:
     """The PostgreSQL engine's stack and answers: what Spark's are held to."""
     out = tmp_path_factory.mktemp("postgres_side")
     target = recreate_database(server, "sf_test_feast_postgres")
     env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
-    skew = _job_and_training_sets(env, exports, out)
+    skew = job_and_training_sets(env, exports, out)
     streamflow(
         ["training-set", "--as-of", "all", "--format", "parquet", "--out", str(out / "all.parquet")], env
     )
@@ -192,7 +123,7 @@ def on_spark(server, first_arrival, exports, postgres_side, redis_cluster, tmp_p
         # the catalog and the logs carry over from one to the other
         local = {k: v for k, v in env.items() if k != "SPARK_MASTER"}
         streamflow(["pipeline", "--no-feast"], {**local, "SEEDS_DIR": str(first_arrival)})
-        job = _job_and_training_sets(env, exports, out)
+        job = job_and_training_sets(env, exports, out)
         listening = listening_addresses(cluster.pids())
         ran = worker_executors(started.web_ui)
         on_redis = {**env, **redis_cluster.variables()}

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from streamflow import config, ingest
-from streamflow.engines.spark import lake
+from streamflow.engines import lake
 from streamflow.exports import TABLES
 from streamflow.generate import generate
 from tests.bad_exports import BAD_MONTHS, rewrite
@@ -96,7 +96,7 @@ KILLED_MID_SWAP = """
 import os, sys
 from datetime import date
 from pathlib import Path
-from streamflow.engines.spark import lake
+from streamflow.engines import lake
 
 real_rename = Path.rename
 

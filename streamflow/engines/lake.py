@@ -1,5 +1,6 @@
-"""A validated month into the lake: one Parquet partition per table, Hive-style
-(`raw/<table>_snapshots/as_of=YYYY-MM-DD/`, as Spark writes and discovers them), and its line in
+"""The lake every lake engine reads (Spark, DuckDB): a folder (`LAKE_DIR`) of Parquet. A validated
+month lands in it as one Parquet partition per table, Hive-style
+(`raw/<table>_snapshots/as_of=YYYY-MM-DD/`, as Spark and DuckDB discover them), and its line in
 the ingest log in PostgreSQL (the same log, the same checksum skip, as the PostgreSQL engine).
 
 No JVM here: the validator's own typed Arrow read is what is written, by pyarrow. Every file of
@@ -20,10 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamflow import database, logs, progress
+from streamflow import config, database, logs, progress, targets
 from streamflow.control import job_lock, locks
 from streamflow.control.ingest_log import ensure_ingest_log, record_load
-from streamflow.engines.spark.session import lake_dir
 from streamflow.exports import TABLES, RawTable
 from streamflow.ingest.load import already_loaded, announce_loaded, announce_skipped
 from streamflow.ingest.validate import CheckedFile, check_month, read_typed
@@ -31,6 +31,10 @@ from streamflow.ingest.validate import CheckedFile, check_month, read_typed
 # Folders hidden from Spark by their leading dot: a partition being written, one being replaced.
 INCOMING, RETIRED = ".incoming-", ".retired-"
 _OWNER = f"{socket.gethostname()}-{os.getpid()}"  # whose incoming folder: left by a dead process?
+
+
+def lake_dir() -> Path:
+    return Path(config.get(config.LAKE_DIR) or targets.STATE_DIR / "lake").resolve()
 
 
 def raw_dir() -> Path:

@@ -1,0 +1,127 @@
+"""The DuckDB engine gives the PostgreSQL engine's answers on the same generated months, in
+this machine's processes alone (no server, no JVM).
+
+One DuckDB stack, built as the monthly job arrives: two months (`pipeline --no-feast`), then the
+second month restated (`pipeline --checks`: its ingest, an incremental dbt build of that month
+alone, every Feast step), then its training sets (every labelled month as CSV; an entities file
+of edge cases as Parquet). Held to the PostgreSQL engine's stack built once from the final
+exports: the marts (the lake's Parquet, the month not rebuilt kept, the restated value in), the
+training sets and the online rows cell for cell, no skew, the same drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from streamflow import ingest
+from streamflow.generate import generate
+from tests.integration.spark.support import (
+    DRIFT,
+    MARTS,
+    Side,
+    assert_same_cells,
+    assert_same_marts,
+    frame,
+    job_and_training_sets,
+    online_rows,
+    ordered,
+    pg_marts,
+)
+from tests.support import recreate_database, restated, streamflow
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+USERS = 500
+
+
+@pytest.fixture(scope="module")
+def first_arrival(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("exports") / "seeds", users=USERS, months=2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def exports(first_arrival, tmp_path_factory) -> Path:
+    """The first month as it was, the second restated (one user's watch hours 77.5)."""
+    final = tmp_path_factory.mktemp("final")
+    (first, _), (second, _) = ingest.month_dirs(first_arrival)
+    (final / first.name).symlink_to(first)
+    restated(second, final / second.name)
+    return final
+
+
+@pytest.fixture(scope="module")
+def postgres_side(server, exports, tmp_path_factory) -> Side:
+    out = tmp_path_factory.mktemp("postgres_side")
+    target = recreate_database(server, "sf_test_duckdb_reference")
+    env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
+    return Side(target, out, job_and_training_sets(env, exports, out), env)
+
+
+class DuckDBRun(NamedTuple):
+    side: Side
+    lake: Path
+
+
+@pytest.fixture(scope="module")
+def on_duckdb(server, first_arrival, exports, tmp_path_factory) -> DuckDBRun:
+    out = tmp_path_factory.mktemp("duckdb_side")
+    lake = out / "lake"
+    target = recreate_database(server, "sf_test_duckdb")
+    env = {"OFFLINE_ENGINE": "duckdb", "DATABASE_URL": target.url, "LAKE_DIR": str(lake)}
+    streamflow(["pipeline", "--no-feast"], {**env, "SEEDS_DIR": str(first_arrival)})
+    return DuckDBRun(Side(target, out, job_and_training_sets(env, exports, out), env), lake)
+
+
+def duckdb_marts(lake: Path) -> dict[str, pd.DataFrame]:
+    """The marts as the lake holds them (Hive partitions by as_of), read without DuckDB."""
+    return {
+        mart: ordered(
+            ds.dataset(lake / "features" / mart, format="parquet", partitioning="hive").to_table().to_pandas()
+        )
+        for mart in MARTS
+    }
+
+
+def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_duckdb, exports):
+    """DuckDB built both months, then the restated month alone; PostgreSQL the final exports."""
+    (_, second) = ingest.month_dirs(exports)[1]
+    job = on_duckdb.side.job
+    assert f"dbt build of 1 month(s): {second.isoformat()}" in job, job[-3000:]
+    marts = duckdb_marts(on_duckdb.lake)
+    assert_same_marts(pg_marts(postgres_side.target), marts)
+    usage = marts["usage_agg_30d"]
+    assert 77.5 in usage.loc[usage["as_of"] == second, "watch_hours_30d"].tolist()
+
+
+def test_training_sets_are_the_same_cell_for_cell(postgres_side, on_duckdb):
+    pg_out, duck_out = postgres_side.out, on_duckdb.side.out
+    assert_same_cells(pd.read_csv(pg_out / "all.csv"), pd.read_csv(duck_out / "all.csv"), "every month, CSV")
+    pg_edge, duck_edge = pq.read_table(pg_out / "edge.parquet"), pq.read_table(duck_out / "edge.parquet")
+    assert pg_edge.schema.names == duck_edge.schema.names
+    assert [f.type for f in pg_edge.schema] == [f.type for f in duck_edge.schema]
+    edge = pg_edge.to_pandas()
+    assert_same_cells(edge, duck_edge.to_pandas(), "edge cases, Parquet")
+    assert len(edge) == 43  # duplicates kept, the unknown user kept (with NULLs)
+
+
+def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_duckdb):
+    pg, duck = postgres_side.target, on_duckdb.side.target
+    assert_same_cells(online_rows(pg), online_rows(duck), "online store")
+    assert f"check-skew: {USERS} users, online equal to offline" in on_duckdb.side.job, on_duckdb.side.job[
+        -3000:
+    ]
+
+
+def test_monitoring_gives_the_same_drift(postgres_side, on_duckdb):
+    """Feast's own metrics on each offline store (its DuckDB store's kept in the lake)."""
+    ours, theirs = frame(postgres_side.target, DRIFT), frame(on_duckdb.side.target, DRIFT)
+    exact = ["feature_view", "feature", "as_of", "level", "row_count", "null_rate"]
+    assert_same_cells(ours[exact], theirs[exact], "feature drift")
+    apart = (ours["js_distance"] - theirs["js_distance"]).abs().dropna()
+    assert (ours["js_distance"].isna() == theirs["js_distance"].isna()).all()
+    assert apart.max() < 0.05, ours.assign(duckdb=theirs["js_distance"])[apart > 1e-9]
+    assert any((on_duckdb.lake / "feast_monitoring").iterdir())  # in the lake, not feature_repo/
