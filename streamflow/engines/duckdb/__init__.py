@@ -126,13 +126,12 @@ class DuckDBEngine(OfflineEngine):
                 conn.execute(f"drop table if exists {table}")
 
     def training_sql(self, store, service, entity_query: str) -> str:
-        """The PostgreSQL engine's point-in-time SQL (postgres_pit.py: DuckDB reads its `distinct
-        on` and materialized CTEs as PostgreSQL does) over what Feast would join. To do: DuckDB's
-        `ASOF LEFT JOIN` per view instead (issue 38's 12M-row target)."""
+        """DuckDB's as-of join per view (asof.py) over what Feast would join: the service's views
+        as Feast resolves them, each view's window from the entity set's first and last time."""
         from feast import utils
         from feast.infra.offline_stores import offline_utils
 
-        from streamflow.engines import postgres_pit
+        from streamflow.engines.duckdb import asof
         from streamflow.engines.postgres import ENTITY_TIMESTAMP
 
         refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
@@ -148,8 +147,7 @@ class DuckDBEngine(OfflineEngine):
         contexts = offline_utils.get_feature_view_query_context(
             refs, views, store.registry, store.project, (first, last)
         )
-        query = postgres_pit.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
-        return query.as_string(None)
+        return asof.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
 
     def land_served(self, service: str, file_id: str, table: pa.Table) -> int:
         return lake_served.land(service, file_id, table)
