@@ -57,7 +57,8 @@ def logging_schema(parts: Parts) -> pa.Schema:
 
 
 ENCODE = msgspec.json.Encoder().encode
-Line = tuple[int, str, str, int | None, str, bool, bool, list[Any], list[tuple[datetime, str] | None]]
+# a view with no row for the user carries its status with no event time: (null, "missing")
+Line = tuple[int, str, str, int | None, str, bool, bool, list[Any], list[tuple[datetime | None, str] | None]]
 DECODE = msgspec.json.Decoder(list[Line]).decode
 
 

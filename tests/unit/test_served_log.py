@@ -86,3 +86,23 @@ def test_the_bound_counts_what_the_worker_wrote_since_it_last_looked_at_the_fold
     files.write({SELECTION: [b"y"]}, counts)  # within the second: no new look, yet over the bound
     assert (counts.logged, counts.dropped_disk) == (1, 1)
     files.roll(force=True)
+
+
+def test_a_view_with_no_row_for_the_user_is_read_as_not_found(tmp_path):
+    """A view the store holds nothing of for a user still has a status, with no event time
+    (`missing`): the collector reads it (it refused the whole file, so no replay went past it)."""
+    log = served_log.ServedLog(tmp_path, 1.0, 10)
+    nothing = {"usage": FeatureViewStatus(event_timestamp=None, status="missing")}
+    log.keep(
+        "POST /features",
+        Request(),
+        SELECTION,
+        [Vector("d", True, {"watch_hours": None, "devices": None}, nothing)],
+        1,
+    )
+    asyncio.run(log.flush(force_roll=True))
+    [path] = tmp_path.glob("*.jsonl")
+    [row] = spool.read(path)[1].to_pylist()
+    assert (
+        row["usage__watch_hours__timestamp"] is None and row["usage__watch_hours__status"] == spool.NOT_FOUND
+    )

@@ -181,8 +181,11 @@ def online_rows(target) -> pd.DataFrame:
 
 def job_and_training_sets(env: dict[str, str], exports: Path, out: Path) -> str:
     """The whole job with check-skew (one process, as `make pipeline` runs it), then the training
-    sets: every month as CSV, the edge cases as Parquet (in local mode); the job's output."""
-    job = streamflow(["pipeline", "--checks"], {**env, "SEEDS_DIR": str(exports)}).stdout
+    sets: every month as CSV, the edge cases as Parquet (in local mode); the job's output. Its
+    replay step collects a served log of its own (none): not the spool other tests of this
+    worker's process left in the default folder."""
+    spool = {"SERVED_LOG_DIR": str(out / "served_log")}
+    job = streamflow(["pipeline", "--checks"], {**env, **spool, "SEEDS_DIR": str(exports)}).stdout
     streamflow(["training-set", "--as-of", "all", "--out", str(out / "all.csv")], env)
     entities = edge_entities(out / "entities.csv", exports)
     streamflow(
