@@ -43,6 +43,25 @@ if TYPE_CHECKING:
     from streamflow.targets import PgTarget
 
 
+ENTITY_TIMESTAMP = "event_timestamp"  # the entity queries' time column, as Feast names it
+
+
+def feast_query_contexts(store: FeatureStore, service: FeatureService, first, last) -> list:
+    """What Feast would join for `service`: its views as Feast resolves them, each view's window
+    from the entity set's first and last time (None: no entity rows, so nothing will be read and
+    any window does). Each engine writes its own point-in-time SQL over these."""
+    from feast import utils
+    from feast.infra.offline_stores import offline_utils
+
+    if first is None:
+        first = last = datetime.now(UTC)
+    refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
+    views, _ = utils._get_feature_views_to_use(store.registry, store.project, service)
+    return offline_utils.get_feature_view_query_context(
+        refs, views, store.registry, store.project, (first, last)
+    )
+
+
 class OfflineEngine(ABC):
     name: ClassVar[str]
 

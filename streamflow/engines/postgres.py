@@ -20,7 +20,7 @@ from psycopg import sql
 
 from streamflow import config, database, targets
 from streamflow.engines import postgres_pit, postgres_served
-from streamflow.engines.contract import OfflineEngine
+from streamflow.engines.contract import ENTITY_TIMESTAMP, OfflineEngine, feast_query_contexts
 from streamflow.ingest.validate import copy_error
 
 if TYPE_CHECKING:  # Feast's import costs 3 s: only the steps that read rows pay it
@@ -30,9 +30,6 @@ if TYPE_CHECKING:  # Feast's import costs 3 s: only the steps that read rows pay
 
 TIMESTAMPTZ_OID = 1184
 BATCH_BYTES = 1 << 24  # of CSV per batch: ~100k training rows
-
-
-ENTITY_TIMESTAMP = "event_timestamp"  # the entity queries' time column, as Feast names it
 
 
 def _arrow_type(type_code: int) -> pa.DataType:
@@ -224,11 +221,6 @@ class PostgresEngine(OfflineEngine):
     def training_sql(self, store, service, entity_query: str) -> str:
         """Our point-in-time SQL (postgres_pit.py) over what Feast would join: the service's views
         as Feast resolves them, each view's window from the entity set's first and last time."""
-        from feast import utils
-        from feast.infra.offline_stores import offline_utils
-
-        refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
-        views, _ = utils._get_feature_views_to_use(store.registry, store.project, service)
         with database.connect() as conn:
             conn.execute("set timezone to 'UTC'")
             cursor = conn.execute(f"select * from ({entity_query}) as entities limit 0")
@@ -238,11 +230,7 @@ class PostgresEngine(OfflineEngine):
                     t=sql.Identifier(ENTITY_TIMESTAMP), q=sql.SQL(entity_query)
                 )
             ).fetchone()
-            if first is None:  # no entity rows: no window to bound, and nothing will be read
-                first = last = datetime.now(UTC)
-            contexts = offline_utils.get_feature_view_query_context(
-                refs, views, store.registry, store.project, (first, last)
-            )
+            contexts = feast_query_contexts(store, service, first, last)
             query = postgres_pit.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
             return query.as_string(conn)
 

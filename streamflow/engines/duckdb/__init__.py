@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from streamflow import config
 from streamflow.engines import lake, lake_served
-from streamflow.engines.contract import OfflineEngine
+from streamflow.engines.contract import ENTITY_TIMESTAMP, OfflineEngine, feast_query_contexts
 from streamflow.engines.duckdb import catalog
 from streamflow.ingest.validate import IngestError
 
@@ -128,25 +128,14 @@ class DuckDBEngine(OfflineEngine):
     def training_sql(self, store, service, entity_query: str) -> str:
         """DuckDB's as-of join per view (asof.py) over what Feast would join: the service's views
         as Feast resolves them, each view's window from the entity set's first and last time."""
-        from feast import utils
-        from feast.infra.offline_stores import offline_utils
-
         from streamflow.engines.duckdb import asof
-        from streamflow.engines.postgres import ENTITY_TIMESTAMP
 
-        refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
-        views, _ = utils._get_feature_views_to_use(store.registry, store.project, service)
         columns = self.read_query(f"select * from ({entity_query}) as entities limit 0").column_names
         stamp = self.quote(ENTITY_TIMESTAMP)
         window = self.read_query(
             f"select min({stamp}) as first, max({stamp}) as last from ({entity_query}) as e"
         ).to_pylist()[0]
-        first, last = window["first"], window["last"]
-        if first is None:  # no entity rows: no window to bound, and nothing will be read
-            first = last = datetime.now(UTC)
-        contexts = offline_utils.get_feature_view_query_context(
-            refs, views, store.registry, store.project, (first, last)
-        )
+        contexts = feast_query_contexts(store, service, window["first"], window["last"])
         return asof.point_in_time_sql(contexts, entity_query, columns, ENTITY_TIMESTAMP, False)
 
     def land_served(self, service: str, file_id: str, table: pa.Table) -> int:

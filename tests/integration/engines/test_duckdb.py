@@ -31,8 +31,10 @@ from tests.integration.spark.support import (
     online_rows,
     ordered,
     pg_marts,
+    reference_side,
+    second_arrival,
 )
-from tests.support import recreate_database, restated, streamflow
+from tests.support import recreate_database, streamflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 USERS = 500
@@ -45,20 +47,14 @@ def first_arrival(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exports(first_arrival, tmp_path_factory) -> Path:
-    """The first month as it was, the second restated (one user's watch hours 77.5)."""
-    final = tmp_path_factory.mktemp("final")
-    (first, _), (second, _) = ingest.month_dirs(first_arrival)
-    (final / first.name).symlink_to(first)
-    restated(second, final / second.name)
-    return final
+    return second_arrival(first_arrival, tmp_path_factory.mktemp("final"))
 
 
 @pytest.fixture(scope="module")
 def postgres_side(server, exports, tmp_path_factory) -> Side:
-    out = tmp_path_factory.mktemp("postgres_side")
-    target = recreate_database(server, "sf_test_duckdb_reference")
-    env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
-    return Side(target, out, job_and_training_sets(env, exports, out), env)
+    return reference_side(
+        server, exports, tmp_path_factory.mktemp("postgres_side"), "sf_test_duckdb_reference"
+    )
 
 
 class DuckDBRun(NamedTuple):

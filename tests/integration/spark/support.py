@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 
 from streamflow import ingest
 from streamflow.targets import PgTarget
-from tests.support import streamflow
+from tests.support import recreate_database, restated, streamflow
 
 
 def on_spark(args: list[str], logs_db, lake: Path, **extra: str) -> str:
@@ -208,3 +208,20 @@ class Side(NamedTuple):
     out: Path  # its training sets
     job: str  # the job's output (check-skew's included)
     env: dict[str, str]  # a `streamflow` command on this engine
+
+
+def second_arrival(first_arrival: Path, final: Path) -> Path:
+    """The months as they stand after the second arrival, in `final`: the first as it was, the
+    second restated (one user's watch hours 77.5)."""
+    (first, _), (second, _) = ingest.month_dirs(first_arrival)
+    (final / first.name).symlink_to(first)
+    restated(second, final / second.name)
+    return final
+
+
+def reference_side(server, exports: Path, out: Path, database: str) -> Side:
+    """The PostgreSQL engine's stack of `exports` and its answers, in `database`: what a lake
+    engine's are held to."""
+    target = recreate_database(server, database)
+    env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
+    return Side(target, out, job_and_training_sets(env, exports, out), env)

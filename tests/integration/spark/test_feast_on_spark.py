@@ -44,12 +44,14 @@ from tests.integration.spark.support import (
     listening_addresses,
     online_rows,
     pg_marts,
+    reference_side,
+    second_arrival,
     spark_marts,
     streamflow,
     vectors,
     worker_executors,
 )
-from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database, restated
+from tests.support import api_server, free_cluster_ports, free_port, query, recreate_database
 
 # The module's Spark stack is built in its first test's time: ~7 minutes alone on 2 cores, twice
 # that with a second suite on the machine (pytest-timeout counts fixtures).
@@ -64,26 +66,18 @@ def first_arrival(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exports(first_arrival, tmp_path_factory) -> Path:
-    """The months as they stand after the second arrival: the first as it was, the second
-    restated (one user's watch hours 77.5)."""
-    final = tmp_path_factory.mktemp("final")
-    (first, _), (second, _) = ingest.month_dirs(first_arrival)
-    (final / first.name).symlink_to(first)
-    restated(second, final / second.name)
-    return final
+    return second_arrival(first_arrival, tmp_path_factory.mktemp("final"))
 
 
 @pytest.fixture(scope="module")
 def postgres_side(server, exports, tmp_path_factory) -> Side:
     """The PostgreSQL engine's stack and answers: what Spark's are held to."""
-    out = tmp_path_factory.mktemp("postgres_side")
-    target = recreate_database(server, "sf_test_feast_postgres")
-    env = {"OFFLINE_ENGINE": "postgres", "DATABASE_URL": target.url}
-    skew = job_and_training_sets(env, exports, out)
+    side = reference_side(server, exports, tmp_path_factory.mktemp("postgres_side"), "sf_test_feast_postgres")
     streamflow(
-        ["training-set", "--as-of", "all", "--format", "parquet", "--out", str(out / "all.parquet")], env
+        ["training-set", "--as-of", "all", "--format", "parquet", "--out", str(side.out / "all.parquet")],
+        side.env,
     )
-    return Side(target, out, skew, env)
+    return side
 
 
 class SparkRun(NamedTuple):
