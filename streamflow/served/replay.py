@@ -190,10 +190,9 @@ def _replay_selection(engine, table: str, lo: int, views, judge: Judge, replayed
     if hi <= lo:
         return None
     logged = set(engine.read_query(f"select * from {table} limit 0").column_names)
+    # the service's views, and any other a request named features of
     served = [(v, [f.name for f in v.features if f"{v.name}__{f.name}" in logged]) for v in views]
-    served = [
-        (view, features) for view, features in served if features
-    ]  # the service's, and any other a request named
+    served = [(view, features) for view, features in served if features]
     months = {view.name: engine.event_timestamps([view]) for view, _ in served}
     for start in range(lo, hi, SLICE_ROWS):
         end = min(start + SLICE_ROWS, hi)
