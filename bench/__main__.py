@@ -2,13 +2,15 @@
 
     BENCH_SECONDS=15            load per serving contender and round (after a 3 s warm-up)
     BENCH_SIZES=7043,100000     pipeline sizes (users x 2 months); add 1000000 for the 1M run
-    BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark, served,
-                                replay: opt-in)
+    BENCH_PARTS=serving,memory,redis,pipeline,incremental,flow,progress   which parts (spark, duckdb,
+                                served, replay: opt-in)
     BENCH_REPLAY_ROWS=1000000   served rows the replay checks (BENCH_PARTS=replay: alone, then beside the API)
     BENCH_SWEEP_USERS=1000000   users of the memory part's sweep (more than the API's memory holds)
     BENCH_PROGRESS_USERS=100000 users of the progress display's cost run (off vs bar vs records)
     BENCH_SPARK_SIZES=200000,1000000   users of the engines' side-by-side run (BENCH_PARTS=spark)
     BENCH_FEAST_SPARK=12,1000000       months, users of Feast's steps on each engine (spark, spark-feast)
+    BENCH_DUCKDB=12,1000000     months, users of DuckDB beside the other engines (duckdb: a new
+                                month at the users, then every month's training set)
     BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
     BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
@@ -27,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from bench import (
+    duckdb_bench,
     feast_spark_bench,
     flow_bench,
     incremental_bench,
@@ -157,6 +160,10 @@ def main() -> int:
                 workdir,
                 stack.use_fresh_database,
             )
+        if "duckdb" in parts:
+            months, users = knobs.get(knobs.DUCKDB)
+            duckdb_bench.new_month(users, workdir, stack.use_fresh_database)
+            duckdb_bench.training_sets(months, users, workdir, stack.use_fresh_database)
     if by_size:
         print("\n" + pipeline_bench.table(by_size).to_string(index=False))
     if "incremental" in parts:

@@ -26,9 +26,12 @@ def seeds_with(months: list[tuple[Path, object]], count: int, folder: Path) -> P
     return folder
 
 
-def monthly_job(history: int, months: list, workdir: Path, target: targets.PgTarget) -> list[Step]:
-    """Build a stack of `history` months (not timed), then land month `history` and time the job."""
-    python, env = sys.executable, {"DATABASE_URL": target.url}
+def monthly_job(
+    history: int, months: list, workdir: Path, target: targets.PgTarget, engine: dict[str, str] | None = None
+) -> list[Step]:
+    """Build a stack of `history` months (not timed), then land month `history` and time the job
+    (`engine`: the variables of another offline engine than PostgreSQL)."""
+    python, env = sys.executable, {"DATABASE_URL": target.url, **(engine or {})}
     seeds = seeds_with(months, history, workdir / f"history_{history}")
     setup, _ = measured(
         f"build {history} months of history",

@@ -24,6 +24,8 @@ _TABLE = (
      NUMBERS),
     ("BENCH_FEAST_SPARK", "12,1000000", "months and users of Feast's steps on each engine", config.whole_list,
      "numbers, months,users"),
+    ("BENCH_DUCKDB", "12,1000000", "months and users of DuckDB beside the other engines (BENCH_PARTS=duckdb)",
+     config.whole_list, "numbers, months,users"),
     ("BENCH_PROGRESS_USERS", "100000", "users of the progress display's cost run", ONE_OR_MORE, A_NUMBER),
     ("BENCH_SWEEP_USERS", "1000000", "users of the serving sweep (memory smaller than the data)", ONE_OR_MORE,
      A_NUMBER),
@@ -33,7 +35,7 @@ _TABLE = (
 )  # fmt: skip
 KNOBS = tuple(Variable(*row) for row in _TABLE)
 (
-    SECONDS, SIZES, PARTS, REDIS_USERS, INCREMENTAL_USERS, SPARK_SIZES, FEAST_SPARK, PROGRESS_USERS,
+    SECONDS, SIZES, PARTS, REDIS_USERS, INCREMENTAL_USERS, SPARK_SIZES, FEAST_SPARK, DUCKDB, PROGRESS_USERS,
     SWEEP_USERS, HISTORIES, REPLAY_ROWS,
 ) = KNOBS  # fmt: skip
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -98,6 +99,14 @@ def _fraction(raw: str) -> float:
     return value
 
 
+def _memory_size(raw: str) -> str:
+    """A size DuckDB reads: a number and a unit, 4GB or 512MiB."""
+    value = raw.strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, flags=re.IGNORECASE):
+        raise ValueError
+    return value
+
+
 def whole_list(raw: str) -> list[int]:
     values = [int(part) for part in raw.split(",") if part.strip()]
     if not values or min(values) < 1:
@@ -151,6 +160,12 @@ SPARK_LOCAL_IP = _declare(
     "SPARK_LOCAL_IP", "127.0.0.1", "the address Spark's master, workers, driver and web UIs listen on"
 )
 LAKE_DIR = _declare("LAKE_DIR", None, "where the lake engines (Spark, DuckDB) keep their Parquet (the lake)")
+# The DuckDB engine (streamflow/engines/duckdb/)
+DUCKDB_MEMORY_LIMIT = _declare(
+    "DUCKDB_MEMORY_LIMIT", "4GB",
+    "DuckDB's memory in a process; a query that needs more spills to the lake's duckdb/ folder",
+    _memory_size, "a size: 4GB, 512MiB",
+)  # fmt: skip
 ONLINE_STORE = _declare(
     "ONLINE_STORE", "postgres", "the online store", _choice(*ONLINE_STORES), " or ".join(ONLINE_STORES)
 )

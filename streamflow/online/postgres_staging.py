@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import Connection, sql
 
@@ -24,6 +25,16 @@ from streamflow.online.postgres_guard import guarded_upsert
 
 WRITTEN = pa.schema([("written", pa.int64())])
 STAGING_PREFIX = "materialize_staging_"
+
+
+def utc_wall_clock(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Times with a zone as their UTC wall clock: Arrow's CSV writes a zoned time through the
+    time zone database, value by value (8.5 of 9 s for a month of 1M users), a plain one at once."""
+    zoned = [pa.types.is_timestamp(c.type) and c.type.tz is not None for c in batch.columns]
+    columns = [
+        pc.cast(c, pa.timestamp(c.type.unit)) if z else c for c, z in zip(batch.columns, zoned, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,15 @@ class StagedMonth:
             self.staging_table, sql.SQL(", ").join(map(sql.Identifier, names))
         )
         rows = 0
-        with psycopg.connect(self.url, autocommit=True) as conn, conn.cursor().copy(copy_in) as copy:
+        # the session in UTC: the times go as UTC wall clock (utc_wall_clock)
+        with (
+            psycopg.connect(self.url, autocommit=True, options="-c TimeZone=UTC") as conn,
+            conn.cursor().copy(copy_in) as copy,
+        ):
             for batch in batches:
-                buffer = io.BytesIO()  # Arrow's CSV: ISO times with Z, true/false, quoted text
-                pacsv.write_csv(batch.select(names), buffer, pacsv.WriteOptions(include_header=False))
+                buffer = io.BytesIO()  # Arrow's CSV: true/false, quoted text
+                utc = utc_wall_clock(batch.select(names))
+                pacsv.write_csv(utc, buffer, pacsv.WriteOptions(include_header=False))
                 copy.write(buffer.getvalue())
                 rows += batch.num_rows
         yield pa.RecordBatch.from_pydict({"written": [rows]}, schema=WRITTEN)

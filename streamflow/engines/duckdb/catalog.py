@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from streamflow import database
+from streamflow import config, database
 from streamflow.engines import lake
 from streamflow.exports import TABLES
 
@@ -25,14 +25,18 @@ def catalog_path() -> Path:
 
 
 def connect(read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection to the catalog, its session in UTC (Feast's event times are UTC). Within one
-    process every connection shares one database instance (DuckDB caches it by path)."""
+    """A connection to the catalog, its session in UTC (Feast's event times are UTC), its memory
+    DUCKDB_MEMORY_LIMIT: DuckDB's own default is 80 % of the machine, and a 12M-row training set's
+    as-of joins and sort then hold every row (12 GB); under the limit they spill to disk (the
+    catalog's `.tmp` folder beside it). Within one process every connection shares one database
+    instance (DuckDB caches it by path)."""
     import duckdb  # the engine's own group (`make setup-duckdb`): imported where it is used
 
     path = catalog_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(path), read_only=read_only)
     conn.execute("set TimeZone = 'UTC'")  # after connecting: as a connect option ICU is not loaded yet
+    conn.execute("set memory_limit = $limit", {"limit": config.get(config.DUCKDB_MEMORY_LIMIT)})
     return conn
 
 
