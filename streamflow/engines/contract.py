@@ -136,6 +136,13 @@ class OfflineEngine(ABC):
         """The entity query of every user labelled at each of `as_ofs` (None: every labelled
         month), at that as_of, with its label: user_id, event_timestamp, churn_label."""
 
+    def labelled_slices(self, as_ofs: Sequence[date] | None) -> list[Sequence[date] | None]:
+        """The labelled months of a training set, in the queries it is read by, oldest first
+        (each a `labelled_entities` query; their rows follow one another in the file). Here one
+        query of them all; an engine whose point-in-time join costs more than linearly in the
+        rows (a sort that spills) reads a month at a time."""
+        return [as_ofs]
+
     @abstractmethod
     def uploaded_entities(self, csv_path: Path) -> AbstractContextManager[str]:
         """The entity query of a user_id,event_timestamp file (no offset: UTC), each row labelled

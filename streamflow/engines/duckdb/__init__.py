@@ -94,6 +94,12 @@ class DuckDBEngine(OfflineEngine):
             f" from features.churn_labels{where}"
         )
 
+    def labelled_slices(self, as_ofs: Sequence[date] | None) -> list[Sequence[date] | None]:
+        """A month at a time: each month's as-of joins and sort fit in memory (12 months of 1M
+        users at once: 47 s and 4.9 GB spilled; a month at a time: 26 s, nothing spilled)."""
+        months = sorted(as_ofs) if as_ofs is not None else self.mart_months("features.churn_labels")
+        return [[month] for month in months] or [as_ofs]
+
     @contextlib.contextmanager
     def uploaded_entities(self, csv_path: Path) -> Iterator[str]:
         """The file as a table of its own in the catalog (dropped afterwards), each row labelled
