@@ -70,3 +70,16 @@
 {% macro default__in_key_order() %}order by as_of, user_id{% endmacro %}
 
 {% macro spark__in_key_order() %}{% endmacro %}
+
+{#-
+    DuckDB: a mart's key (as_of, user_id) is held by its unique_grain test, the gate every build
+    passes, not by a PRIMARY KEY: DuckDB backs one with an index that made a month's insert of 1M
+    users 6x slower (0.88 s against 0.14) and deleting a restated month 4.85 s against 0.02.
+    Spark enforces no key either. The columns' NOT NULL and the rest of the contract stay.
+-#}
+{% macro duckdb__get_table_columns_and_constraints() %}
+    {%- set columns = adapter.render_raw_columns_constraints(raw_columns=model['columns']) -%}
+    {%- set kept = model['constraints'] | rejectattr('type', 'equalto', 'primary_key') | list -%}
+    {%- set constraints = adapter.render_raw_model_constraints(raw_constraints=kept) -%}
+    ({{ (columns + constraints) | join(', ') }})
+{% endmacro %}
