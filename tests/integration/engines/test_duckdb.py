@@ -1,5 +1,5 @@
 """The DuckDB engine gives the PostgreSQL engine's answers on the same generated months, in
-this machine's processes alone (no server, no JVM).
+this machine's processes alone (no server; a JVM only where Spark reads what DuckDB wrote).
 
 One DuckDB stack, built as the monthly job arrives: two months (`pipeline --no-feast`), then the
 second month restated (`pipeline --checks`: its ingest, an incremental dbt build of that month
@@ -10,11 +10,12 @@ training sets and the online rows cell for cell, no skew, the same drift."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,10 +23,10 @@ from streamflow import ingest
 from streamflow.generate import generate
 from tests.integration.spark.support import (
     DRIFT,
-    MARTS,
     Side,
     assert_same_cells,
     assert_same_marts,
+    duckdb_marts,
     frame,
     job_and_training_sets,
     online_rows,
@@ -72,16 +73,6 @@ def on_duckdb(server, first_arrival, exports, tmp_path_factory) -> DuckDBRun:
     return DuckDBRun(Side(target, out, job_and_training_sets(env, exports, out), env), lake)
 
 
-def duckdb_marts(lake: Path) -> dict[str, pd.DataFrame]:
-    """The marts as the lake holds them (Hive partitions by as_of), read without DuckDB."""
-    return {
-        mart: ordered(
-            ds.dataset(lake / "features" / mart, format="parquet", partitioning="hive").to_table().to_pandas()
-        )
-        for mart in MARTS
-    }
-
-
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_duckdb, exports):
     """DuckDB built both months, then the restated month alone; PostgreSQL the final exports."""
     (_, second) = ingest.month_dirs(exports)[1]
@@ -121,3 +112,35 @@ def test_monitoring_gives_the_same_drift(postgres_side, on_duckdb):
     assert (ours["js_distance"].isna() == theirs["js_distance"].isna()).all()
     assert apart.max() < 0.05, ours.assign(duckdb=theirs["js_distance"])[apart > 1e-9]
     assert any((on_duckdb.lake / "feast_monitoring").iterdir())  # in the lake, not feature_repo/
+
+
+# Spark reads the marts' folders as its own Parquet tables: partitions discovered, as_of a date
+SPARK_READS = """
+import sys
+from pyspark.sql import SparkSession
+
+spark = (
+    SparkSession.builder.master("local[1]").config("spark.sql.session.timeZone", "UTC")
+    .config("spark.ui.enabled", "false").config("spark.driver.bindAddress", "127.0.0.1")
+    .config("spark.driver.host", "127.0.0.1").getOrCreate()
+)
+features, out = sys.argv[1], sys.argv[2]
+for mart in sys.argv[3:]:
+    read = spark.read.parquet(f"{features}/{mart}")
+    assert dict(read.dtypes)["as_of"] == "date", read.dtypes
+    read.toPandas().to_parquet(f"{out}/{mart}.parquet")
+"""
+
+
+def test_spark_reads_the_marts_duckdb_wrote(postgres_side, on_duckdb, tmp_path):
+    """The other way round from test_feast_on_spark.py's: Spark (local, no catalog) reads
+    DuckDB's marts in the lake, and gets PostgreSQL's marts cell for cell."""
+    reference = pg_marts(postgres_side.target)
+    subprocess.run(
+        [sys.executable, "-c", SPARK_READS, str(on_duckdb.lake / "features"), str(tmp_path), *reference],
+        check=True,
+        timeout=300,
+    )
+    assert_same_marts(
+        reference, {mart: ordered(pd.read_parquet(tmp_path / f"{mart}.parquet")) for mart in reference}
+    )

@@ -79,6 +79,16 @@ def spark_marts(lake: Path) -> dict[str, pd.DataFrame]:
     }
 
 
+def duckdb_marts(lake: Path) -> dict[str, pd.DataFrame]:
+    """The marts DuckDB wrote to the lake (Hive partitions by as_of), read without DuckDB."""
+    return {
+        mart: ordered(
+            ds.dataset(lake / "features" / mart, format="parquet", partitioning="hive").to_table().to_pandas()
+        )
+        for mart in MARTS
+    }
+
+
 def pg_marts(target) -> dict[str, pd.DataFrame]:
     frames = {}
     with psycopg.connect(target.url) as conn:

@@ -39,10 +39,12 @@ from tests.integration.spark.support import (
     Side,
     assert_same_cells,
     assert_same_marts,
+    duckdb_marts,
     frame,
     job_and_training_sets,
     listening_addresses,
     online_rows,
+    ordered,
     pg_marts,
     reference_side,
     second_arrival,
@@ -312,3 +314,23 @@ def test_a_worker_killed_during_materialize_records_only_whole_months(on_spark):
         run.side.target.url, extra_env={k: v for k, v in run.side.env.items() if k != "SPARK_MASTER"}
     ) as base:
         assert vectors(base, list(run.expected)) == run.served
+
+
+def test_duckdb_builds_the_same_marts_from_the_lake_spark_landed(postgres_side, on_spark):
+    """The lake is one format for both lake engines: DuckDB's engine, pointed at the months
+    Spark's ingest landed (and their ingest log), builds PostgreSQL's marts from them; and DuckDB
+    reads the marts Spark wrote (its warehouse's Parquet) as they are. Last here: it adds a build
+    to this stack's log."""
+    import duckdb
+
+    env = {**on_spark.side.env, "OFFLINE_ENGINE": "duckdb"}
+    env.pop("SPARK_MASTER", None)
+    streamflow(["dbt", "build", "--full-refresh", "--quiet"], env)
+    reference = pg_marts(postgres_side.target)
+    assert_same_marts(reference, duckdb_marts(on_spark.lake))
+    warehouse = on_spark.lake / "warehouse" / "features.db"
+    with duckdb.connect() as conn:
+        conn.execute("set TimeZone = 'UTC'")
+        parquet = "select * from read_parquet('{}/as_of=*/*.parquet', hive_partitioning = true)"
+        read = {mart: ordered(conn.sql(parquet.format(warehouse / mart)).df()) for mart in reference}
+    assert_same_marts(reference, read)
