@@ -47,7 +47,8 @@ def partition_dir(table: RawTable, as_of: date) -> Path:
 
 def _write_hidden(checked: CheckedFile, as_of: date, loaded_at: datetime) -> Path:
     data = read_typed(checked.content, checked.table, checked.columns)  # the bytes validated
-    stamp = pa.array([loaded_at] * data.num_rows, pa.timestamp("us", tz="UTC"))
+    # one scalar repeated, not a list of a million datetimes (0.4 s a file)
+    stamp = pa.repeat(pa.scalar(loaded_at, pa.timestamp("us", tz="UTC")), data.num_rows)
     data = data.append_column("loaded_at", stamp)
     folder = f"{INCOMING}{as_of.isoformat()}-{_OWNER}-{uuid.uuid4().hex[:8]}"
     hidden = raw_dir() / checked.table.snapshot_table / folder
