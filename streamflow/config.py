@@ -162,8 +162,9 @@ SPARK_LOCAL_IP = _declare(
 LAKE_DIR = _declare("LAKE_DIR", None, "where the lake engines (Spark, DuckDB) keep their Parquet (the lake)")
 # The DuckDB engine (streamflow/engines/duckdb/)
 DUCKDB_MEMORY_LIMIT = _declare(
-    "DUCKDB_MEMORY_LIMIT", "4GB",
-    "DuckDB's memory in a process; a query that needs more spills to the lake's duckdb/ folder",
+    "DUCKDB_MEMORY_LIMIT", None,
+    "DuckDB's memory in a process (default 4GB, or 80 % of a smaller machine's); a query that needs "
+    "more spills to the lake's duckdb/ folder",
     _memory_size, "a size: 4GB, 512MiB",
 )  # fmt: skip
 ONLINE_STORE = _declare(

@@ -28,6 +28,7 @@ REFUSED = {
     config.DRIFT_THRESHOLD: "2",
     config.DRIFT_WATCH_THRESHOLD: "-0.1",
     config.UI_PORT: "http",
+    config.DUCKDB_MEMORY_LIMIT: "lots",
     config.PIPELINE_LOCK_WAIT: "forever",
     config.PREFECT_PORT: "70000",
     config.FLOW_RETRIES: "-1",
@@ -126,3 +127,20 @@ def test_any_command_refuses_a_bad_value_before_work():
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "serve: DB_POOL_SIZE='abc': expected a whole number 1..1000"
+
+
+def test_duckdb_memory_is_bounded_unless_given(monkeypatch):
+    """4 GiB, or 80 % of a machine with less (DuckDB's own default is 80 % of any machine: a
+    12M-row training set then held 12 GB); a given size is DuckDB's to read."""
+    from streamflow.engines.duckdb import catalog
+
+    monkeypatch.delenv(config.DUCKDB_MEMORY_LIMIT, raising=False)
+    gib = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**30 // 4096}
+    monkeypatch.setattr(
+        catalog.os, "sysconf", lambda name: gib[name] * (24 if name == "SC_PHYS_PAGES" else 1)
+    )
+    assert catalog.memory_limit() == "4096MiB"
+    monkeypatch.setattr(catalog.os, "sysconf", lambda name: gib[name] * (2 if name == "SC_PHYS_PAGES" else 1))
+    assert catalog.memory_limit() == "1638MiB"
+    monkeypatch.setenv(config.DUCKDB_MEMORY_LIMIT, "12GB")
+    assert catalog.memory_limit() == "12GB"

@@ -40,7 +40,7 @@ class DuckDBEngine(OfflineEngine):
         return {
             "STREAMFLOW_DBT_TARGET": "duckdb",
             "STREAMFLOW_DUCKDB_PATH": str(catalog.catalog_path()),
-            "STREAMFLOW_DUCKDB_MEMORY_LIMIT": config.get(config.DUCKDB_MEMORY_LIMIT),
+            "STREAMFLOW_DUCKDB_MEMORY_LIMIT": catalog.memory_limit(),
             "STREAMFLOW_LAKE_DIR": str(lake.lake_dir()),
         }
 

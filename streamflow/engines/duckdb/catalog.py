@@ -7,6 +7,7 @@ downloaded, and nothing is downloaded at run time here)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from streamflow.exports import TABLES
 
 if TYPE_CHECKING:
     import duckdb
+
+DEFAULT_MEMORY = 4 * 2**30
 
 
 def catalog_path() -> Path:
@@ -36,8 +39,18 @@ def connect(read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(path), read_only=read_only)
     conn.execute("set TimeZone = 'UTC'")  # after connecting: as a connect option ICU is not loaded yet
-    conn.execute("set memory_limit = $limit", {"limit": config.get(config.DUCKDB_MEMORY_LIMIT)})
+    conn.execute("set memory_limit = $limit", {"limit": memory_limit()})
     return conn
+
+
+def memory_limit() -> str:
+    """DUCKDB_MEMORY_LIMIT, or 4 GiB where the machine has 5 or more (DuckDB's own default, 80 %
+    of the memory, where it has less)."""
+    given = config.get(config.DUCKDB_MEMORY_LIMIT)
+    if given:
+        return given
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{min(DEFAULT_MEMORY, int(machine * 0.8)) // 2**20}MiB"
 
 
 def _partitions(folder: Path) -> str:
