@@ -1,4 +1,5 @@
-"""The training set's CSV: times formatted once per distinct value, the same bytes as pandas'."""
+"""The training set's CSV: times and doubles formatted once per distinct value, the same bytes
+as pandas'."""
 
 from __future__ import annotations
 
@@ -27,4 +28,21 @@ def test_times_are_written_as_pandas_writes_them(stamps):
     ours = frame.assign(event_timestamp=csv_text_once_per_value(frame["event_timestamp"]))
     written = io.StringIO()
     ours.to_csv(written, index=False)
+    assert written.getvalue() == expected.getvalue()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [19.99, 3.0, None, 1e-05, 19.99, -0.0, 1e16, 123456789.125, 3.0, 0.1 + 0.2, None],
+        [2.5, 2.5, 2.5, 7.0],
+        [0.1, 0.2, 0.3],  # all distinct: left as they are
+    ],
+)
+def test_doubles_are_written_as_pandas_writes_them(values):
+    frame = pd.DataFrame({"x": pd.Series(values, dtype="float64"), "n": range(len(values))})
+    expected = io.StringIO()
+    frame.to_csv(expected, index=False)
+    written = io.StringIO()
+    frame.assign(x=csv_text_once_per_value(frame["x"])).to_csv(written, index=False)
     assert written.getvalue() == expected.getvalue()
