@@ -29,9 +29,10 @@
     After a mart is written (the post-hook of every mart): planner statistics, and on DuckDB the
     mart as Parquet in the lake too, partitioned by as_of (what Feast's DuckDB store reads:
     streamflow/engines/duckdb/feast_source.py). An incremental build writes only the months it
-    wrote (its build months and the month after each, which usage_trends rewrites), each month
-    one file `data_0.parquet` replaced in place, so a build's cost does not grow with the history;
-    a first build or a full refresh rewrites the folder.
+    wrote (its build months and the month after each, which usage_trends rewrites) and any month
+    the lake lacks (a mart new to the stack is built whole), each month one file
+    `data_0.parquet` replaced in place, so a build's cost does not grow with the history; a
+    first build or a full refresh rewrites the folder.
 -#}
 {% macro after_build(relation) %}
     {%- if adapter is not defined -%}{{ return(default__after_build(relation)) }}{%- endif -%}
@@ -46,11 +47,16 @@
     {#- a hook runs after the model: is_incremental() is true once the table exists, so a first
         build reads here as incremental with every month to write (build_months() is none) -#}
     {%- set months = build_months() if is_incremental() else none -%}
+    {%- set folder = env_var("STREAMFLOW_LAKE_DIR") ~ "/features/" ~ relation.identifier -%}
     analyze {{ relation }};
     copy (
         select * from {{ relation }}
-        {%- if months is not none %} where {{ in_build_months(shifts=[0, 1]) }}{% endif %}
-    ) to '{{ env_var("STREAMFLOW_LAKE_DIR") }}/features/{{ relation.identifier }}' (
+        {%- if months is not none %}
+        where {{ in_build_months(shifts=[0, 1]) }} or as_of not in (
+            select regexp_extract(file, 'as_of=([0-9-]+)/', 1)::date from glob('{{ folder }}/as_of=*/*.parquet')
+        )
+        {%- endif %}
+    ) to '{{ folder }}' (
         format parquet, partition_by (as_of), filename_pattern 'data_{i}',
         {{ 'overwrite_or_ignore' if months is not none else 'overwrite' }} true
     )
