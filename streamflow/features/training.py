@@ -103,8 +103,8 @@ def csv_text_once_per_value(column: pd.Series) -> pd.Series:
 
 def write(queries: Sequence[str], service: FeatureService, out: Path, file_format: str = "csv") -> int:
     """Stream the rows of `queries`, one after the other, into `out` batch by batch; returns the
-    rows written. Parquet
-    keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is the course's format.
+    rows written. Parquet keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is
+    the course's format.
     Whole or not at all: the rows go to a temporary file beside `out`, renamed onto it once
     complete, so a killed or failed run never leaves a truncated file that looks valid."""
     out.parent.mkdir(parents=True, exist_ok=True)

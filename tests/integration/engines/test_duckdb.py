@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from streamflow import ingest
@@ -26,8 +25,10 @@ from streamflow.generate import generate
 from tests.integration.spark.support import (
     DRIFT,
     Side,
+    assert_restated_marts,
     assert_same_cells,
     assert_same_marts,
+    assert_same_training_sets,
     duckdb_marts,
     frame,
     job_and_training_sets,
@@ -81,24 +82,13 @@ def on_duckdb(server, first_arrival, exports, tmp_path_factory) -> DuckDBRun:
 
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_duckdb, exports):
     """DuckDB built both months, then the restated month alone; PostgreSQL the final exports."""
-    (_, second) = ingest.month_dirs(exports)[1]
-    job = on_duckdb.side.job
-    assert f"dbt build of 1 month(s): {second.isoformat()}" in job, job[-3000:]
-    marts = duckdb_marts(on_duckdb.lake)
-    assert_same_marts(pg_marts(postgres_side.target), marts)
-    usage = marts["usage_agg_30d"]
-    assert 77.5 in usage.loc[usage["as_of"] == second, "watch_hours_30d"].tolist()
+    assert_restated_marts(
+        on_duckdb.side.job, exports, pg_marts(postgres_side.target), duckdb_marts(on_duckdb.lake)
+    )
 
 
 def test_training_sets_are_the_same_cell_for_cell(postgres_side, on_duckdb):
-    pg_out, duck_out = postgres_side.out, on_duckdb.side.out
-    assert_same_cells(pd.read_csv(pg_out / "all.csv"), pd.read_csv(duck_out / "all.csv"), "every month, CSV")
-    pg_edge, duck_edge = pq.read_table(pg_out / "edge.parquet"), pq.read_table(duck_out / "edge.parquet")
-    assert pg_edge.schema.names == duck_edge.schema.names
-    assert [f.type for f in pg_edge.schema] == [f.type for f in duck_edge.schema]
-    edge = pg_edge.to_pandas()
-    assert_same_cells(edge, duck_edge.to_pandas(), "edge cases, Parquet")
-    assert len(edge) == 43  # duplicates kept, the unknown user kept (with NULLs)
+    assert_same_training_sets(postgres_side.out, on_duckdb.side.out)
 
 
 def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_duckdb):

@@ -18,6 +18,7 @@ import pandas as pd
 import psutil
 import psycopg
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from streamflow import ingest
 from streamflow.targets import PgTarget
@@ -113,6 +114,39 @@ def ordered(frame: pd.DataFrame) -> pd.DataFrame:
 def assert_same_marts(postgres: dict[str, pd.DataFrame], spark: dict[str, pd.DataFrame]) -> None:
     for mart in MARTS:
         assert_same_cells(postgres[mart], spark[mart], mart)
+
+
+def assert_restated_marts(job: str, exports: Path, reference: dict, marts: dict) -> None:
+    """An engine built both months, then the restated second month alone (its job says so);
+    PostgreSQL the final exports at once: the marts the same, the restated value in."""
+    (_, second) = ingest.month_dirs(exports)[1]
+    assert f"dbt build of 1 month(s): {second.isoformat()}" in job, job[-3000:]
+    assert_same_marts(reference, marts)
+    usage = marts["usage_agg_30d"]
+    assert 77.5 in usage.loc[usage["as_of"] == second, "watch_hours_30d"].tolist()  # the restated value
+
+
+def assert_same_training_sets(reference_out: Path, out: Path) -> None:
+    """Every month as CSV, and the edge cases as Parquet with their column types, the same as the
+    reference's (job_and_training_sets); the unknown user kept, its features NULL."""
+    assert_same_cells(
+        pd.read_csv(reference_out / "all.csv"), pd.read_csv(out / "all.csv"), "every month, CSV"
+    )
+    reference_edge, edge_file = (
+        pq.read_table(reference_out / "edge.parquet"),
+        pq.read_table(out / "edge.parquet"),
+    )
+    assert reference_edge.schema.names == edge_file.schema.names
+    assert [f.type for f in reference_edge.schema] == [f.type for f in edge_file.schema]
+    edge = reference_edge.to_pandas()
+    assert_same_cells(edge, edge_file.to_pandas(), "edge cases, Parquet")
+    assert len(edge) == 43  # duplicates kept, the unknown user kept (with NULLs)
+    assert (
+        edge.loc[edge["user_id"] == "0000-NOBODY"]
+        .drop(columns=["user_id", "event_timestamp"])
+        .isna()
+        .all(axis=None)
+    )
 
 
 def vectors(base: str, users: list[str]) -> dict[str, dict]:

@@ -26,19 +26,20 @@ import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from streamflow import config, ingest
+from streamflow import config
 from streamflow.engines.spark import cluster
 from streamflow.generate import generate
 from streamflow.online.redis_server import LocalRedis
 from tests.integration.spark.support import (
     DRIFT,
     Side,
+    assert_restated_marts,
     assert_same_cells,
     assert_same_marts,
+    assert_same_training_sets,
     duckdb_marts,
     frame,
     job_and_training_sets,
@@ -154,12 +155,9 @@ def test_the_cluster_listens_on_loopback_only(on_spark):
 def test_the_marts_are_the_same_cell_for_cell(postgres_side, on_spark, exports):
     """Spark built both months, then the restated month alone, incrementally; PostgreSQL built
     the final exports at once."""
-    (_, second) = ingest.month_dirs(exports)[1]
-    assert f"dbt build of 1 month(s): {second.isoformat()}" in on_spark.side.job, on_spark.side.job[-3000:]
-    spark = spark_marts(on_spark.lake)
-    assert_same_marts(pg_marts(postgres_side.target), spark)
-    usage = spark["usage_agg_30d"]
-    assert 77.5 in usage.loc[usage["as_of"] == second, "watch_hours_30d"].tolist()  # the restated value
+    assert_restated_marts(
+        on_spark.side.job, exports, pg_marts(postgres_side.target), spark_marts(on_spark.lake)
+    )
 
 
 def test_both_workers_ran_and_the_redis_cluster_serves_what_postgres_serves(on_spark):
@@ -177,20 +175,7 @@ def test_both_workers_ran_and_the_redis_cluster_serves_what_postgres_serves(on_s
 
 
 def test_training_sets_are_the_same_cell_for_cell(postgres_side, on_spark):
-    pg_out, spark_out = postgres_side.out, on_spark.side.out
-    assert_same_cells(pd.read_csv(pg_out / "all.csv"), pd.read_csv(spark_out / "all.csv"), "every month, CSV")
-    pg_edge, spark_edge = pq.read_table(pg_out / "edge.parquet"), pq.read_table(spark_out / "edge.parquet")
-    assert pg_edge.schema.names == spark_edge.schema.names
-    assert [f.type for f in pg_edge.schema] == [f.type for f in spark_edge.schema]
-    edge = pg_edge.to_pandas()
-    assert_same_cells(edge, spark_edge.to_pandas(), "edge cases, Parquet")
-    assert len(edge) == 43  # duplicates kept, the unknown user kept (with NULLs)
-    assert (
-        edge.loc[edge["user_id"] == "0000-NOBODY"]
-        .drop(columns=["user_id", "event_timestamp"])
-        .isna()
-        .all(axis=None)
-    )
+    assert_same_training_sets(postgres_side.out, on_spark.side.out)
 
 
 def test_online_rows_are_the_same_and_nothing_is_skewed(postgres_side, on_spark):
