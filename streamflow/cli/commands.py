@@ -109,11 +109,17 @@ def dbt_command(args) -> Exit:
     return Exit.FAILED if built is not None and not built else Exit.DONE
 
 
-@command("apply", "feast apply, then the API role's read-only grants", "streamflow apply")
+@command(
+    "apply",
+    "feast apply (skipped when nothing changed since the last), then the API role's read-only grants",
+    "streamflow apply",
+    "streamflow apply --force",
+)
+@arguments(lambda p: p.add_argument("--force", action="store_true", help="apply even when nothing changed"))
 def apply(args) -> Exit:
     from streamflow.features.apply import apply
 
-    apply()
+    apply(force=args.force)
     return Exit.DONE
 
 

@@ -8,10 +8,12 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from streamflow import cli, engines, ingest, targets
+from streamflow import cli, config, database, engines, ingest, targets
+from streamflow.control import apply_log
 from streamflow.features import training
 from streamflow.features.apply import apply
 from streamflow.features.materialize import materialize
+from streamflow.features.repo_fingerprint import fingerprint
 from streamflow.features.store import feature_store, online_backend
 from tests.integration.feast.reference import (
     COURSE_FEATURES,
@@ -161,11 +163,26 @@ def test_a_window_load_guards_each_view_on_its_own(store, fresh_db):
 def test_apply_is_idempotent(store, fresh_db):
     views = sorted((v.name, len(v.features)) for v in store.list_feature_views())
     online_before = online_snapshot(fresh_db)
-    apply()
-    apply()
+    assert apply(force=True) and apply(force=True)
     fresh = feature_store()
     assert sorted((v.name, len(v.features)) for v in fresh.list_feature_views()) == views
     assert online_snapshot(fresh_db) == online_before, "re-applying must not drop online data"
+
+
+def test_an_apply_of_what_was_applied_is_skipped(store, fresh_db):
+    """Same repository, same configuration: nothing to apply; another configuration applies, and
+    so does a registry that lost the project (`feast teardown`) whatever the log says."""
+    apply()
+    assert apply() is False
+    with config.overridden({config.MONITOR_BASELINE: "2024-02-29"}):
+        assert apply() is True
+        assert apply() is False
+    assert apply() is True  # back to the configuration before: applied again
+    with database.connect() as conn:
+        conn.execute("delete from feast.projects")
+        assert not apply_log.applied(conn, "streamflow", fingerprint())
+        conn.rollback()
+    assert [v.name for v in feature_store().list_feature_views()]
 
 
 def test_feature_views_match_the_dbt_contracts(store):
