@@ -9,15 +9,12 @@ materialize's advisory lock)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import Connection, sql
 
 from streamflow.online.layout import ENTITY_COLUMN
@@ -25,16 +22,17 @@ from streamflow.online.postgres_guard import guarded_upsert
 
 WRITTEN = pa.schema([("written", pa.int64())])
 STAGING_PREFIX = "materialize_staging_"
-
-
-def utc_wall_clock(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Times with a zone as their UTC wall clock: Arrow's CSV writes a zoned time through the
-    time zone database, value by value (8.5 of 9 s for a month of 1M users), a plain one at once."""
-    zoned = [pa.types.is_timestamp(c.type) and c.type.tz is not None for c in batch.columns]
-    columns = [
-        pc.cast(c, pa.timestamp(c.type.unit)) if z else c for c, z in zip(batch.columns, zoned, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+# The online layout's column types (layout.py) as Arrow types: a batch is cast to its table's
+# exact ones before the binary COPY (an int64 value too big for an integer column: a clear error).
+ARROW_TYPE_OF = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "double precision": pa.float64(),
+    "real": pa.float32(),
+    "boolean": pa.bool_(),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+}
 
 
 @dataclass(frozen=True)
@@ -66,22 +64,23 @@ class StagedMonth:
             conn.execute(sql.SQL("create unlogged table {} ({})").format(self.staging_table, columns))
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        names = [name for name, _ in self.columns]
-        copy_in = sql.SQL("copy {} ({}) from stdin (format csv)").format(
-            self.staging_table, sql.SQL(", ").join(map(sql.Identifier, names))
-        )
-        rows = 0
-        # the session in UTC: the times go as UTC wall clock (utc_wall_clock)
-        with (
-            psycopg.connect(self.url, autocommit=True, options="-c TimeZone=UTC") as conn,
-            conn.cursor().copy(copy_in) as copy,
-        ):
-            for batch in batches:
-                buffer = io.BytesIO()  # Arrow's CSV: true/false, quoted text
-                utc = utc_wall_clock(batch.select(names))
-                pacsv.write_csv(utc, buffer, pacsv.WriteOptions(include_header=False))
-                copy.write(buffer.getvalue())
-                rows += batch.num_rows
+        """COPY the batches in PostgreSQL's binary format, through Arrow's ADBC driver (Arrow's
+        columns encoded at once: for 1M users x 27 columns 1.9 s in all; as CSV, 1.0 s to
+        format and 2.9 s for the server to parse)."""
+        import adbc_driver_postgresql.dbapi as adbc  # here: 0.3 s of import, the writer's alone
+
+        schema = pa.schema([(name, ARROW_TYPE_OF[pg]) for name, pg in self.columns])
+        exact = (batch.select(schema.names).cast(schema) for batch in batches)
+        try:
+            with adbc.connect(self.url, autocommit=True) as conn, conn.cursor() as cursor:
+                rows = cursor.adbc_ingest(
+                    self.staging,
+                    pa.RecordBatchReader.from_batches(schema, exact),
+                    mode="append",
+                    db_schema_name=self.schema,
+                )
+        except adbc.OperationalError as exc:  # the server gone: what every step retries on
+            raise psycopg.OperationalError(f"the staged month's COPY: {exc}") from exc
         yield pa.RecordBatch.from_pydict({"written": [rows]}, schema=WRITTEN)
 
     def publish(self, conn: Connection, written: int) -> int:
@@ -94,9 +93,11 @@ class StagedMonth:
         return written
 
     def close(self) -> None:
-        """After a failed job: drop the table unless the month's transaction still holds it (a
-        failed publish, until its rollback): then the next run's `open` drops it."""
+        """After the month: drop the table unless the month's transaction holds it (publish ran:
+        its drop commits with the month, or a failed publish's next run's `open` drops it). Only
+        that transaction ever holds it, and only it can release it: no point waiting (a wait of
+        1 s here was 1 s of every month)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("set lock_timeout = '1s'")
+            conn.execute("set lock_timeout = '20ms'")
             with contextlib.suppress(psycopg.errors.LockNotAvailable):
                 conn.execute(sql.SQL("drop table if exists {}").format(self.staging_table))
