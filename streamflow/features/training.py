@@ -26,7 +26,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -34,6 +33,7 @@ from streamflow import engines, logs, progress, targets
 from streamflow.exports import FIRST_AS_OF
 from streamflow.features import DEFAULT_SERVICE
 from streamflow.features.store import feature_store
+from streamflow.features.training_csv import csv_rows, csv_text_once_per_value
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -87,20 +87,6 @@ def historical_features(store, entity_query: str, service_name: str = DEFAULT_SE
     return restore_dtypes(engines.current().read_query(query).to_pandas(), service)
 
 
-def csv_text_once_per_value(column: pd.Series) -> pd.Series:
-    """The column as `to_csv` writes it, each distinct value formatted once, where the values
-    repeat: a training set's times are a few (one per month), its doubles mostly rounded, and
-    pandas formats them value by value (for 1M rows: the times 2.5 s, five double columns 3.1 s,
-    of 6.8 s). pandas formats each value on its own, so the text is the same, byte for byte;
-    NULLs stay NULL (to_csv writes them). Mostly distinct values are left as they are."""
-    codes, distinct = pd.factorize(column)
-    if len(distinct) * 2 > len(column):
-        return column
-    text = pd.Series(distinct).to_csv(index=False, header=False, lineterminator="\n").split("\n")[:-1]
-    table = np.array([*text, None], dtype=object)  # code -1 (NULL) takes the last: None
-    return pd.Series(table[codes], index=column.index, dtype=object)
-
-
 def write(queries: Sequence[str], service: FeatureService, out: Path, file_format: str = "csv") -> int:
     """Stream the rows of `queries`, one after the other, into `out` batch by batch; returns the
     rows written. Parquet keeps the types (Int64 with NULLs, booleans, UTC timestamps); CSV is
@@ -128,11 +114,13 @@ def _write_rows(queries: Sequence[str], service: FeatureService, out: Path, file
                 writer = writer or stack.enter_context(pq.ParquetWriter(out, batch.schema))
                 writer.write_batch(batch)
             else:
-                writer = writer or stack.enter_context(out.open("w", newline=""))
                 frame = restore_dtypes(batch.to_pandas(), service)
+                if writer is None:
+                    writer = stack.enter_context(out.open("wb"))
+                    writer.write(frame.head(0).to_csv(index=False, lineterminator="\n").encode())
                 for name in frame.columns[[kind in "fM" for kind in frame.dtypes.map(lambda d: d.kind)]]:
                     frame[name] = csv_text_once_per_value(frame[name])  # times and doubles
-                frame.to_csv(writer, index=False, header=rows == 0)
+                writer.write(csv_rows(frame))
             rows += batch.num_rows
             shown.advance(batch.num_rows)
     if rows == 0:  # not one batch: still a file, with the columns
@@ -140,7 +128,7 @@ def _write_rows(queries: Sequence[str], service: FeatureService, out: Path, file
         if file_format == "parquet":
             pq.write_table(empty, out)
         else:
-            restore_dtypes(empty.to_pandas(), service).to_csv(out, index=False)
+            restore_dtypes(empty.to_pandas(), service).to_csv(out, index=False, lineterminator="\n")
     return rows
 
 
