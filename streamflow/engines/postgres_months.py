@@ -20,11 +20,21 @@ def _idents(names: Sequence[str]) -> sql.Composable:
 PLACEHOLDERS = (sql.Placeholder("start"), sql.Placeholder("end"))
 
 
+def distinct_on(key: sql.Composable, ts: sql.Composable) -> tuple[sql.SQL, sql.SQL]:
+    """A user's newest row, PostgreSQL's way: `distinct on`, whose rows come sorted by user (so
+    the views merge, _merged_per_user). The select's opening and the clause after its `where`."""
+    return (
+        sql.SQL("select distinct on ({key}) ").format(key=key),
+        sql.SQL(" order by {key}, {ts} desc").format(key=key, ts=ts),
+    )
+
+
 def newest_per_user(
-    views: Views, bounds: tuple[sql.Composable, sql.Composable] = PLACEHOLDERS
+    views: Views, bounds: tuple[sql.Composable, sql.Composable] = PLACEHOLDERS, newest=distinct_on
 ) -> sql.Composed:
     """The month in [start, end) of every view, one row per user; the bounds are the statement's
-    parameters `start` and `end` unless given (as literals, say)."""
+    parameters `start` and `end` unless given (as literals, say). `newest` picks a user's newest
+    row of a view in the engine's dialect (distinct_on's signature)."""
     start, end = bounds
     latest, groups = [], []
     key = sql.Identifier(ENTITY_COLUMN)
@@ -32,19 +42,23 @@ def newest_per_user(
         source = view.batch_source
         features = [source.field_mapping.get(f, f) for f, _, _ in typed_features(view)]
         names = [name for name, _ in view_columns(view)]
+        ts = sql.Identifier(source.timestamp_field)
+        opening, closing = newest(key, ts)
         latest.append(
             sql.SQL(
-                "{alias} ({key}, {names}) as (select distinct on ({key}) {key}, {ts}, now(), {features} "
-                "from {source} where {ts} >= {start} and {ts} < {end} order by {key}, {ts} desc)"
+                "{alias} ({key}, {names}) as ({opening}{key}, {ts}, now(), {features} "
+                "from {source} where {ts} >= {start} and {ts} < {end}{closing})"
             ).format(
                 alias=sql.Identifier(f"v{i}"),
                 key=key,
                 names=_idents(names),
-                ts=sql.Identifier(source.timestamp_field),
+                opening=opening,
+                ts=ts,
                 features=_idents(features),
                 source=sql.SQL(source.get_table_query_string()),
                 start=start,
                 end=end,
+                closing=closing,
             )
         )
         groups.append(names)
