@@ -1,7 +1,7 @@
 """`feast apply` of feature_repo/, then read-only grants for the API's role.
 
 An apply of what was last applied is skipped: the repository's files, Feast's and the platform's
-versions and the settings in effect (credentials left out) make its fingerprint
+versions and the settings that shape it (credentials left out) make its fingerprint
 (repo_fingerprint.py), logged in the registry's database (control/apply_log.py). Skipping spares
 Feast's import and its registry diff (3 s of every monthly job); `--force` applies anyway, as
 after changing the registry by other means (Feast's SDK, which the log does not see)."""

@@ -1,7 +1,7 @@
 """The fingerprint of an apply: what `feast apply` of feature_repo/ would write depends on the
 repository's files, the versions of Feast and of the platform that read them, and the
-configuration in effect. Credentials are never part of it (a password changed is the same apply),
-nor is a process's own state."""
+configuration that chooses the stores and the sources. Credentials are never part of it (a
+password changed is the same apply), nor are settings the registry does not see."""
 
 from __future__ import annotations
 
@@ -22,17 +22,21 @@ def without_credentials(text: str) -> str:
     return CREDENTIALS.sub(lambda m: f"{m.group(1)}@" if m.group(1) is not None else "password=", text)
 
 
-def settings_in_effect() -> dict[str, str]:
-    """Every declared variable that is set, without credentials (URLs' passwords; passwords and
-    tokens left out) nor the internal ones (a process's own state, such as Feast's metrics folder):
-    what a record of the configuration may keep."""
-    return {
-        name: without_credentials(text)
-        for name, variable in sorted(config.VARIABLES.items())
-        if (text := config.raw(name)) is not None
-        and not variable.meaning.startswith("internal:")
-        and not any(word in name for word in ("PASSWORD", "TOKEN"))
-    }
+# The settings that shape what an apply writes, beyond the registry's place and the offline
+# store's section: which stores, where the lake engines' sources are. Others (the seeds' folder,
+# log format, the API's) leave the registry as it is: a change of them is the same apply.
+SHAPING = (
+    config.OFFLINE_ENGINE,
+    config.LAKE_DIR,
+    config.ONLINE_STORE,
+    config.REDIS_URL,
+    config.REDIS_CLUSTER,
+)
+
+
+def shaping_settings() -> dict[str, str]:
+    """The SHAPING settings that are set, without credentials (a Redis URL's password)."""
+    return {name: without_credentials(text) for name in SHAPING if (text := config.raw(name)) is not None}
 
 
 def _version(distribution: str) -> str:
@@ -44,7 +48,7 @@ def _version(distribution: str) -> str:
 
 def fingerprint() -> str:
     """What an apply applies: the repository's files, the versions that read them, and the
-    configuration in effect (Feast's sections and every setting, credentials left out)."""
+    configuration that shapes it (the registry's place, the stores, credentials left out)."""
     digest = hashlib.sha256()
     for name in ("feast", "streamflow-features"):
         digest.update(f"{name}=={_version(name)}\n".encode())
@@ -58,7 +62,7 @@ def fingerprint() -> str:
     settings = {
         "registry": registry_url(admin),
         "offline_store": json.dumps(engines.current().feast_offline_store(admin), sort_keys=True),
-    } | settings_in_effect()
+    } | shaping_settings()
     for name, value in sorted(settings.items()):
         digest.update(f"{name}={without_credentials(value)}\n".encode())
     return digest.hexdigest()

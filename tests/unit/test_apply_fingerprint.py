@@ -31,9 +31,16 @@ def test_a_password_is_not_part_of_it(repo):
     assert same == fingerprint(**{config.READER_PASSWORD: "two", config.API_TOKEN: "b"})
 
 
-def test_another_database_or_setting_is_another_apply(repo):
+def test_another_database_or_store_setting_is_another_apply(repo):
     assert fingerprint(database="other") != fingerprint()
     assert fingerprint(**{config.LAKE_DIR: "/elsewhere"}) != fingerprint()
+    assert fingerprint(**{config.REDIS_CLUSTER: "1"}) != fingerprint()
+
+
+def test_settings_the_registry_does_not_see_are_the_same_apply(repo):
+    """`make pipeline` (SEEDS_DIR set) then `make apply` (not): nothing to apply the second time."""
+    others = {config.SEEDS_DIR: "/seeds", config.LOG_FORMAT: "json", config.PORT: "9000"}
+    assert fingerprint(**others) == fingerprint()
 
 
 def test_a_changed_repository_file_is_another_apply(repo):

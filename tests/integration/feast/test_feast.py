@@ -174,7 +174,7 @@ def test_an_apply_of_what_was_applied_is_skipped(store, fresh_db):
     so does a registry that lost the project (`feast teardown`) whatever the log says."""
     apply()
     assert apply() is False
-    with config.overridden({config.MONITOR_BASELINE: "2024-02-29"}):
+    with config.overridden({config.LAKE_DIR: "/another/lake"}):  # a setting apply depends on
         assert apply() is True
         assert apply() is False
     assert apply() is True  # back to the configuration before: applied again
