@@ -35,8 +35,8 @@ SHAPING = (
 
 
 def shaping_settings() -> dict[str, str]:
-    """The SHAPING settings that are set, without credentials (a Redis URL's password)."""
-    return {name: without_credentials(text) for name in SHAPING if (text := config.raw(name)) is not None}
+    """The SHAPING settings that are set, as given (fingerprint leaves their credentials out)."""
+    return {name: text for name in SHAPING if (text := config.raw(name)) is not None}
 
 
 def _version(distribution: str) -> str:

@@ -118,8 +118,8 @@ def _write_rows(queries: Sequence[str], service: FeatureService, out: Path, file
                 if writer is None:
                     writer = stack.enter_context(out.open("wb"))
                     writer.write(frame.head(0).to_csv(index=False, lineterminator="\n").encode())
-                for name in frame.columns[[kind in "fM" for kind in frame.dtypes.map(lambda d: d.kind)]]:
-                    frame[name] = csv_text_once_per_value(frame[name])  # times and doubles
+                for name in frame.columns[[kind == "M" for kind in frame.dtypes.map(lambda d: d.kind)]]:
+                    frame[name] = csv_text_once_per_value(frame[name])  # times (csv_rows does the rest)
                 writer.write(csv_rows(frame))
             rows += batch.num_rows
             shown.advance(batch.num_rows)
