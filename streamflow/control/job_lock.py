@@ -114,8 +114,12 @@ class PipelineLock:
 
     def release(self) -> None:
         if self.conn is not None:
+            # Unlocked before closing: the server ends a closed session's backend (and its locks)
+            # a moment after the client has gone, so a run starting at once could find it held.
             with contextlib.suppress(psycopg.Error):
-                self.conn.close()  # a session lock ends with its session
+                self.conn.execute("select pg_advisory_unlock(hashtext(%s))", (PIPELINE_LOCK,))
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
             self.conn = None
 
 

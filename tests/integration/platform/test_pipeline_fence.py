@@ -79,3 +79,16 @@ def test_a_run_that_retakes_its_lock_after_a_restart_goes_on(fresh_db, three_mon
         assert conn.execute(
             "select pg_try_advisory_lock(hashtext(%s))", (job_lock.PIPELINE_LOCK,)
         ).fetchone()[0]
+
+
+def test_a_released_lock_is_free_at_once(fresh_db):
+    """A run that ends unlocks before it disconnects: the next run, started at once, takes the
+    lock without waiting (a closed session's locks go only when its server process has ended)."""
+    with psycopg.connect(fresh_db.url, autocommit=True) as conn:
+        for _ in range(30):
+            with job_lock.held(wait_seconds=0):
+                pass
+            assert conn.execute(
+                "select pg_try_advisory_lock(hashtext(%s))", (job_lock.PIPELINE_LOCK,)
+            ).fetchone()[0]
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (job_lock.PIPELINE_LOCK,))
