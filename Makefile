@@ -128,8 +128,8 @@ prerequisites: ## Check (as root with apt: install) the system packages make tes
 test: prerequisites setup-spark setup-duckdb setup-flow setup-examples ## The whole suite on TEST_WORKERS workers (default 2): unit, integration, reliability, browser, Spark (starts its own servers)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
-test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute)
-	$(PY) -m pytest tests/unit
+test-unit: setup-flow ## The fast tier: no server, no dbt, no Feast apply (under a minute), on TEST_WORKERS workers
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/unit
 
 lint: setup ## sqlfluff (SQL style) and ruff (Python)
 	$(VENV)/bin/sqlfluff lint dbt_project/models

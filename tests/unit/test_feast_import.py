@@ -50,3 +50,16 @@ def test_the_reading_commands_import_feast_unchecked_and_apply_does_not():
         """
     )
     assert out == str(sorted(["check-skew", "materialize", "monitor", "report", "training-set"]))
+
+
+def test_the_api_imports_feast_unchecked_and_its_metrics_mode_first():
+    """Any import of the API's package (`python -m serving`, a uvicorn worker loading the app)."""
+    out = run(
+        """
+        import sys
+        import serving.app
+        print(list(sys.modules).index("serving.metrics") < list(sys.modules).index("feast"))
+        """,
+        INSTRUMENTED,
+    )
+    assert out.splitlines() == ["True", "False"]
