@@ -14,8 +14,10 @@
     BENCH_REDIS_USERS=1000000   users materialized into the Redis Cluster (needs redis-server)
     BENCH_INCREMENTAL_USERS=200000, BENCH_HISTORIES=2,24   the monthly job after N months of history
     SEEDS_DIR=...               real exports for the serving stack and the 7,043 row
+    BENCH_KEEP_DATABASES=1      keep the databases the run made (to look into them afterwards)
 
-Runs in databases of its own (`<db>_bench`, `<db>_scale`): your stack is not touched.
+Runs in databases of its own (`<db>_bench`, `<db>_scale`, ...), dropped at its end unless
+BENCH_KEEP_DATABASES=1: your stack is not touched.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import psutil
+import psycopg
 
 from bench import (
     duckdb_bench,
@@ -55,6 +58,21 @@ def machine() -> str:
     )
 
 
+def leave_no_databases() -> None:
+    if knobs.get(knobs.KEEP_DATABASES):
+        print(f"\nkept the databases this run made: {', '.join(stack.MADE) or 'none'}")
+        return
+    try:
+        dropped = stack.drop_made_databases()
+    except psycopg.Error as exc:  # the server gone: say so, never hide the run's own outcome
+        print(f"\ncould not drop the databases this run made ({', '.join(stack.MADE)}): {exc}")
+        return
+    print(
+        f"\ndropped the databases this run made: {', '.join(dropped) or 'none'} "
+        "(BENCH_KEEP_DATABASES=1 keeps them)"
+    )
+
+
 def main() -> int:
     try:
         config.check()
@@ -68,6 +86,14 @@ def main() -> int:
     seeds_env = config.get(config.SEEDS_DIR)
     parts = knobs.get(knobs.PARTS)
     print(f"machine: {machine()}\n")
+    try:
+        run(parts, seeds_env, seconds, sizes)
+    finally:
+        leave_no_databases()
+    return 0
+
+
+def run(parts: list[str], seeds_env, seconds: int, sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="streamflow-bench-") as tmp:
         workdir = Path(tmp)
         seeds = seeds_env if seeds_env else generate(workdir / "serving_seeds", 7043, 2, 42)
@@ -168,7 +194,6 @@ def main() -> int:
         print("\n" + pipeline_bench.table(by_size).to_string(index=False))
     if "incremental" in parts:
         print("\n" + incremental.to_string())
-    return 0
 
 
 if __name__ == "__main__":

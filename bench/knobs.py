@@ -32,11 +32,13 @@ _TABLE = (
     ("BENCH_HISTORIES", "2,24", "months of history compared", config.whole_list, NUMBERS),
     ("BENCH_REPLAY_ROWS", "1000000", "served rows the replay checks (BENCH_PARTS=replay)", ONE_OR_MORE,
      A_NUMBER),
+    ("BENCH_KEEP_DATABASES", "0", "keep the databases a run made (dropped at its end otherwise)", config.flag,
+     "1 or 0"),
 )  # fmt: skip
 KNOBS = tuple(Variable(*row) for row in _TABLE)
 (
     SECONDS, SIZES, PARTS, REDIS_USERS, INCREMENTAL_USERS, SPARK_SIZES, FEAST_SPARK, DUCKDB, PROGRESS_USERS,
-    SWEEP_USERS, HISTORIES, REPLAY_ROWS,
+    SWEEP_USERS, HISTORIES, REPLAY_ROWS, KEEP_DATABASES,
 ) = KNOBS  # fmt: skip
 
 

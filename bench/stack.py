@@ -16,6 +16,18 @@ from streamflow.features.store import feature_store
 # The user's database, as configured before any benchmark points DATABASE_URL elsewhere.
 USER_TARGET = targets.admin_target()
 USES_EMBEDDED = targets.uses_embedded()
+MADE: list[str] = []  # the databases this run made, in order
+
+
+def drop_made_databases() -> list[str]:
+    """Drop the databases this run made (a 12 x 1M-user run leaves GBs otherwise); their names."""
+    dropped = []
+    with psycopg.connect(USER_TARGET.with_database("postgres").url, autocommit=True) as conn:
+        while MADE:
+            name = MADE.pop()
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
 
 
 def bench_target(suffix: str = "bench") -> targets.PgTarget:
@@ -28,6 +40,8 @@ def use_fresh_database(suffix: str = "bench") -> targets.PgTarget:
         embedded_pg.default_server().start()
         embedded_pg.wait_until_accepting(USER_TARGET)
     target = bench_target(suffix)
+    if target.database not in MADE:
+        MADE.append(target.database)
     with psycopg.connect(target.with_database("postgres").url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target.database))

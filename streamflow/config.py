@@ -78,7 +78,7 @@ def _cron(raw: str) -> str:
     return value
 
 
-def _flag(raw: str) -> bool:
+def flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in TRUE + FALSE:
         raise ValueError
@@ -172,7 +172,7 @@ ONLINE_STORE = _declare(
 )
 REDIS_URL = _declare("REDIS_URL", None, "the Redis online store: one URL, or a cluster's seeds")
 REDIS_CLUSTER = _declare(
-    "REDIS_CLUSTER", None, "REDIS_URL is a Redis Cluster (default: yes for the local one)", _flag, "1 or 0"
+    "REDIS_CLUSTER", None, "REDIS_URL is a Redis Cluster (default: yes for the local one)", flag, "1 or 0"
 )
 REDIS_READER_URL = _declare(
     "REDIS_READER_URL",
@@ -289,14 +289,14 @@ SERVED_LOG_DIR = _declare(
 )
 # Set by `python -m serving` for its workers (several workers add their metrics up in files)
 METRICS_MULTIPROCESS = _declare(
-    "STREAMFLOW_METRICS_MP", None, "internal: workers share metrics files", _flag, "1 or 0"
+    "STREAMFLOW_METRICS_MP", None, "internal: workers share metrics files", flag, "1 or 0"
 )
 PROMETHEUS_DIR = _declare("PROMETHEUS_MULTIPROC_DIR", None, "internal: the workers' metrics folder")
 # Tests (the benchmarks declare their own knobs: bench/knobs.py)
 REAL_SEEDS = _declare("STREAMFLOW_REAL_SEEDS", None, "the real exports the tests use", Path, "a folder")
 REAL_SEEDS_REQUIRED = _declare(
     "STREAMFLOW_REAL_SEEDS_REQUIRED", None, "the tests of the real exports fail, not skip, without them",
-    _flag, "1 or 0",
+    flag, "1 or 0",
 )  # fmt: skip
 
 

@@ -91,3 +91,15 @@ def test_every_knobs_default_parses(monkeypatch):
         monkeypatch.delenv(knob.name, raising=False)
     knobs.check()
     assert knobs.get(knobs.SIZES) == [7043, 100000] and "serving" in knobs.get(knobs.PARTS)
+
+
+def test_a_run_keeps_its_databases_only_when_asked(monkeypatch, capsys):
+    """No server here: kept, nothing is dropped; the names are said either way."""
+    from bench import __main__ as bench_main
+    from bench import stack
+
+    monkeypatch.setattr(stack, "MADE", ["streamflow_bench", "streamflow_scale"])
+    monkeypatch.setenv("BENCH_KEEP_DATABASES", "1")
+    bench_main.leave_no_databases()
+    assert "kept the databases this run made: streamflow_bench, streamflow_scale" in capsys.readouterr().out
+    assert stack.MADE == ["streamflow_bench", "streamflow_scale"]
