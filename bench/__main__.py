@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 import psutil
-import psycopg
 
 from bench import (
     duckdb_bench,
@@ -58,21 +57,6 @@ def machine() -> str:
     )
 
 
-def leave_no_databases() -> None:
-    if knobs.get(knobs.KEEP_DATABASES):
-        print(f"\nkept the databases this run made: {', '.join(stack.MADE) or 'none'}")
-        return
-    try:
-        dropped = stack.drop_made_databases()
-    except psycopg.Error as exc:  # the server gone: say so, never hide the run's own outcome
-        print(f"\ncould not drop the databases this run made ({', '.join(stack.MADE)}): {exc}")
-        return
-    print(
-        f"\ndropped the databases this run made: {', '.join(dropped) or 'none'} "
-        "(BENCH_KEEP_DATABASES=1 keeps them)"
-    )
-
-
 def main() -> int:
     try:
         config.check()
@@ -89,7 +73,7 @@ def main() -> int:
     try:
         run(parts, seeds_env, seconds, sizes)
     finally:
-        leave_no_databases()
+        stack.leave_no_databases(keep=knobs.get(knobs.KEEP_DATABASES))
     return 0
 
 

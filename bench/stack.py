@@ -30,6 +30,22 @@ def drop_made_databases() -> list[str]:
     return dropped
 
 
+def leave_no_databases(keep: bool) -> None:
+    """At a run's end: drop what it made unless `keep`; say which either way."""
+    if keep:
+        print(f"\nkept the databases this run made: {', '.join(MADE) or 'none'}")
+        return
+    try:
+        dropped = drop_made_databases()
+    except psycopg.Error as exc:  # the server gone: say so, never hide the run's own outcome
+        print(f"\ncould not drop the databases this run made ({', '.join(MADE)}): {exc}")
+        return
+    print(
+        f"\ndropped the databases this run made: {', '.join(dropped) or 'none'} "
+        "(BENCH_KEEP_DATABASES=1 keeps them)"
+    )
+
+
 def bench_target(suffix: str = "bench") -> targets.PgTarget:
     return USER_TARGET.with_database(f"{USER_TARGET.database}_{suffix}")
 

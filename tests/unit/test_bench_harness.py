@@ -94,12 +94,11 @@ def test_every_knobs_default_parses(monkeypatch):
 
 
 def test_a_run_keeps_its_databases_only_when_asked(monkeypatch, capsys):
-    """No server here: kept, nothing is dropped; the names are said either way."""
-    from bench import __main__ as bench_main
+    """No server here: kept, nothing is dropped; the names are said."""
     from bench import stack
 
     monkeypatch.setattr(stack, "MADE", ["streamflow_bench", "streamflow_scale"])
     monkeypatch.setenv("BENCH_KEEP_DATABASES", "1")
-    bench_main.leave_no_databases()
+    stack.leave_no_databases(keep=knobs.get(knobs.KEEP_DATABASES))
     assert "kept the databases this run made: streamflow_bench, streamflow_scale" in capsys.readouterr().out
     assert stack.MADE == ["streamflow_bench", "streamflow_scale"]
