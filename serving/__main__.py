@@ -15,7 +15,6 @@ import sys
 
 import uvicorn
 
-from serving import metrics  # noqa: F401  first: fixes the metrics mode before Feast is imported
 from serving.protocol import DeadlineHttpToolsProtocol
 from serving.settings import ServingSettings
 from streamflow import config, logs, online, targets

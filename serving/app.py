@@ -10,7 +10,7 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
-from serving import metrics, openapi  # metrics first: fixes the metrics mode before Feast is imported
+from serving import metrics, openapi
 from serving.auth import require_token
 from serving.controllers.feast_protocol import get_online_features
 from serving.controllers.features import FeatureController
